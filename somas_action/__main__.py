@@ -1,0 +1,7 @@
+"""`python -m somas_action` runs the `somas` command line."""
+
+from __future__ import annotations
+
+from somas_action.main import main
+
+raise SystemExit(main())

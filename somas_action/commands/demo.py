@@ -1,0 +1,90 @@
+"""`somas demo`: the whole pipeline on the embedded default, in a fresh git repository."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from somas_action import names
+from somas_action.adapters.local_tracker import LocalTracker
+from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
+from somas_action.app import build_runner, default_actor, progress_printer
+from somas_action.clock import SystemClock
+from somas_action.commands.init import scaffold
+from somas_action.config import load_config
+from somas_action.errors import SomasError
+from somas_action.report import status_table
+from somas_action.workspace import GitWorkspace
+
+DEMO_BOT = "local:somas-demo"
+
+
+def _prepare(folder: Path) -> GitWorkspace:
+    if folder.exists() and any(folder.iterdir()):
+        raise SomasError(f"--dir {folder}: folder is not empty; choose a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    workspace = GitWorkspace(folder)
+    workspace.git("init", "-q", "-b", "main")
+    workspace.git("config", "user.name", "SOMAS demo")
+    workspace.git("config", "user.email", "demo@somas.invalid")
+    (folder / "README.md").write_text("# Demo repository\n\nCreated by `somas demo`.\n")
+    scaffold(folder)
+    commit_state(workspace, "Initial commit with the default SOMAS configuration")
+    return workspace
+
+
+def commit_state(workspace: GitWorkspace, message: str) -> None:
+    """Commit everything under the repository (the demo keeps its state on main)."""
+    workspace.git("add", "-A")
+    if workspace.git("status", "--porcelain"):
+        workspace.git("commit", "-q", "-m", message)
+
+
+def run(directory: Path | None) -> int:
+    """Create the repository, open issue #1, run all stages, approve the review gate."""
+    folder = (directory or Path(tempfile.mkdtemp(prefix="somas-demo-"))).resolve()
+    workspace = _prepare(folder)
+    config = load_config(folder)
+    issue_text = RecordedProvider(
+        resolve_recording(folder, config.raw["agent_provider"]["recording"])
+    ).issue()
+    tracker = LocalTracker(folder)
+    issue = tracker.create_issue(issue_text["title"], issue_text["body"], [names.PROJECT_LABEL])
+    print(f"demo repository: {folder}")
+    print(f"opened local issue #{issue.number} [{names.PROJECT_LABEL}]: {issue.title}\n")
+
+    clock = SystemClock()
+    runner = build_runner(folder, clock=clock, on_event=progress_printer(clock))
+    state = runner.start(issue.number, DEMO_BOT)
+    project_id = state["project_id"]
+    commit_state(workspace, f"somas({project_id}): project created")
+
+    state, stop = runner.advance(project_id, DEMO_BOT)
+    commit_state(workspace, f"somas({project_id}): {state['status']} at {state['current_stage']}")
+    print(f"\n{stop.reason}")
+    if state["status"] != names.WAITING:
+        print(status_table(state))
+        return 1
+
+    approver = default_actor()
+    print(f"\napproving the {state['current_stage']} gate as {approver}\n")
+    runner.approve(project_id, approver)
+    state, stop = runner.advance(project_id, DEMO_BOT)
+    commit_state(workspace, f"somas({project_id}): {state['status']} at {state['current_stage']}")
+
+    project_dir = folder / names.SOMAS_DIR / names.PROJECTS_DIR / project_id
+    print()
+    print(status_table(state))
+    print(
+        f"\nfiles:\n"
+        f"  state        {project_dir / names.STATE_FILE}\n"
+        f"  audit log    {project_dir / names.TRANSITIONS_FILE}\n"
+        f"  artifacts    {project_dir / names.ARTIFACTS_DIR}/\n"
+        f"  code         branch {names.project_branch_for(project_id)} "
+        f"(git -C {folder} log --stat {names.project_branch_for(project_id)})\n"
+        f"  issue        {tracker.issues_dir / f'{issue.number}.json'}\n"
+        f"\ntry the runbook: cd {folder} && "
+        f"jq '.status, .current_stage' {project_dir.relative_to(folder) / names.STATE_FILE}"
+    )
+    return 0 if state["status"] == names.COMPLETED else 1

@@ -1,0 +1,59 @@
+"""`somas start|advance|approve|reject`: drive one project on the local tracker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from somas_action import names
+from somas_action.adapters.local_tracker import LocalTracker
+from somas_action.app import build_runner, default_actor, progress_printer
+from somas_action.clock import SystemClock
+from somas_action.errors import CommandRefused
+from somas_action.report import status_table
+from somas_action.runner import Runner
+from somas_action.store import validate_project_id
+
+
+def _runner(repo: Path) -> Runner:
+    clock = SystemClock()
+    return build_runner(repo, clock=clock, on_event=progress_printer(clock))
+
+
+def start(repo: Path, issue: int, title: str | None, body: str, actor: str | None) -> int:
+    """Open the project for local issue `issue` (creating the issue if `title` is given)."""
+    if issue < 1:
+        raise CommandRefused(f"--issue: {issue} is not an issue number (1 or more)")
+    tracker = LocalTracker(repo)
+    runner = _runner(repo)
+    if title is not None and not (tracker.issues_dir / f"{issue}.json").exists():
+        created = tracker.create_issue(title, body, [names.PROJECT_LABEL])
+        if created.number != issue:
+            raise CommandRefused(f"--issue: the next free local issue number is {created.number}")
+    state = runner.start(issue, actor or default_actor())
+    print(f"{state['project_id']}: {state['status']} at {state['current_stage']}")
+    return 0
+
+
+def advance(repo: Path, project_id: str, actor: str | None) -> int:
+    """Run the project's stages until something needs a person."""
+    runner = _runner(repo)
+    state, stop = runner.advance(validate_project_id(project_id), actor or default_actor())
+    print(status_table(state))
+    print(stop.reason)
+    return stop.code
+
+
+def approve(repo: Path, project_id: str, actor: str | None) -> int:
+    """Approve the open human gate."""
+    state = _runner(repo).approve(validate_project_id(project_id), actor or default_actor())
+    print(f"{project_id}: approved; now {state['status']} at {state['current_stage']}")
+    print(f"next: somas advance {project_id}")
+    return 0
+
+
+def reject(repo: Path, project_id: str, reason: str, actor: str | None) -> int:
+    """Reject the open human gate."""
+    state = _runner(repo).reject(validate_project_id(project_id), actor or default_actor(), reason)
+    print(f"{project_id}: rejected; back to {state['current_stage']}")
+    print(f"next: somas advance {project_id}")
+    return 0

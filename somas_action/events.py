@@ -1,0 +1,86 @@
+"""Event types and the one constructor every event goes through."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from somas_action.names import EVENT_SCHEMA_VERSION
+
+PROJECT_CREATED = "project_created"
+STAGE_STARTED = "stage_started"
+AGENT_INVOKED = "agent_invoked"
+AGENT_OUTPUT_ACCEPTED = "agent_output_accepted"
+ARTIFACTS_WRITTEN = "artifacts_written"
+QUALITY_GATES_EVALUATED = "quality_gates_evaluated"
+STAGE_ATTEMPT_FAILED = "stage_attempt_failed"
+STAGE_COMPLETED = "stage_completed"
+CHECKPOINT_CREATED = "checkpoint_created"
+STAGE_FAILED = "stage_failed"
+DEAD_LETTER_RECORDED = "dead_letter_recorded"
+HUMAN_GATE_OPENED = "human_gate_opened"
+HUMAN_GATE_APPROVED = "human_gate_approved"
+HUMAN_GATE_REJECTED = "human_gate_rejected"
+PROJECT_COMPLETED = "project_completed"
+STATE_EDIT_RECORDED = "state_edit_recorded"
+
+EVENT_TYPES = (
+    PROJECT_CREATED,
+    STAGE_STARTED,
+    AGENT_INVOKED,
+    AGENT_OUTPUT_ACCEPTED,
+    ARTIFACTS_WRITTEN,
+    QUALITY_GATES_EVALUATED,
+    STAGE_ATTEMPT_FAILED,
+    STAGE_COMPLETED,
+    CHECKPOINT_CREATED,
+    STAGE_FAILED,
+    DEAD_LETTER_RECORDED,
+    HUMAN_GATE_OPENED,
+    HUMAN_GATE_APPROVED,
+    HUMAN_GATE_REJECTED,
+    PROJECT_COMPLETED,
+    STATE_EDIT_RECORDED,
+)
+
+
+def event_id(project_id: str, command_id: str, index: int) -> str:
+    """Deterministic id: the same command (trigger) always yields the same event ids."""
+    digest = hashlib.sha256(f"{project_id}\n{command_id}\n{index}".encode()).hexdigest()
+    return f"evt-{digest[:20]}"
+
+
+def draft(
+    *,
+    project_id: str,
+    command_id: str,
+    index: int,
+    ts: str,
+    event_type: str,
+    actor: str,
+    stage: str | None,
+    from_stage: str | None,
+    to_stage: str | None,
+    status: str,
+    attempt: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An event without `seq`, `prev_hash` and `hash` (the log assigns those on append).
+
+    `from_stage`/`to_stage` are the project's current stage before and after the event;
+    `status` is the outcome of the event's subject (an attempt, a stage, a gate, the project).
+    """
+    return {
+        "v": EVENT_SCHEMA_VERSION,
+        "id": event_id(project_id, command_id, index),
+        "ts": ts,
+        "project_id": project_id,
+        "event_type": event_type,
+        "stage": stage,
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+        "status": status,
+        "attempt": attempt,
+        "actor": actor,
+        "data": data or {},
+    }

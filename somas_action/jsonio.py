@@ -1,0 +1,44 @@
+"""Durable file writes and the one JSON style every file we write uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def dumps_pretty(data: Any) -> str:
+    """Pretty JSON (indent 2, `": "` separators) so the runbook's greps match."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry so a rename or a new file survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text`: temp file in the same folder, fsync, rename, fsync folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Atomically write `data` as pretty JSON."""
+    atomic_write_text(path, dumps_pretty(data))

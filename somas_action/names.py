@@ -1,0 +1,76 @@
+"""Every name that is a fact of the file layout or of the pipeline, defined once."""
+
+from __future__ import annotations
+
+import re
+
+SOMAS_DIR = ".somas"
+CONFIG_FILE = "config.yml"
+AGENTS_DIR = "agents"
+PROJECTS_DIR = "projects"
+TRACKER_DIR = "tracker"
+
+STATE_FILE = "state.json"
+TRANSITIONS_FILE = "transitions.jsonl"
+DEAD_LETTERS_FILE = "dead_letters.json"
+ARTIFACTS_DIR = "artifacts"
+STATE_BACKUP_FILE = "state.json.backup"
+
+TEST_RESULTS_ARTIFACT = "test_results.json"
+VALIDATION_REPORT_ARTIFACT = "validation_report.json"
+
+STATE_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION = 1
+
+DEFAULT_STAGES = (
+    "intake",
+    "specification",
+    "architecture",
+    "implementation",
+    "validation",
+    "review",
+    "release",
+)
+
+# Project status values (state.json `.status`).
+PENDING = "pending"
+IN_PROGRESS = "in_progress"
+WAITING = "waiting"
+COMPLETED = "completed"
+FAILED = "failed"
+PAUSED = "paused"
+CANCELLED = "cancelled"
+PROJECT_STATUSES = (PENDING, IN_PROGRESS, WAITING, COMPLETED, FAILED, PAUSED, CANCELLED)
+TERMINAL_STATUSES = (COMPLETED, CANCELLED)
+
+# Stage status values (state.json `.stages.<stage>.status`).
+STAGE_PENDING = "pending"
+STAGE_IN_PROGRESS = "in_progress"
+STAGE_RETRYING = "retrying"
+STAGE_WAITING = "waiting"
+STAGE_COMPLETED = "completed"
+STAGE_FAILED = "failed"
+STAGE_STATUSES = (
+    STAGE_PENDING,
+    STAGE_IN_PROGRESS,
+    STAGE_RETRYING,
+    STAGE_WAITING,
+    STAGE_COMPLETED,
+    STAGE_FAILED,
+)
+
+PROJECT_LABEL = "somas:project"
+LABEL_PREFIX = "somas:"
+
+PROJECT_ID_RE = re.compile(r"^project-[1-9][0-9]{0,9}$")
+STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def project_id_for(issue_number: int) -> str:
+    """The project id of an issue: `project-<issue number>`."""
+    return f"project-{issue_number}"
+
+
+def project_branch_for(project_id: str) -> str:
+    """The git branch that holds a project's generated code."""
+    return f"somas/{project_id}"

@@ -1,0 +1,309 @@
+"""Runs commands against a project: loads state, asks the engine, performs effects, commits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from somas_action import engine, labels, names
+from somas_action.clock import Clock, format_ts
+from somas_action.config import AgentConfig, Config, StageConfig, load_agents
+from somas_action.engine import Context, RunStage, Stop
+from somas_action.errors import ProviderError, WorkspaceError
+from somas_action.gates import GateInputs, evaluate
+from somas_action.ports import AgentProvider, AgentRequest, Tracker
+from somas_action.projection import State
+from somas_action.report import status_markdown
+from somas_action.schemas import first_problem, load_schema, schemas_dir
+from somas_action.store import ProjectStore
+from somas_action.workspace import GitWorkspace, confined_path
+
+EventSink = Callable[[dict[str, Any]], None]
+STATUS_MARKER = "somas:status"
+
+
+class AttemptFailed(Exception):
+    """An attempt's output was unusable; carries the classified error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.error = {"kind": kind, "message": message}
+
+
+@dataclass
+class Services:
+    """Everything a run needs, injected (tests swap the clock, provider and tracker)."""
+
+    repo: Path
+    config: Config
+    provider: AgentProvider
+    tracker: Tracker
+    clock: Clock
+    on_event: EventSink = field(default=lambda event: None)
+    base_branch: str = "main"
+
+
+class Runner:
+    """One entry point per command; each returns the project's new state."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.workspace = GitWorkspace(services.repo)
+        self._agents: dict[str, AgentConfig] | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _ctx(self, actor: str, command_id: str) -> Context:
+        return Context(actor=actor, ts=format_ts(self.s.clock.now()), command_id=command_id)
+
+    def store(self, project_id: str) -> ProjectStore:
+        """The store of a project in this repository."""
+        return ProjectStore(self.s.repo, project_id)
+
+    def load(self, project_id: str, actor: str) -> tuple[ProjectStore, State]:
+        """Load a project; a hand edit of state.json is recorded as an event first."""
+        store = self.store(project_id)
+        state, edit = store.load()
+        if edit and (edit["changes"] or edit["ignored"]):
+            edit = {**edit, "detected_by": actor}
+            ctx = self._ctx("operator (hand edit of state.json)", f"edit:{state['last_event']['hash']}")
+            state = self._commit(store, state, engine.record_state_edit(state, edit, ctx))
+        return store, state
+
+    def _commit(self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]) -> State:
+        new_state, written = store.commit(state, drafts)
+        for event in written:
+            self.s.on_event(event)
+        self._mirror(new_state)
+        return new_state
+
+    def _mirror(self, state: State) -> None:
+        """Labels and the one status comment on the issue follow the state."""
+        number = state["issue_number"]
+        issue = self.s.tracker.get_issue(number)
+        add, remove = labels.label_changes(set(issue.labels), state)
+        if add or remove:
+            self.s.tracker.set_labels(number, add, remove)
+        self.s.tracker.upsert_comment(number, STATUS_MARKER, status_markdown(state))
+
+    @property
+    def agents(self) -> dict[str, AgentConfig]:
+        """Every agent the pipeline names, validated once per run."""
+        if self._agents is None:
+            self._agents = load_agents(self.s.repo, self.s.config)
+        return self._agents
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def start(self, issue_number: int, actor: str, delivery_id: str | None = None) -> State:
+        """Open the project for an issue; a second start of the same issue changes nothing."""
+        project_id = names.project_id_for(issue_number)
+        store = self.store(project_id)
+        if store.exists():
+            _, state = self.load(project_id, actor)
+            return state
+        issue = self.s.tracker.get_issue(issue_number)
+        self.agents  # noqa: B018 - validate every agent file before anything is recorded
+        payload = {"number": issue.number, "title": issue.title, "body": issue.body, "url": issue.url}
+        ctx = self._ctx(actor, delivery_id or f"start:{issue_number}")
+        return self._commit(store, None, engine.create_project(project_id, payload, self.s.config, ctx))
+
+    def approve(self, project_id: str, actor: str, delivery_id: str | None = None) -> State:
+        """Approve the open human gate."""
+        store, state = self.load(project_id, actor)
+        ctx = self._ctx(actor, delivery_id or f"approve:{state['last_event']['hash']}")
+        if ctx.command_id in state["applied_commands"]:
+            return state
+        return self._commit(store, state, engine.approve(state, self.s.config, ctx))
+
+    def reject(self, project_id: str, actor: str, reason: str, delivery_id: str | None = None) -> State:
+        """Reject the open human gate, sending the project back to the gate's `on_reject` stage."""
+        store, state = self.load(project_id, actor)
+        ctx = self._ctx(actor, delivery_id or f"reject:{state['last_event']['hash']}")
+        if ctx.command_id in state["applied_commands"]:
+            return state
+        return self._commit(store, state, engine.reject(state, self.s.config, reason, ctx))
+
+    def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
+        """Run stages until a human gate, a failure that needs a person, or completion."""
+        store, state = self.load(project_id, actor)
+        budget = sum(stage.max_retries for stage in self.s.config.stages) + len(self.s.config.stages)
+        for _ in range(budget * 2):
+            step = engine.next_step(state, self.s.config)
+            if isinstance(step, Stop):
+                return state, step
+            state = self._run_attempt(store, state, step, actor)
+        return state, Stop(f"{project_id}: stopped after {budget * 2} attempts in one run", code=1)
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    def _run_attempt(self, store: ProjectStore, state: State, step: RunStage, actor: str) -> State:
+        stage, attempt = step.stage, step.attempt
+        agent = self.agents[stage.agent]
+        request = AgentRequest(
+            project_id=state["project_id"],
+            stage=stage.name,
+            agent=agent.name,
+            attempt=attempt,
+            instructions=agent.raw["instructions"],
+            inputs=self._agent_inputs(store, state, stage),
+            model=agent.raw.get("model"),
+            output_schema=load_schema(_output_schema_name(stage)),
+        )
+        state = self._commit(
+            store, state,
+            engine.start_attempt(state, stage, attempt, request.model, self._ctx(actor, f"advance:{state['metrics']['events']}")),
+        )
+        artifacts: list[dict[str, Any]] = []
+        gate_results: list[dict[str, Any]] = []
+        try:
+            output = self.s.provider.invoke(request)
+            problem = first_problem(_output_schema_name(stage), output)
+            if problem:
+                raise AttemptFailed("invalid_output", f"agent {agent.name} reply: {problem}")
+            artifacts, test_results = self._write_outputs(store, state, stage, output)
+            gate_results = evaluate(
+                stage.quality_gates,
+                GateInputs(output=output, artifacts={a["name"] for a in artifacts}, test_results=test_results),
+            )
+            failed = [g for g in gate_results if not g["passed"]]
+            if failed:
+                raise AttemptFailed(
+                    "quality_gate", "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
+                )
+        except ProviderError as exc:
+            error = {"kind": exc.kind, "message": str(exc)}
+        except (AttemptFailed, WorkspaceError) as exc:
+            error = exc.error if isinstance(exc, AttemptFailed) else {"kind": "workspace", "message": str(exc)}
+        else:
+            ctx = self._ctx(actor, f"advance:{state['metrics']['events']}")
+            return self._commit(
+                store, state,
+                engine.finish_attempt(
+                    state, self.s.config, stage, attempt,
+                    output_digest=engine.output_digest(output), artifacts=artifacts,
+                    gate_results=gate_results, ctx=ctx,
+                ),
+            )
+        replay = {"agent": agent.name, "model": request.model, "inputs": request.inputs}
+        ctx = self._ctx(actor, f"advance:{state['metrics']['events']}")
+        drafts = engine.fail_attempt(state, stage, attempt, error, replay, ctx, artifacts, gate_results)
+        state = self._commit(store, state, drafts)
+        if state["status"] != names.FAILED:
+            self.s.clock.sleep(self._backoff(attempt))
+        return state
+
+    def _backoff(self, attempt: int) -> float:
+        retry = self.s.config.retry
+        delay = retry["backoff_seconds"] * retry["backoff_multiplier"] ** (attempt - 1)
+        return float(min(delay, retry["max_backoff_seconds"]))
+
+    def _agent_inputs(self, store: ProjectStore, state: State, stage: StageConfig) -> dict[str, Any]:
+        issue = store.first_event()["data"]["issue"]
+        previous = {}
+        for name in state["pipeline"][: state["pipeline"].index(stage.name)]:
+            path = store.artifacts_dir / f"{name}.output.json"
+            if path.exists():
+                previous[name] = json.loads(path.read_text(encoding="utf-8"))
+        inputs: dict[str, Any] = {
+            "issue": {"number": issue["number"], "title": issue["title"], "body": issue["body"]},
+            "previous_outputs": previous,
+        }
+        record = state["stages"][stage.name]
+        if record["last_error"]:
+            inputs["previous_attempt_error"] = record["last_error"]
+        gate = state.get("human_gate")
+        if gate and gate.get("status") == "rejected":
+            inputs["rejection"] = {"stage": gate["stage"], "by": gate["decided_by"], "reason": gate["reason"]}
+        return inputs
+
+    # -- stage handlers ------------------------------------------------------------------------
+
+    def _write_outputs(
+        self, store: ProjectStore, state: State, stage: StageConfig, output: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        written: dict[str, Any] = {f"{stage.name}.output.json": output}
+        for name, content in (output.get("artifacts") or {}).items():
+            written[name] = content
+        test_results = None
+        if stage.handler == "implementation":
+            written["implementation.json"] = self._implement(state, output)
+        elif stage.handler == "validation":
+            test_results, report = self._validate(state, stage, output)
+            written[names.TEST_RESULTS_ARTIFACT] = test_results
+            written[names.VALIDATION_REPORT_ARTIFACT] = report
+        records = []
+        for name, content in written.items():
+            path = store.write_artifact(name, content)
+            data = path.read_bytes()
+            records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
+        return records, test_results
+
+    def _implement(self, state: State, output: dict[str, Any]) -> dict[str, Any]:
+        settings = self.s.config.raw["workspace"]
+        files = output["files"]
+        if len(files) > settings["max_files"]:
+            raise AttemptFailed("invalid_output", f"{len(files)} files exceed workspace.max_files ({settings['max_files']})")
+        checked = []
+        for item in files:
+            path = _agent_path(item["path"], settings["allowed_paths"])
+            if len(item["content"].encode()) > settings["max_file_bytes"]:
+                raise AttemptFailed("invalid_output", f"{path} exceeds workspace.max_file_bytes")
+            checked.append((path, item["content"]))
+        branch = names.project_branch_for(state["project_id"])
+        message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
+        commit = self.workspace.commit_files(branch, checked, message)
+        pull = self.s.tracker.upsert_pull_request(
+            head=branch, base=self.s.base_branch,
+            title=f"{state['title']} (#{state['issue_number']})",
+            body=f"Implements #{state['issue_number']}.\n\n{output['summary']}",
+        )
+        return {
+            "branch": branch,
+            "commit": commit,
+            "pull_request": pull,
+            "files": [{"path": p, "bytes": len(c.encode()), "sha256": _sha256(c.encode())} for p, c in checked],
+        }
+
+    def _validate(
+        self, state: State, stage: StageConfig, output: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        branch = names.project_branch_for(state["project_id"])
+        settings = self.s.config.raw["workspace"]
+        paths = [_agent_path(p, settings["allowed_paths"]) for p in output["test_paths"]]
+        run = self.workspace.run_tests(f"refs/heads/{branch}", paths, stage.timeout_minutes * 60)
+        results = run.as_artifact(branch, paths)
+        gates = evaluate(stage.quality_gates, GateInputs(output, set(), results))
+        report = {
+            "status": "passed" if all(g["passed"] for g in gates) else "failed",
+            "branch": branch,
+            "commit": run.commit,
+            "tests": {k: results[k] for k in ("total", "passed", "failed", "errors", "skipped")},
+            "quality_gates": gates,
+            "risks": output.get("risks", []),
+            "agent_summary": output["summary"],
+        }
+        return results, report
+
+
+def _agent_path(path: str, allowed: list[str]) -> str:
+    """A path from an agent's reply; a hostile or stray one is invalid output, not a crash."""
+    try:
+        return confined_path(path, allowed)
+    except WorkspaceError as exc:
+        raise AttemptFailed("invalid_output", str(exc)) from None
+
+
+def _output_schema_name(stage: StageConfig) -> str:
+    specific = f"agent-output/{stage.name}"
+    if (schemas_dir() / f"{specific}.schema.json").exists():
+        return specific
+    return "agent-output/generic"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
