@@ -27,7 +27,7 @@ def default_actor() -> str:
         return "local:unknown"
 
 
-def progress_printer(clock: Clock, out: TextIO = sys.stdout) -> Callable[[dict[str, Any]], None]:
+def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[dict[str, Any]], None]:
     """One line per event, with the time since the printer was made."""
     started = clock.monotonic()
 
@@ -44,7 +44,7 @@ def progress_printer(clock: Clock, out: TextIO = sys.stdout) -> Callable[[dict[s
         print(
             f"  +{elapsed:7.2f}s  #{event['seq']:<4} {stage:<15} {event['event_type']:<24} "
             f"{event['status']}{attempt}{detail}",
-            file=out,
+            file=out or sys.stdout,
             flush=True,
         )
 

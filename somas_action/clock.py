@@ -22,7 +22,9 @@ class Clock(Protocol):
 
 def format_ts(moment: datetime) -> str:
     """Our timestamp format: UTC, millisecond precision, `Z` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 class SystemClock:

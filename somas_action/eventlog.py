@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.errors import StateError
-from somas_action.jsonio import fsync_dir
+from somas_action.jsonio import fsync_dir, json_problem
 
 GENESIS_HASH = "0" * 64
 _HASH_KEY = ', "hash": "'
@@ -32,7 +32,7 @@ def encode_event(event: dict[str, Any]) -> tuple[str, str]:
     """Serialise an event (without `hash`) to its line and return (line, hash)."""
     body = json.dumps(event, ensure_ascii=False)
     digest = chain_hash(event["prev_hash"], body)
-    return f"{body[:-1]}{_HASH_KEY}{digest}\"}}", digest
+    return f'{body[:-1]}{_HASH_KEY}{digest}"}}', digest
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class EventLog:
             events = self.read()
             return Tail(events[-1]["seq"], events[-1]["hash"]) if events else EMPTY_TAIL
 
-    def append(self, drafts: Iterable[dict[str, Any]], tail: Tail | None = None) -> list[dict[str, Any]]:
+    def append(
+        self, drafts: Iterable[dict[str, Any]], tail: Tail | None = None
+    ) -> list[dict[str, Any]]:
         """Append drafts (events without seq/prev_hash/hash) in one write and fsync; return them."""
         tail = tail or self.tail()
         lines: list[str] = []
@@ -118,8 +120,8 @@ class EventLog:
             event = json.loads(line)
         except ValueError as exc:
             raise StateError(
-                f"{where}: not valid JSON ({exc.msg}); the log cannot be repaired automatically, "
-                "restore it from git history (`git log --oneline` on the project folder)"
+                f"{where}: not valid JSON ({json_problem(exc)}); the log cannot be repaired "
+                "automatically, restore it from git history (`git log --oneline` on the folder)"
             ) from None
         if not isinstance(event, dict):
             raise StateError(f"{where}: not a JSON object; restore the log from git history")
@@ -140,7 +142,7 @@ class EventLog:
                 f"{where}: hash chain broken (the line was edited or the log reordered); "
                 "restore the log from git history"
             )
-        return event  # type: ignore[no-any-return]
+        return event
 
     def _repair_torn_tail(self, data: bytes) -> bytes:
         """Keep a complete, verifying last line; otherwise cut it (saved aside) and truncate."""

@@ -19,7 +19,10 @@ class GateInputs:
 def artifact_exists(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
     """The named artifact was written."""
     name = gate["artifact"]
-    return name in inputs.artifacts, f"artifact {name} {'present' if name in inputs.artifacts else 'missing'}"
+    return (
+        name in inputs.artifacts,
+        f"artifact {name} {'present' if name in inputs.artifacts else 'missing'}",
+    )
 
 
 def output_field(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
@@ -37,7 +40,11 @@ def tests_passed(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
     minimum = gate.get("min_tests", 1)
     bad = results["failed"] + results["errors"]
     ok = bad == 0 and results["total"] >= minimum and results["exit_code"] == 0
-    return ok, f"{results['passed']}/{results['total']} passed, {bad} failed (need >= {minimum}, 0 failed)"
+    return (
+        ok,
+        f"{results['passed']}/{results['total']} passed, {bad} failed "
+        f"(need >= {minimum}, 0 failed)",
+    )
 
 
 def verdict(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
@@ -54,6 +61,11 @@ GATES: dict[str, Callable[[dict[str, Any], GateInputs], tuple[bool, str]]] = {
 }
 
 
+def _default_name(gate: dict[str, Any]) -> str:
+    subject = gate.get("artifact") or gate.get("field") or gate.get("equals")
+    return f"{gate['type']}:{subject}" if subject else gate["type"]
+
+
 def evaluate(gates: tuple[dict[str, Any], ...], inputs: GateInputs) -> list[dict[str, Any]]:
     """Evaluate every gate (not just up to the first failure), for a complete report."""
     results = []
@@ -61,7 +73,7 @@ def evaluate(gates: tuple[dict[str, Any], ...], inputs: GateInputs) -> list[dict
         passed, detail = GATES[gate["type"]](gate, inputs)
         results.append(
             {
-                "name": gate.get("name") or f"{gate['type']}:{gate.get('artifact') or gate.get('field') or gate.get('equals') or ''}".rstrip(":"),
+                "name": gate.get("name") or _default_name(gate),
                 "type": gate["type"],
                 "passed": passed,
                 "detail": detail,

@@ -14,6 +14,13 @@ def dumps_pretty(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def json_problem(exc: ValueError) -> str:
+    """Where and why a JSON document failed to parse (also covers bad UTF-8)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+    return f"not UTF-8 text ({exc})" if isinstance(exc, UnicodeDecodeError) else str(exc)
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry so a rename or a new file survives a crash."""
     fd = os.open(path, os.O_RDONLY)

@@ -45,10 +45,21 @@ def status_table(state: dict[str, Any]) -> str:
     rows = [("stage", "status", "attempts", "duration")]
     for stage in state["pipeline"]:
         record = state["stages"][stage]
-        marker = "→ " if stage == state["current_stage"] and state["status"] != names.COMPLETED else "  "
-        rows.append((marker + stage, record["status"], str(record["attempts"]), _duration(record["duration_seconds"])))
+        marker = (
+            "→ " if stage == state["current_stage"] and state["status"] != names.COMPLETED else "  "
+        )
+        rows.append(
+            (
+                marker + stage,
+                record["status"],
+                str(record["attempts"]),
+                _duration(record["duration_seconds"]),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    ]
     head = (
         f"{state['project_id']} (issue #{state['issue_number']}: {state['title']})\n"
         f"status: {state['status']}   current stage: {state['current_stage']}   "
@@ -63,7 +74,7 @@ def _mermaid(state: dict[str, Any]) -> str:
     pipeline = state["pipeline"]
     for index, stage in enumerate(pipeline):
         status = state["stages"][stage]["status"]
-        lines.append(f"  {stage}[\"{_ICONS.get(status, '')} {stage}\"]:::{status}")
+        lines.append(f'  {stage}["{_ICONS.get(status, "")} {stage}"]:::{status}')
         if index:
             lines.append(f"  {pipeline[index - 1]} --> {stage}")
     lines += [
@@ -84,9 +95,8 @@ def status_markdown(state: dict[str, Any]) -> str:
     for stage in state["pipeline"]:
         record = state["stages"][stage]
         icon = _ICONS.get(record["status"], "")
-        rows.append(
-            f"| {stage} | {icon} {record['status']} | {record['attempts']} | {_duration(record['duration_seconds'])} |"
-        )
+        duration = _duration(record["duration_seconds"])
+        rows.append(f"| {stage} | {icon} {record['status']} | {record['attempts']} | {duration} |")
     return "\n".join(
         [
             f"### SOMAS pipeline: `{state['project_id']}` is **{state['status']}**",

@@ -18,7 +18,8 @@ from somas_action.gates import GateInputs, evaluate
 from somas_action.ports import AgentProvider, AgentRequest, Tracker
 from somas_action.projection import State
 from somas_action.report import status_markdown
-from somas_action.schemas import first_problem, load_schema, schemas_dir
+from somas_action.resources import schemas_dir
+from somas_action.schemas import first_problem, load_schema
 from somas_action.store import ProjectStore
 from somas_action.workspace import GitWorkspace, confined_path
 
@@ -70,11 +71,15 @@ class Runner:
         state, edit = store.load()
         if edit and (edit["changes"] or edit["ignored"]):
             edit = {**edit, "detected_by": actor}
-            ctx = self._ctx("operator (hand edit of state.json)", f"edit:{state['last_event']['hash']}")
+            ctx = self._ctx(
+                "operator (hand edit of state.json)", f"edit:{state['last_event']['hash']}"
+            )
             state = self._commit(store, state, engine.record_state_edit(state, edit, ctx))
         return store, state
 
-    def _commit(self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]) -> State:
+    def _commit(
+        self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]
+    ) -> State:
         new_state, written = store.commit(state, drafts)
         for event in written:
             self.s.on_event(event)
@@ -108,9 +113,16 @@ class Runner:
             return state
         issue = self.s.tracker.get_issue(issue_number)
         self.agents  # noqa: B018 - validate every agent file before anything is recorded
-        payload = {"number": issue.number, "title": issue.title, "body": issue.body, "url": issue.url}
+        payload = {
+            "number": issue.number,
+            "title": issue.title,
+            "body": issue.body,
+            "url": issue.url,
+        }
         ctx = self._ctx(actor, delivery_id or f"start:{issue_number}")
-        return self._commit(store, None, engine.create_project(project_id, payload, self.s.config, ctx))
+        return self._commit(
+            store, None, engine.create_project(project_id, payload, self.s.config, ctx)
+        )
 
     def approve(self, project_id: str, actor: str, delivery_id: str | None = None) -> State:
         """Approve the open human gate."""
@@ -120,7 +132,9 @@ class Runner:
             return state
         return self._commit(store, state, engine.approve(state, self.s.config, ctx))
 
-    def reject(self, project_id: str, actor: str, reason: str, delivery_id: str | None = None) -> State:
+    def reject(
+        self, project_id: str, actor: str, reason: str, delivery_id: str | None = None
+    ) -> State:
         """Reject the open human gate, sending the project back to the gate's `on_reject` stage."""
         store, state = self.load(project_id, actor)
         ctx = self._ctx(actor, delivery_id or f"reject:{state['last_event']['hash']}")
@@ -131,7 +145,9 @@ class Runner:
     def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         """Run stages until a human gate, a failure that needs a person, or completion."""
         store, state = self.load(project_id, actor)
-        budget = sum(stage.max_retries for stage in self.s.config.stages) + len(self.s.config.stages)
+        budget = sum(stage.max_retries for stage in self.s.config.stages) + len(
+            self.s.config.stages
+        )
         for _ in range(budget * 2):
             step = engine.next_step(state, self.s.config)
             if isinstance(step, Stop):
@@ -155,8 +171,15 @@ class Runner:
             output_schema=load_schema(_output_schema_name(stage)),
         )
         state = self._commit(
-            store, state,
-            engine.start_attempt(state, stage, attempt, request.model, self._ctx(actor, f"advance:{state['metrics']['events']}")),
+            store,
+            state,
+            engine.start_attempt(
+                state,
+                stage,
+                attempt,
+                request.model,
+                self._ctx(actor, f"advance:{state['metrics']['events']}"),
+            ),
         )
         artifacts: list[dict[str, Any]] = []
         gate_results: list[dict[str, Any]] = []
@@ -168,7 +191,11 @@ class Runner:
             artifacts, test_results = self._write_outputs(store, state, stage, output)
             gate_results = evaluate(
                 stage.quality_gates,
-                GateInputs(output=output, artifacts={a["name"] for a in artifacts}, test_results=test_results),
+                GateInputs(
+                    output=output,
+                    artifacts={a["name"] for a in artifacts},
+                    test_results=test_results,
+                ),
             )
             failed = [g for g in gate_results if not g["passed"]]
             if failed:
@@ -178,20 +205,32 @@ class Runner:
         except ProviderError as exc:
             error = {"kind": exc.kind, "message": str(exc)}
         except (AttemptFailed, WorkspaceError) as exc:
-            error = exc.error if isinstance(exc, AttemptFailed) else {"kind": "workspace", "message": str(exc)}
+            error = (
+                exc.error
+                if isinstance(exc, AttemptFailed)
+                else {"kind": "workspace", "message": str(exc)}
+            )
         else:
             ctx = self._ctx(actor, f"advance:{state['metrics']['events']}")
             return self._commit(
-                store, state,
+                store,
+                state,
                 engine.finish_attempt(
-                    state, self.s.config, stage, attempt,
-                    output_digest=engine.output_digest(output), artifacts=artifacts,
-                    gate_results=gate_results, ctx=ctx,
+                    state,
+                    self.s.config,
+                    stage,
+                    attempt,
+                    output_digest=engine.output_digest(output),
+                    artifacts=artifacts,
+                    gate_results=gate_results,
+                    ctx=ctx,
                 ),
             )
         replay = {"agent": agent.name, "model": request.model, "inputs": request.inputs}
         ctx = self._ctx(actor, f"advance:{state['metrics']['events']}")
-        drafts = engine.fail_attempt(state, stage, attempt, error, replay, ctx, artifacts, gate_results)
+        drafts = engine.fail_attempt(
+            state, stage, attempt, error, replay, ctx, artifacts, gate_results
+        )
         state = self._commit(store, state, drafts)
         if state["status"] != names.FAILED:
             self.s.clock.sleep(self._backoff(attempt))
@@ -202,7 +241,9 @@ class Runner:
         delay = retry["backoff_seconds"] * retry["backoff_multiplier"] ** (attempt - 1)
         return float(min(delay, retry["max_backoff_seconds"]))
 
-    def _agent_inputs(self, store: ProjectStore, state: State, stage: StageConfig) -> dict[str, Any]:
+    def _agent_inputs(
+        self, store: ProjectStore, state: State, stage: StageConfig
+    ) -> dict[str, Any]:
         issue = store.first_event()["data"]["issue"]
         previous = {}
         for name in state["pipeline"][: state["pipeline"].index(stage.name)]:
@@ -218,7 +259,11 @@ class Runner:
             inputs["previous_attempt_error"] = record["last_error"]
         gate = state.get("human_gate")
         if gate and gate.get("status") == "rejected":
-            inputs["rejection"] = {"stage": gate["stage"], "by": gate["decided_by"], "reason": gate["reason"]}
+            inputs["rejection"] = {
+                "stage": gate["stage"],
+                "by": gate["decided_by"],
+                "reason": gate["reason"],
+            }
         return inputs
 
     # -- stage handlers ------------------------------------------------------------------------
@@ -247,7 +292,10 @@ class Runner:
         settings = self.s.config.raw["workspace"]
         files = output["files"]
         if len(files) > settings["max_files"]:
-            raise AttemptFailed("invalid_output", f"{len(files)} files exceed workspace.max_files ({settings['max_files']})")
+            raise AttemptFailed(
+                "invalid_output",
+                f"{len(files)} files exceed workspace.max_files ({settings['max_files']})",
+            )
         checked = []
         for item in files:
             path = _agent_path(item["path"], settings["allowed_paths"])
@@ -258,7 +306,8 @@ class Runner:
         message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
         commit = self.workspace.commit_files(branch, checked, message)
         pull = self.s.tracker.upsert_pull_request(
-            head=branch, base=self.s.base_branch,
+            head=branch,
+            base=self.s.base_branch,
             title=f"{state['title']} (#{state['issue_number']})",
             body=f"Implements #{state['issue_number']}.\n\n{output['summary']}",
         )
@@ -266,7 +315,10 @@ class Runner:
             "branch": branch,
             "commit": commit,
             "pull_request": pull,
-            "files": [{"path": p, "bytes": len(c.encode()), "sha256": _sha256(c.encode())} for p, c in checked],
+            "files": [
+                {"path": p, "bytes": len(c.encode()), "sha256": _sha256(c.encode())}
+                for p, c in checked
+            ],
         }
 
     def _validate(

@@ -30,7 +30,7 @@ def _fill_defaults(
     )
 
 
-DefaultingValidator = jsonschema.validators.extend(
+DefaultingValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     _DEFAULTING_BASE, {"properties": _fill_defaults}
 )
 

@@ -12,7 +12,7 @@ from somas_action import events as ev
 from somas_action import names
 from somas_action.errors import StateError
 from somas_action.eventlog import EventLog
-from somas_action.jsonio import atomic_write_json, atomic_write_text
+from somas_action.jsonio import atomic_write_json, atomic_write_text, json_problem
 from somas_action.projection import (
     State,
     apply_all,
@@ -68,7 +68,7 @@ class ProjectStore:
             data = json.loads(text)
         except ValueError as exc:
             raise StateError(
-                f"{self.state_path}: not valid JSON (line {exc.lineno}: {exc.msg}); "
+                f"{self.state_path}: not valid JSON ({json_problem(exc)}); "
                 f"run `somas reconstruct {self.project_id}` to rebuild it from transitions.jsonl"
             ) from None
         if not isinstance(data, dict):
@@ -118,7 +118,7 @@ class ProjectStore:
             return []
         except ValueError as exc:
             raise StateError(
-                f"{self.dead_letters_path}: not valid JSON ({exc.msg}); restore "
+                f"{self.dead_letters_path}: not valid JSON ({json_problem(exc)}); restore "
                 "dead_letters.json.backup or write [] to it"
             ) from None
         if not isinstance(data, list):
@@ -137,7 +137,9 @@ class ProjectStore:
         written = self.log.append(drafts)
         new_state = apply_all(state, written)
         self.dir.mkdir(parents=True, exist_ok=True)
-        letters = [e["data"]["dead_letter"] for e in written if e["event_type"] == ev.DEAD_LETTER_RECORDED]
+        letters = [
+            e["data"]["dead_letter"] for e in written if e["event_type"] == ev.DEAD_LETTER_RECORDED
+        ]
         if letters or not self.dead_letters_path.exists():
             existing = self.read_dead_letters()
             known = {entry["id"] for entry in existing}

@@ -32,7 +32,9 @@ def confined_path(path: str, allowed_prefixes: list[str]) -> str:
         or "\\" in path
     ):
         raise WorkspaceError(f"file path {path!r} is not a plain relative path inside the project")
-    if not any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes):
+    if not any(
+        path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes
+    ):
         raise WorkspaceError(
             f"file path {path!r} is outside workspace.allowed_paths ({', '.join(allowed_prefixes)})"
         )
@@ -89,8 +91,9 @@ class GitWorkspace:
             check=False,
         )
         if result.returncode != 0:
-            message = result.stderr.decode(errors="replace").strip().splitlines()
-            raise WorkspaceError(f"git {args[0]} failed in {self.repo}: {message[-1] if message else result.returncode}")
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            reason = lines[-1] if lines else f"exit {result.returncode}"
+            raise WorkspaceError(f"git {args[0]} failed in {self.repo}: {reason}")
         return result.stdout.decode(errors="replace").strip()
 
     def rev(self, ref: str) -> str | None:
@@ -138,7 +141,9 @@ class GitWorkspace:
         """Run pytest on the tree of `ref` in a scratch folder; counts come from its JUnit XML."""
         commit = self.rev(ref)
         if commit is None:
-            raise WorkspaceError(f"branch {ref!r} does not exist; the implementation stage makes it")
+            raise WorkspaceError(
+                f"branch {ref!r} does not exist; the implementation stage makes it"
+            )
         with tempfile.TemporaryDirectory(prefix="somas-validate-") as tmp:
             tree = Path(tmp) / "tree"
             tree.mkdir()
@@ -148,30 +153,54 @@ class GitWorkspace:
                 raise WorkspaceError(f"test paths not in {ref}: {', '.join(missing)}")
             report = Path(tmp) / "junit.xml"
             command = [
-                sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                "--rootdir", str(tree), "-o", "addopts=", f"--junitxml={report}", "--", *test_paths,
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                str(tree),
+                "-o",
+                "addopts=",
+                f"--junitxml={report}",
+                "--",
+                *test_paths,
             ]
             src = tree / "src"
             env = {
                 **os.environ,
-                "PYTHONPATH": os.pathsep.join([str(src), str(tree)] if src.is_dir() else [str(tree)]),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(src), str(tree)] if src.is_dir() else [str(tree)]
+                ),
                 "PYTHONDONTWRITEBYTECODE": "1",
             }
             started = time.monotonic()
             try:
                 result = subprocess.run(
-                    command, cwd=tree, env=env, capture_output=True, timeout=timeout_seconds, check=False
+                    command,
+                    cwd=tree,
+                    env=env,
+                    capture_output=True,
+                    timeout=timeout_seconds,
+                    check=False,
                 )
             except subprocess.TimeoutExpired:
-                raise WorkspaceError(f"tests did not finish within {timeout_seconds:.0f}s") from None
+                raise WorkspaceError(
+                    f"tests did not finish within {timeout_seconds:.0f}s"
+                ) from None
             duration = round(time.monotonic() - started, 3)
             output = result.stdout.decode(errors="replace")
             if not report.exists():
-                raise WorkspaceError(f"pytest wrote no report (exit {result.returncode}): {output[-300:]}")
+                raise WorkspaceError(
+                    f"pytest wrote no report (exit {result.returncode}): {output[-300:]}"
+                )
             return _parse_junit(report, commit, result.returncode, duration, output)
 
 
-def _parse_junit(report: Path, commit: str, exit_code: int, duration: float, output: str) -> TestRun:
+def _parse_junit(
+    report: Path, commit: str, exit_code: int, duration: float, output: str
+) -> TestRun:
     root = ET.parse(report).getroot()
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     total = sum(int(s.get("tests", 0)) for s in suites)

@@ -8,7 +8,7 @@ from typing import Any
 
 from somas_action import names
 from somas_action.errors import CommandRefused, StateError
-from somas_action.jsonio import atomic_write_json
+from somas_action.jsonio import atomic_write_json, json_problem
 from somas_action.ports import Issue
 
 
@@ -26,7 +26,9 @@ class LocalTracker:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise StateError(f"{path}: not valid JSON ({exc.msg}); fix or delete the file") from None
+            raise StateError(
+                f"{path}: not valid JSON ({json_problem(exc)}); fix or delete the file"
+            ) from None
         if not isinstance(data, dict):
             raise StateError(f"{path}: expected a JSON object")
         return data
@@ -53,7 +55,7 @@ class LocalTracker:
         if not path.exists():
             raise CommandRefused(
                 f"{path}: local issue #{number} does not exist; create it with "
-                f"`somas start --issue {number} --title \"...\"`"
+                f'`somas start --issue {number} --title "..."`'
             )
         record = self._read(path)
         return Issue(
@@ -101,6 +103,15 @@ class LocalTracker:
                 pull.update(base=base, title=title, body=body)
                 break
         else:
-            pulls.append({"number": len(pulls) + 1, "head": head, "base": base, "title": title, "body": body, "state": "open"})
+            pulls.append(
+                {
+                    "number": len(pulls) + 1,
+                    "head": head,
+                    "base": base,
+                    "title": title,
+                    "body": body,
+                    "state": "open",
+                }
+            )
         atomic_write_json(path, pulls)
         return f"{path}#{head}"

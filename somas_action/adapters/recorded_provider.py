@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.errors import ConfigError, ProviderError
+from somas_action.jsonio import json_problem
 from somas_action.ports import AgentRequest
 from somas_action.resources import recordings_dir
 from somas_action.schemas import first_problem
@@ -64,11 +65,11 @@ class RecordedProvider:
         if "error" in response:
             error = response["error"]
             raise ProviderError(error["message"], kind=error["kind"])
-        return copy.deepcopy(response["output"])  # type: ignore[no-any-return]
+        return copy.deepcopy(response["output"])
 
     @staticmethod
     def _load(path: Path) -> dict[str, Any]:
         try:
             return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
         except ValueError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc.msg})") from None
+            raise ConfigError(f"{path}: not valid JSON ({json_problem(exc)})") from None

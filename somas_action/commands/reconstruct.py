@@ -25,8 +25,12 @@ def run(repo: Path, project_id: str, check: bool) -> int:
         return 0
     if check:
         diff = difflib.unified_diff(
-            current.splitlines(), expected.splitlines(),
-            "state.json (on disk)", "state.json (from transitions.jsonl)", lineterm="", n=1,
+            current.splitlines(),
+            expected.splitlines(),
+            "state.json (on disk)",
+            "state.json (from transitions.jsonl)",
+            lineterm="",
+            n=1,
         )
         print("\n".join(diff))
         print(f"{store.state_path}: differs from the log; run `somas reconstruct {project_id}`")

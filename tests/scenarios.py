@@ -1,0 +1,126 @@
+"""Named scenarios the tests build on: repositories, recordings, runners."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from somas_action import names
+from somas_action.adapters.local_tracker import LocalTracker
+from somas_action.app import build_runner
+from somas_action.clock import Clock
+from somas_action.commands.init import scaffold
+from somas_action.resources import recordings_dir
+from somas_action.runner import Runner
+from somas_action.schemas import problems
+
+DEMO_ISSUE_TITLE = "Add a slugify helper for page URLs"
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` and return stdout."""
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    """A git repository with the scaffolded default config on main."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@example.invalid")
+    (path / "README.md").write_text("# test repo\n")
+    scaffold(path)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def make_recording(folder: Path, **stages: list[dict[str, Any]]) -> Path:
+    """The demo recording, with the responses of some stages replaced."""
+    shutil.copytree(recordings_dir() / "demo", folder)
+    for stage, responses in stages.items():
+        (folder / f"{stage}.json").write_text(
+            json.dumps({"stage": stage, "responses": responses}, indent=2)
+        )
+    return folder
+
+
+def demo_output(stage: str) -> dict[str, Any]:
+    """The demo recording's first reply for `stage`."""
+    data = json.loads((recordings_dir() / "demo" / f"{stage}.json").read_text())
+    return data["responses"][0]["output"]  # type: ignore[no-any-return]
+
+
+def error(kind: str, message: str = "boom") -> dict[str, Any]:
+    """A recorded provider error response."""
+    return {"error": {"kind": kind, "message": message}}
+
+
+def open_issue(repo: Path, title: str = DEMO_ISSUE_TITLE, body: str = "make it so") -> int:
+    """Open a local issue labelled somas:project; returns its number."""
+    return LocalTracker(repo).create_issue(title, body, [names.PROJECT_LABEL]).number
+
+
+def runner(
+    repo: Path,
+    clock: Clock,
+    recording: Path | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> Runner:
+    """A runner on the local tracker, the given recording (default: demo) and a fake clock."""
+    sink = events.append if events is not None else None
+    return build_runner(
+        repo, clock=clock, on_event=sink, recording=str(recording) if recording else None
+    )
+
+
+def project_dir(repo: Path, project_id: str = "project-1") -> Path:
+    """`.somas/projects/<id>`."""
+    return repo / names.SOMAS_DIR / names.PROJECTS_DIR / project_id
+
+
+def state_of(repo: Path, project_id: str = "project-1") -> dict[str, Any]:
+    """state.json as written."""
+    return json.loads((project_dir(repo, project_id) / names.STATE_FILE).read_text())  # type: ignore[no-any-return]
+
+
+def log_of(repo: Path, project_id: str = "project-1") -> list[dict[str, Any]]:
+    """Every line of transitions.jsonl, parsed."""
+    text = (project_dir(repo, project_id) / names.TRANSITIONS_FILE).read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def run_to_gate(repo: Path, clock: Clock, recording: Path | None = None) -> Runner:
+    """Open issue #1 and advance it until it stops (at the review gate on the demo recording)."""
+    number = open_issue(repo)
+    run = runner(repo, clock, recording)
+    state = run.start(number, "local:tester")
+    run.advance(state["project_id"], "local:tester")
+    return run
+
+
+def schema_problems(repo: Path, project_id: str = "project-1") -> list[str]:
+    """Every schema problem in a project's files (state, log, dead letters, artifacts)."""
+    folder = project_dir(repo, project_id)
+    found = [f"state.json {p}" for p in problems("state", state_of(repo, project_id))]
+    for number, event in enumerate(log_of(repo, project_id), start=1):
+        found += [f"transitions.jsonl:{number} {p}" for p in problems("event", event)]
+    letters = json.loads((folder / names.DEAD_LETTERS_FILE).read_text())
+    found += [f"dead_letters.json {p}" for p in problems("dead_letters", letters)]
+    for name, schema in (
+        (names.TEST_RESULTS_ARTIFACT, "test_results"),
+        (names.VALIDATION_REPORT_ARTIFACT, "validation_report"),
+    ):
+        path = folder / names.ARTIFACTS_DIR / name
+        if path.exists():
+            found += [f"{name} {p}" for p in problems(schema, json.loads(path.read_text()))]
+    for issue in (repo / names.SOMAS_DIR / names.TRACKER_DIR / "issues").glob("*.json"):
+        found += [
+            f"{issue.name} {p}" for p in problems("tracker_issue", json.loads(issue.read_text()))
+        ]
+    return found

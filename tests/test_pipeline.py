@@ -1,0 +1,274 @@
+"""The whole pipeline on the embedded default: real git, real pytest, recorded agents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from somas_action import names
+from somas_action.adapters.local_tracker import LocalTracker
+from somas_action.clock import FakeClock
+from somas_action.errors import CommandRefused
+from tests import scenarios
+from tests.scenarios import demo_output, error, log_of, state_of
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_recording_runs_to_the_review_gate_then_completes(
+    repo: Path, clock: FakeClock
+) -> None:
+    events: list[dict] = []
+    number = scenarios.open_issue(repo)
+    run = scenarios.runner(repo, clock, events=events)
+    run.start(number, "local:tester")
+
+    state, stop = run.advance("project-1", "local:tester")
+
+    assert state["status"] == "waiting"
+    assert state["current_stage"] == "review"
+    assert state["human_gate"]["status"] == "waiting"
+    assert "somas approve project-1" in stop.reason
+    assert [s for s in names.DEFAULT_STAGES if state["stages"][s]["status"] == "completed"] == [
+        "intake",
+        "specification",
+        "architecture",
+        "implementation",
+        "validation",
+    ]
+
+    run.approve("project-1", "local:alice")
+    state, stop = run.advance("project-1", "local:tester")
+
+    assert state["status"] == "completed"
+    assert all(state["stages"][s]["status"] == "completed" for s in names.DEFAULT_STAGES)
+    assert state["human_gate"] is None
+    approval = [e for e in log_of(repo) if e["event_type"] == "human_gate_approved"]
+    assert [e["actor"] for e in approval] == ["local:alice"]
+    assert [e["seq"] for e in events] == list(range(1, len(log_of(repo)) + 1))
+    assert scenarios.schema_problems(repo) == []
+
+
+def test_implementation_files_are_committed_on_the_project_branch(
+    repo: Path, clock: FakeClock
+) -> None:
+    scenarios.run_to_gate(repo, clock)
+
+    tree = scenarios.git(repo, "ls-tree", "-r", "--name-only", "somas/project-1").splitlines()
+    assert {"src/slugkit/__init__.py", "tests/test_slugify.py"} <= set(tree)
+    assert scenarios.git(repo, "log", "-1", "--format=%an %s", "somas/project-1") == (
+        "somas[bot] Add slugkit.slugify and its tests"
+    )
+    # The working tree and main are untouched.
+    assert not (repo / "src").exists()
+    assert "src/slugkit/__init__.py" not in scenarios.git(
+        repo, "ls-tree", "-r", "--name-only", "main"
+    )
+    implementation = json.loads(
+        (scenarios.project_dir(repo) / "artifacts" / "implementation.json").read_text()
+    )
+    assert implementation["commit"] == scenarios.git(repo, "rev-parse", "somas/project-1")
+    pulls = json.loads((repo / ".somas" / "tracker" / "pulls.json").read_text())
+    assert [(p["head"], p["base"]) for p in pulls] == [("somas/project-1", "main")]
+
+
+def test_validation_really_runs_the_generated_tests(repo: Path, clock: FakeClock) -> None:
+    scenarios.run_to_gate(repo, clock)
+
+    artifacts = scenarios.project_dir(repo) / "artifacts"
+    results = json.loads((artifacts / "test_results.json").read_text())
+    report = json.loads((artifacts / "validation_report.json").read_text())
+    # 5 parametrized cases + 3 plain tests in the recorded test file.
+    assert (results["total"], results["passed"], results["failed"]) == (8, 8, 0)
+    assert results["failures"] == []
+    assert results["commit"] == scenarios.git(repo, "rev-parse", "somas/project-1")
+    assert report["status"] == "passed"
+    assert report["tests"]["passed"] == 8
+
+
+def test_failing_generated_tests_fail_the_gate_with_real_counts(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    broken = demo_output("implementation")
+    broken["files"][0]["content"] = broken["files"][0]["content"].replace(
+        'strip("-")', 'strip("_")'
+    )
+    recording = scenarios.make_recording(tmp_path / "rec", implementation=[{"output": broken}])
+
+    scenarios.run_to_gate(repo, clock, recording)
+
+    state = state_of(repo)
+    assert state["status"] == "failed"
+    assert state["current_stage"] == "validation"
+    assert state["stages"]["validation"]["attempts"] == 3
+    assert state["stages"]["validation"]["last_error"]["kind"] == "quality_gate"
+    results = json.loads(
+        (scenarios.project_dir(repo) / "artifacts" / "test_results.json").read_text()
+    )
+    assert results["failed"] >= 1 and results["total"] == 8
+    assert any("test_slugify_examples" in f["test"] for f in results["failures"])
+    assert scenarios.schema_problems(repo) == []
+
+
+def test_validation_agent_failing_three_times_fails_the_project(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    recording = scenarios.make_recording(
+        tmp_path / "rec", validation=[error("timeout", "agent timed out")] * 3
+    )
+    scenarios.run_to_gate(repo, clock, recording)
+
+    state = state_of(repo)
+    assert (state["status"], state["current_stage"]) == ("failed", "validation")
+    assert state["stages"]["validation"]["status"] == "failed"
+    assert state["recovery_info"]["can_auto_recover"] is False
+    # Backoff between attempts on the injected clock: 2 s then 4 s, never a real sleep.
+    assert clock.sleeps == [2.0, 4.0]
+    letters = json.loads((scenarios.project_dir(repo) / "dead_letters.json").read_text())
+    assert len(letters) == 1
+    letter = letters[0]
+    assert (letter["stage"], letter["agent"], letter["attempt"]) == ("validation", "validator", 3)
+    assert letter["error"] == {"kind": "timeout", "message": "agent timed out"}
+    assert letter["replay"]["inputs"]["issue"]["title"] == scenarios.DEMO_ISSUE_TITLE
+    assert set(letter["replay"]["inputs"]["previous_outputs"]) == {
+        "intake",
+        "specification",
+        "architecture",
+        "implementation",
+    }
+    attempts = [e for e in log_of(repo) if e["event_type"] == "stage_attempt_failed"]
+    assert [e["attempt"] for e in attempts] == [1, 2, 3]
+    # The runbook's grep finds it.
+    found = subprocess.run(
+        'grep -l \'"status": "failed"\' .somas/projects/*/state.json',
+        shell=True,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert found == [".somas/projects/project-1/state.json"]
+    issue = LocalTracker(repo).record(1)
+    assert "somas:failed" in issue["labels"] and "somas:stage:validation" in issue["labels"]
+    assert scenarios.schema_problems(repo) == []
+
+
+def test_a_transient_failure_is_retried_and_recovers(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    recording = scenarios.make_recording(
+        tmp_path / "rec",
+        intake=[error("transient", "502 from provider"), {"output": demo_output("intake")}],
+    )
+    scenarios.run_to_gate(repo, clock, recording)
+
+    state = state_of(repo)
+    assert state["status"] == "waiting"
+    assert state["stages"]["intake"]["attempts"] == 2
+    assert state["stages"]["intake"]["last_error"] is None
+    assert state["dead_letter_count"] == 0
+    assert clock.sleeps == [2.0]
+
+
+def test_invalid_agent_output_is_a_classified_attempt_failure(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    recording = scenarios.make_recording(
+        tmp_path / "rec",
+        review=[
+            {"output": {"summary": "ok", "verdict": "ship it"}},
+            {"output": demo_output("review")},
+        ],
+    )
+    scenarios.run_to_gate(repo, clock, recording)
+
+    failed = [e for e in log_of(repo) if e["event_type"] == "stage_attempt_failed"]
+    assert len(failed) == 1
+    assert failed[0]["data"]["error"]["kind"] == "invalid_output"
+    assert "verdict" in failed[0]["data"]["error"]["message"]
+    assert state_of(repo)["status"] == "waiting"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../escape.py", "/etc/passwd", ".git/hooks/pre-commit", ".somas/config.yml", "lib/x.py"],
+)
+def test_agent_files_outside_the_allowed_paths_are_refused(
+    repo: Path, tmp_path: Path, clock: FakeClock, path: str
+) -> None:
+    hostile = demo_output("implementation")
+    hostile["files"].append({"path": path, "content": "print('pwned')\n"})
+    recording = scenarios.make_recording(tmp_path / "rec", implementation=[{"output": hostile}])
+
+    scenarios.run_to_gate(repo, clock, recording)
+
+    state = state_of(repo)
+    assert (state["status"], state["current_stage"]) == ("failed", "implementation")
+    assert state["stages"]["implementation"]["last_error"]["kind"] == "invalid_output"
+    assert scenarios.git(repo, "branch", "--list", "somas/project-1") == ""
+    assert not (tmp_path / "escape.py").exists()
+
+
+def test_reject_sends_the_project_back_for_rework(repo: Path, clock: FakeClock) -> None:
+    run = scenarios.run_to_gate(repo, clock)
+    state = run.reject("project-1", "local:bob", "please handle emoji")
+
+    assert (state["status"], state["current_stage"]) == ("in_progress", "implementation")
+    assert state["stages"]["implementation"]["status"] == "pending"
+    assert state["stages"]["architecture"]["status"] == "completed"
+    assert state["human_gate"]["reason"] == "please handle emoji"
+
+    state, _ = run.advance("project-1", "local:tester")
+    assert (state["status"], state["current_stage"]) == ("waiting", "review")
+    implementer_calls = [c for c in run.s.provider.calls if c.stage == "implementation"]  # type: ignore[attr-defined]
+    assert implementer_calls[-1].inputs["rejection"]["reason"] == "please handle emoji"
+
+
+def test_approve_is_refused_when_nothing_waits(repo: Path, clock: FakeClock) -> None:
+    number = scenarios.open_issue(repo)
+    run = scenarios.runner(repo, clock)
+    run.start(number, "local:tester")
+    with pytest.raises(CommandRefused, match="not waiting at a human gate"):
+        run.approve("project-1", "local:tester")
+
+
+def test_emergency_stop_refuses_to_advance_and_records_nothing(
+    repo: Path, clock: FakeClock
+) -> None:
+    number = scenarios.open_issue(repo)
+    scenarios.runner(repo, clock).start(number, "local:tester")
+    config = repo / ".somas" / "config.yml"
+    config.write_text(config.read_text().replace("enabled: true", "enabled: false", 1))
+    before = (scenarios.project_dir(repo) / "transitions.jsonl").read_bytes()
+
+    state, stop = scenarios.runner(repo, clock).advance("project-1", "local:tester")
+
+    assert stop.code == 1
+    assert "pipeline.enabled is false" in stop.reason and "emergency stop" in stop.reason
+    assert state["status"] == "pending"
+    assert (scenarios.project_dir(repo) / "transitions.jsonl").read_bytes() == before
+
+
+def test_starting_the_same_issue_twice_is_a_no_op(repo: Path, clock: FakeClock) -> None:
+    number = scenarios.open_issue(repo)
+    run = scenarios.runner(repo, clock)
+    run.start(number, "local:tester")
+    run.start(number, "local:tester")
+    assert [e["event_type"] for e in log_of(repo)] == ["project_created"]
+
+
+def test_labels_and_status_comment_follow_the_state(repo: Path, clock: FakeClock) -> None:
+    scenarios.run_to_gate(repo, clock)
+    issue = LocalTracker(repo).record(1)
+    assert set(issue["labels"]) == {
+        "somas:project",
+        "somas:awaiting-approval",
+        "somas:stage:review",
+    }
+    assert len(issue["comments"]) == 1  # one status comment, edited in place
+    body = issue["comments"][0]["body"]
+    assert "| validation | ✅ completed | 1 |" in body
+    assert "```mermaid" in body and "somas approve project-1" in body
