@@ -13,6 +13,9 @@ from somas_action import __version__
 from somas_action.commands import demo, init, pipeline, reconstruct, status
 from somas_action.errors import SomasError
 
+# Each module adds its own subcommands; a new command group is one line here.
+COMMAND_MODULES = (init, demo, pipeline, status, reconstruct)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -23,63 +26,16 @@ def _parser() -> argparse.ArgumentParser:
         "--repo", type=Path, default=Path("."), help="repository holding .somas/ (default: .)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("init", help="scaffold .somas/ (config and agents) into a repository")
-    p.add_argument("--force", action="store_true", help="overwrite existing files")
-
-    p = sub.add_parser("demo", help="run the whole pipeline locally on the embedded default")
-    p.add_argument("--dir", type=Path, help="empty folder for the demo repository")
-
-    p = sub.add_parser("start", help="open the project for a (local) issue")
-    p.add_argument("--issue", type=int, required=True, help="issue number")
-    p.add_argument("--title", help="create the local issue with this title if it is missing")
-    p.add_argument("--body", default="", help="body of a newly created local issue")
-    p.add_argument("--actor", help="who is acting (default: $SOMAS_ACTOR or local:<user>)")
-
-    p = sub.add_parser("advance", help="run stages until a gate, a failure or completion")
-    p.add_argument("project_id")
-    p.add_argument("--actor")
-
-    p = sub.add_parser("approve", help="approve the project's open human gate")
-    p.add_argument("project_id")
-    p.add_argument("--actor")
-
-    p = sub.add_parser("reject", help="reject the open human gate and send the project back")
-    p.add_argument("project_id")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--actor")
-
-    p = sub.add_parser("status", help="one project's stages, or every project")
-    p.add_argument("project_id", nargs="?")
-    p.add_argument("--json", action="store_true", help="print JSON")
-
-    p = sub.add_parser("reconstruct", help="rebuild state.json from transitions.jsonl")
-    p.add_argument("project_id")
-    p.add_argument("--check", action="store_true", help="only compare; exit 1 if they differ")
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run one command; returns its exit code."""
     args = _parser().parse_args(argv)
-    repo: Path = args.repo.resolve()
-    if args.command == "init":
-        return init.run(repo, force=args.force)
-    if args.command == "demo":
-        return demo.run(args.dir)
-    if args.command == "start":
-        return pipeline.start(repo, args.issue, args.title, args.body, args.actor)
-    if args.command == "advance":
-        return pipeline.advance(repo, args.project_id, args.actor)
-    if args.command == "approve":
-        return pipeline.approve(repo, args.project_id, args.actor)
-    if args.command == "reject":
-        return pipeline.reject(repo, args.project_id, args.reason, args.actor)
-    if args.command == "status":
-        return status.run(repo, args.project_id, as_json=args.json)
-    if args.command == "reconstruct":
-        return reconstruct.run(repo, args.project_id, check=args.check)
-    raise AssertionError(args.command)  # pragma: no cover - argparse restricts commands
+    args.repo = args.repo.resolve()
+    return int(args.func(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

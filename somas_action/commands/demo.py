@@ -10,6 +10,7 @@ from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
 from somas_action.app import build_runner, default_actor, progress_printer
 from somas_action.clock import SystemClock
+from somas_action.commands import Subparsers
 from somas_action.commands.init import scaffold
 from somas_action.config import load_config
 from somas_action.errors import SomasError
@@ -38,6 +39,13 @@ def commit_state(workspace: GitWorkspace, message: str) -> None:
     workspace.git("add", "-A")
     if workspace.git("status", "--porcelain"):
         workspace.git("commit", "-q", "-m", message)
+
+
+def register(sub: Subparsers) -> None:
+    """`somas demo`."""
+    p = sub.add_parser("demo", help="run the whole pipeline locally on the embedded default")
+    p.add_argument("--dir", type=Path, help="empty folder for the demo repository")
+    p.set_defaults(func=lambda a: run(a.dir))
 
 
 def run(directory: Path | None) -> int:

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from somas_action import names
+from somas_action.commands import Subparsers
 from somas_action.errors import SomasError
 from somas_action.resources import default_somas_dir
 
@@ -27,6 +28,13 @@ def scaffold(repo: Path, force: bool = False) -> list[Path]:
         written.append(destination)
     (target / names.PROJECTS_DIR).mkdir(parents=True, exist_ok=True)
     return written
+
+
+def register(sub: Subparsers) -> None:
+    """`somas init`."""
+    p = sub.add_parser("init", help="scaffold .somas/ (config and agents) into a repository")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=lambda a: run(a.repo, force=a.force))
 
 
 def run(repo: Path, force: bool) -> int:

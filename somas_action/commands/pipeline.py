@@ -8,10 +8,37 @@ from somas_action import names
 from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.app import build_runner, default_actor, progress_printer
 from somas_action.clock import SystemClock
+from somas_action.commands import Subparsers
 from somas_action.errors import CommandRefused
 from somas_action.report import status_table
 from somas_action.runner import Runner
 from somas_action.store import validate_project_id
+
+
+def register(sub: Subparsers) -> None:
+    """`somas start|advance|approve|reject`."""
+    p = sub.add_parser("start", help="open the project for a (local) issue")
+    p.add_argument("--issue", type=int, required=True, help="issue number")
+    p.add_argument("--title", help="create the local issue with this title if it is missing")
+    p.add_argument("--body", default="", help="body of a newly created local issue")
+    p.add_argument("--actor", help="who is acting (default: $SOMAS_ACTOR or local:<user>)")
+    p.set_defaults(func=lambda a: start(a.repo, a.issue, a.title, a.body, a.actor))
+
+    p = sub.add_parser("advance", help="run stages until a gate, a failure or completion")
+    p.add_argument("project_id")
+    p.add_argument("--actor")
+    p.set_defaults(func=lambda a: advance(a.repo, a.project_id, a.actor))
+
+    p = sub.add_parser("approve", help="approve the project's open human gate")
+    p.add_argument("project_id")
+    p.add_argument("--actor")
+    p.set_defaults(func=lambda a: approve(a.repo, a.project_id, a.actor))
+
+    p = sub.add_parser("reject", help="reject the open human gate and send the project back")
+    p.add_argument("project_id")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor")
+    p.set_defaults(func=lambda a: reject(a.repo, a.project_id, a.reason, a.actor))
 
 
 def _runner(repo: Path) -> Runner:

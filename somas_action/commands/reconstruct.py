@@ -5,9 +5,18 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from somas_action.commands import Subparsers
 from somas_action.errors import StateError
 from somas_action.jsonio import atomic_write_text
 from somas_action.store import ProjectStore, validate_project_id
+
+
+def register(sub: Subparsers) -> None:
+    """`somas reconstruct`."""
+    p = sub.add_parser("reconstruct", help="rebuild state.json from transitions.jsonl")
+    p.add_argument("project_id")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if they differ")
+    p.set_defaults(func=lambda a: run(a.repo, a.project_id, check=a.check))
 
 
 def run(repo: Path, project_id: str, check: bool) -> int:

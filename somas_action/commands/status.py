@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action import names
+from somas_action.commands import Subparsers
 from somas_action.errors import SomasError
 from somas_action.report import status_table
 from somas_action.store import ProjectStore, projects_dir, validate_project_id
@@ -34,6 +35,14 @@ def _summary(repo: Path, project_id: str) -> dict[str, Any]:
         "updated_at": state["updated_at"],
         "dead_letters": state["dead_letter_count"],
     }
+
+
+def register(sub: Subparsers) -> None:
+    """`somas status`."""
+    p = sub.add_parser("status", help="one project's stages, or every project")
+    p.add_argument("project_id", nargs="?")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=lambda a: run(a.repo, a.project_id, as_json=a.json))
 
 
 def run(repo: Path, project_id: str | None, as_json: bool) -> int:
