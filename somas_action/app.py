@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,17 +12,6 @@ from somas_action.adapters.recorded_provider import RecordedProvider, resolve_re
 from somas_action.clock import Clock, SystemClock
 from somas_action.config import load_config
 from somas_action.runner import Runner, Services
-
-
-def default_actor() -> str:
-    """Who is acting: `$SOMAS_ACTOR`, else `local:<login name>`."""
-    explicit = os.environ.get("SOMAS_ACTOR")
-    if explicit:
-        return explicit
-    try:
-        return f"local:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "local:unknown"
 
 
 def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[dict[str, Any]], None]:

@@ -15,6 +15,7 @@ from somas_action.errors import ConfigError
 from somas_action.resources import default_somas_dir
 from somas_action.schemas import first_problem
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HANDLER_BY_STAGE = {"implementation": "implementation", "validation": "validation"}
 
 
@@ -84,7 +85,8 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's C loader when available: the pure-Python one costs ~10 ms per run here.
+        return yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""

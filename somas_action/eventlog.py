@@ -7,10 +7,12 @@ re-serialises JSON.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,18 @@ def encode_event(event: dict[str, Any]) -> tuple[str, str]:
     body = json.dumps(event, ensure_ascii=False)
     digest = chain_hash(event["prev_hash"], body)
     return f'{body[:-1]}{_HASH_KEY}{digest}"}}', digest
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many acyclic dicts (it would rescan them all)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -64,13 +78,22 @@ class EventLog:
             return []
         if data and not data.endswith(b"\n"):
             data = self._repair_torn_tail(data)
-        events: list[dict[str, Any]] = []
-        prev = GENESIS_HASH
-        for number, raw in enumerate(data.splitlines(), start=1):
-            event = self._decode(raw, number, prev)
-            events.append(event)
-            prev = event["hash"]
-        return events
+        lines = data.decode("utf-8", errors="replace").split("\n")[:-1]
+        # Decoding 100k lines one by one is dominated by per-call overhead and by the cyclic
+        # GC scanning the new dicts; one json.loads of the joined lines with the GC paused is
+        # about twice as fast. A bad line falls back to line-by-line decoding to name it.
+        with gc_paused():
+            try:
+                events = json.loads("[" + ",".join(lines) + "]")
+                if len(events) != len(lines):
+                    raise ValueError("a line held more than one JSON value")
+            except ValueError:
+                events = [self._parse(line, number) for number, line in enumerate(lines, 1)]
+            prev = GENESIS_HASH
+            for number, (line, event) in enumerate(zip(lines, events, strict=True), start=1):
+                self._verify(line, event, number, prev)
+                prev = event["hash"]
+        return events  # type: ignore[no-any-return]
 
     def tail(self) -> Tail:
         """Seq and hash of the last event, reading only the end of the file (flat cost)."""
@@ -114,15 +137,23 @@ class EventLog:
         return written
 
     def _decode(self, raw: bytes, number: int, prev: str) -> dict[str, Any]:
-        where = f"{self.path}: line {number}"
         line = raw.decode("utf-8", errors="replace")
+        event: dict[str, Any] = self._parse(line, number)
+        self._verify(line, event, number, prev)
+        return event
+
+    def _parse(self, line: str, number: int) -> Any:
+        where = f"{self.path}: line {number}"
         try:
-            event = json.loads(line)
+            return json.loads(line)
         except ValueError as exc:
             raise StateError(
                 f"{where}: not valid JSON ({json_problem(exc)}); the log cannot be repaired "
                 "automatically, restore it from git history (`git log --oneline` on the folder)"
             ) from None
+
+    def _verify(self, line: str, event: Any, number: int, prev: str) -> None:
+        where = f"{self.path}: line {number}"
         if not isinstance(event, dict):
             raise StateError(f"{where}: not a JSON object; restore the log from git history")
         if event.get("seq") != number:
@@ -142,7 +173,6 @@ class EventLog:
                 f"{where}: hash chain broken (the line was edited or the log reordered); "
                 "restore the log from git history"
             )
-        return event
 
     def _repair_torn_tail(self, data: bytes) -> bytes:
         """Keep a complete, verifying last line; otherwise cut it (saved aside) and truncate."""

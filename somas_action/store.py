@@ -11,7 +11,7 @@ from typing import Any
 from somas_action import events as ev
 from somas_action import names
 from somas_action.errors import StateError
-from somas_action.eventlog import EventLog
+from somas_action.eventlog import EventLog, gc_paused
 from somas_action.jsonio import atomic_write_json, atomic_write_text, json_problem
 from somas_action.projection import (
     State,
@@ -94,7 +94,8 @@ class ProjectStore:
         in_step = last.get("seq") == tail.seq and last.get("hash") == tail.hash
         if written is not None and in_step and digest_matches(written):
             return strip_digest(written), None
-        projected = fold(self.log.read())
+        with gc_paused():
+            projected = fold(self.log.read())
         if written is None or not in_step:
             # Missing or behind the log: the log wins, silently (a crash, not an edit).
             atomic_write_text(self.state_path, render(projected))
@@ -151,7 +152,8 @@ class ProjectStore:
 
     def reconstruct_text(self) -> str:
         """The `state.json` text the log describes."""
-        return render(fold(self.log.read()))
+        with gc_paused():
+            return render(fold(self.log.read()))
 
     def backup_state(self, suffix: str = "") -> Path | None:
         """Copy state.json to `state.json.backup<suffix>` before a destructive operation."""

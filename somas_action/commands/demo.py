@@ -6,13 +6,10 @@ import tempfile
 from pathlib import Path
 
 from somas_action import names
+from somas_action.actor import default_actor
 from somas_action.adapters.local_tracker import LocalTracker
-from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
-from somas_action.app import build_runner, default_actor, progress_printer
-from somas_action.clock import SystemClock
 from somas_action.commands import Subparsers
 from somas_action.commands.init import scaffold
-from somas_action.config import load_config
 from somas_action.errors import SomasError
 from somas_action.report import status_table
 from somas_action.workspace import GitWorkspace
@@ -50,6 +47,12 @@ def register(sub: Subparsers) -> None:
 
 def run(directory: Path | None) -> int:
     """Create the repository, open issue #1, run all stages, approve the review gate."""
+    # Imported here so that light commands do not pay for jsonschema and the runner at start.
+    from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
+    from somas_action.app import build_runner, progress_printer
+    from somas_action.clock import SystemClock
+    from somas_action.config import load_config
+
     folder = (directory or Path(tempfile.mkdtemp(prefix="somas-demo-"))).resolve()
     workspace = _prepare(folder)
     config = load_config(folder)

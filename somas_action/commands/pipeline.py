@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from somas_action import names
+from somas_action.actor import default_actor
 from somas_action.adapters.local_tracker import LocalTracker
-from somas_action.app import build_runner, default_actor, progress_printer
-from somas_action.clock import SystemClock
 from somas_action.commands import Subparsers
 from somas_action.errors import CommandRefused
 from somas_action.report import status_table
-from somas_action.runner import Runner
+
+if TYPE_CHECKING:
+    from somas_action.runner import Runner
 from somas_action.store import validate_project_id
 
 
@@ -42,6 +44,10 @@ def register(sub: Subparsers) -> None:
 
 
 def _runner(repo: Path) -> Runner:
+    # Imported here so that `somas status` and friends do not pay for jsonschema and the runner.
+    from somas_action.app import build_runner, progress_printer
+    from somas_action.clock import SystemClock
+
     clock = SystemClock()
     return build_runner(repo, clock=clock, on_event=progress_printer(clock))
 
