@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
 from somas_action.clock import Clock, SystemClock
 from somas_action.config import load_config
+from somas_action.gitstate import committer
 from somas_action.runner import Runner, Services
 
 
@@ -44,8 +46,13 @@ def build_runner(
     clock: Clock | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     recording: str | None = None,
+    commit_state: bool | None = None,
 ) -> Runner:
-    """A runner over the local tracker and the recorded provider named by the config."""
+    """A runner over the local tracker and the recorded provider named by the config.
+
+    With `commit_state` (default: `$SOMAS_COMMIT_STATE` is `1`), every recorded batch is
+    committed to the repository's current branch.
+    """
     config = load_config(repo)
     clock = clock or SystemClock()
     spec = recording or config.raw["agent_provider"]["recording"]
@@ -58,4 +65,6 @@ def build_runner(
         clock=clock,
         on_event=on_event or (lambda event: None),
     )
+    if commit_state if commit_state is not None else os.environ.get("SOMAS_COMMIT_STATE") == "1":
+        services.on_commit = committer(repo)
     return Runner(services)

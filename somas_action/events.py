@@ -23,6 +23,18 @@ HUMAN_GATE_APPROVED = "human_gate_approved"
 HUMAN_GATE_REJECTED = "human_gate_rejected"
 PROJECT_COMPLETED = "project_completed"
 STATE_EDIT_RECORDED = "state_edit_recorded"
+# Operator commands (the operations runbook).
+PROJECT_PAUSED = "project_paused"
+PROJECT_UNPAUSED = "project_unpaused"
+PROJECT_CANCELLED = "project_cancelled"
+STAGE_RESTARTED = "stage_restarted"
+PROJECT_RESUMED = "project_resumed"
+STATE_RESTORED = "state_restored"
+PROJECT_RESET = "project_reset"
+DEAD_LETTER_RETRIED = "dead_letter_retried"
+DEAD_LETTERS_PURGED = "dead_letters_purged"
+INCIDENT_NOTED = "incident_noted"
+INCIDENT_RESOLVED = "incident_resolved"
 
 EVENT_TYPES = (
     PROJECT_CREATED,
@@ -41,6 +53,17 @@ EVENT_TYPES = (
     HUMAN_GATE_REJECTED,
     PROJECT_COMPLETED,
     STATE_EDIT_RECORDED,
+    PROJECT_PAUSED,
+    PROJECT_UNPAUSED,
+    PROJECT_CANCELLED,
+    STAGE_RESTARTED,
+    PROJECT_RESUMED,
+    STATE_RESTORED,
+    PROJECT_RESET,
+    DEAD_LETTER_RETRIED,
+    DEAD_LETTERS_PURGED,
+    INCIDENT_NOTED,
+    INCIDENT_RESOLVED,
 )
 
 

@@ -54,3 +54,6 @@ class Tracker(Protocol):
 
     def upsert_pull_request(self, head: str, base: str, title: str, body: str) -> str:
         """Open (or update) the pull request for branch `head`; return its reference."""
+
+    def cancel_in_progress_runs(self) -> list[str]:
+        """Cancel the tracker's running pipeline runs, where it has any; return their ids."""

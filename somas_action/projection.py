@@ -27,6 +27,7 @@ def new_stage_record() -> dict[str, Any]:
         "duration_seconds": None,
         "artifacts": [],
         "quality_gates": [],
+        "failures": 0,
         "last_error": None,
     }
 
@@ -57,6 +58,9 @@ def _created(state: State, event: dict[str, Any]) -> None:
             },
             "circuit_breakers": {},
             "dead_letter_count": 0,
+            "dead_letter_ids": [],
+            "pause": None,
+            "incident": None,
             "applied_commands": {},
             "metrics": {"events": 0, "attempts": 0, "failed_attempts": 0, "agent_calls": 0},
             "last_event": None,
@@ -92,7 +96,8 @@ def _gates_evaluated(state: State, event: dict[str, Any]) -> None:
 
 def _attempt_failed(state: State, event: dict[str, Any]) -> None:
     error = event["data"]["error"]
-    state["stages"][event["stage"]].update(status=names.STAGE_RETRYING, last_error=error)
+    record = state["stages"][event["stage"]]
+    record.update(status=names.STAGE_RETRYING, last_error=error, failures=record["failures"] + 1)
     state["metrics"]["failed_attempts"] += 1
     state["recovery_info"]["last_failure"] = {
         "stage": event["stage"],
@@ -139,7 +144,81 @@ def _stage_failed(state: State, event: dict[str, Any]) -> None:
 
 
 def _dead_letter(state: State, event: dict[str, Any]) -> None:
-    state["dead_letter_count"] += 1
+    state["dead_letter_ids"].append(event["data"]["dead_letter"]["id"])
+    state["dead_letter_count"] = len(state["dead_letter_ids"])
+
+
+def _dead_letters_removed(state: State, event: dict[str, Any]) -> None:
+    data = event["data"]
+    gone = set(data.get("ids") or [data.get("dead_letter_id")])
+    state["dead_letter_ids"] = [i for i in state["dead_letter_ids"] if i not in gone]
+    state["dead_letter_count"] = len(state["dead_letter_ids"])
+    if event["event_type"] == ev.DEAD_LETTER_RETRIED:
+        _rewind(state, event)
+
+
+def _rewind(state: State, event: dict[str, Any]) -> None:
+    """Restart at `to_stage`: it and every later stage start afresh; earlier ones are kept."""
+    pipeline = state["pipeline"]
+    for stage in pipeline[pipeline.index(event["to_stage"]) :]:
+        state["stages"][stage] = new_stage_record()
+    state["status"] = names.IN_PROGRESS
+    state["human_gate"] = None
+    state["pause"] = None
+    state["completed_at"] = None
+    info = state["recovery_info"]
+    info.update(resume_stage=event["to_stage"], can_auto_recover=True, last_failure=None)
+
+
+def _paused(state: State, event: dict[str, Any]) -> None:
+    state["pause"] = {
+        "previous_status": state["status"],
+        "reason": event["data"].get("reason"),
+        "by": event["actor"],
+        "at": event["ts"],
+    }
+    state["status"] = names.PAUSED
+
+
+def _unpaused(state: State, event: dict[str, Any]) -> None:
+    state["status"] = state["pause"]["previous_status"]
+    state["pause"] = None
+
+
+def _cancelled(state: State, event: dict[str, Any]) -> None:
+    state["status"] = names.CANCELLED
+    state["pause"] = None
+
+
+def _restored(state: State, event: dict[str, Any]) -> None:
+    data = event["data"]["restored"]
+    state.update(
+        status=data["status"],
+        human_gate=data["human_gate"],
+        stages=copy.deepcopy(data["stages"]),
+        pause=None,
+    )
+    state["recovery_info"]["resume_stage"] = data["current_stage"]
+
+
+def _incident(state: State, event: dict[str, Any]) -> None:
+    incident = state["incident"]
+    if incident is None or incident["status"] == "resolved":
+        incident = {
+            "status": "open",
+            "opened_at": event["ts"],
+            "opened_by": event["actor"],
+            "notes": 0,
+            "resolution": None,
+            "resolved_at": None,
+        }
+    if event["event_type"] == ev.INCIDENT_RESOLVED:
+        incident.update(
+            status="resolved", resolution=event["data"]["text"], resolved_at=event["ts"]
+        )
+    else:
+        incident["notes"] += 1
+    state["incident"] = incident
 
 
 def _gate_opened(state: State, event: dict[str, Any]) -> None:
@@ -203,6 +282,17 @@ _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     ev.HUMAN_GATE_REJECTED: _gate_decided,
     ev.PROJECT_COMPLETED: _project_completed,
     ev.STATE_EDIT_RECORDED: _state_edit,
+    ev.PROJECT_PAUSED: _paused,
+    ev.PROJECT_UNPAUSED: _unpaused,
+    ev.PROJECT_CANCELLED: _cancelled,
+    ev.STAGE_RESTARTED: _rewind,
+    ev.PROJECT_RESUMED: _rewind,
+    ev.STATE_RESTORED: _restored,
+    ev.PROJECT_RESET: _cancelled,
+    ev.DEAD_LETTER_RETRIED: _dead_letters_removed,
+    ev.DEAD_LETTERS_PURGED: _dead_letters_removed,
+    ev.INCIDENT_NOTED: _incident,
+    ev.INCIDENT_RESOLVED: _incident,
 }
 
 

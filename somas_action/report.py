@@ -32,11 +32,16 @@ def next_action(state: dict[str, Any]) -> str:
     if status == names.WAITING:
         return f"approve or reject the {state['current_stage']} gate: `somas approve {pid}`"
     if status == names.FAILED:
-        return f"inspect dead_letters.json, fix the cause, then restart {state['current_stage']}"
+        return (
+            f"`somas dead-letters {pid} list` to see why, fix the cause, then "
+            f"`somas restart {pid} --stage {state['current_stage']}`"
+        )
     if status == names.COMPLETED:
         return "nothing: the project is completed"
     if status == names.PAUSED:
-        return f"unpause {pid} to continue"
+        return f"`somas unpause {pid}` to continue"
+    if status == names.CANCELLED:
+        return f"nothing: cancelled (`somas reset {pid}` starts over from the issue)"
     return f"`somas advance {pid}` continues the pipeline"
 
 
@@ -108,3 +113,62 @@ def status_markdown(state: dict[str, Any]) -> str:
             f"**Next:** {next_action(state)}",
         ]
     )
+
+
+_PRIORITY = (
+    "project_completed",
+    "project_reset",
+    "stage_failed",
+    "stage_attempt_failed",
+    "human_gate_opened",
+    "human_gate_approved",
+    "human_gate_rejected",
+    "stage_completed",
+    "state_restored",
+    "stage_restarted",
+    "project_resumed",
+    "dead_letter_retried",
+    "dead_letters_purged",
+    "project_paused",
+    "project_unpaused",
+    "project_cancelled",
+    "state_edit_recorded",
+    "incident_resolved",
+    "incident_noted",
+    "stage_started",
+    "project_created",
+)
+
+
+def describe_batch(state: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """A commit message for one batch: `somas(project-7): validation failed (attempt 2/3)`."""
+    ranked = sorted(
+        events,
+        key=lambda e: _PRIORITY.index(e["event_type"]) if e["event_type"] in _PRIORITY else 99,
+    )
+    event = ranked[0]
+    kind, stage, data = event["event_type"], event["stage"], event["data"]
+    attempt = event["attempt"]
+    if kind == "stage_attempt_failed":
+        total = attempt + data.get("attempts_left", 0)
+        what = f"{stage} failed (attempt {attempt}/{total}): {data['error']['kind']}"
+    elif kind == "stage_failed":
+        what = f"{stage} failed for good after {attempt} attempts"
+    elif kind == "stage_started":
+        what = f"{stage} started (attempt {attempt}/{data.get('max_attempts', '?')})"
+    elif kind == "project_created":
+        what = f"project created from issue #{state['issue_number']}"
+    elif kind in ("human_gate_approved", "human_gate_rejected"):
+        what = f"{stage} gate {kind.rsplit('_', 1)[1]} by {event['actor']}"
+    elif kind == "human_gate_opened":
+        what = f"{stage} waiting for approval"
+    elif kind == "project_completed":
+        what = "pipeline completed"
+    elif kind == "stage_completed":
+        what = f"{stage} completed"
+    else:
+        words = kind.replace("_", " ")
+        what = f"{stage} {words}" if stage else words
+        if event["actor"].startswith(("local:", "github:")):
+            what += f" by {event['actor']}"
+    return f"somas({state['project_id']}): {what}"

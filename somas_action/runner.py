@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from somas_action import engine, labels, names
+from somas_action import engine, labels, names, operations
 from somas_action.clock import Clock, format_ts
 from somas_action.config import AgentConfig, Config, StageConfig, load_agents
 from somas_action.engine import Context, RunStage, Stop
@@ -45,6 +45,10 @@ class Services:
     tracker: Tracker
     clock: Clock
     on_event: EventSink = field(default=lambda event: None)
+    # Called once per committed batch (e.g. to commit the project folder to git).
+    on_commit: Callable[[State, list[dict[str, Any]]], None] = field(
+        default=lambda state, events: None
+    )
     base_branch: str = "main"
 
 
@@ -58,7 +62,8 @@ class Runner:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _ctx(self, actor: str, command_id: str) -> Context:
+    def context(self, actor: str, command_id: str) -> Context:
+        """A command context stamped with the injected clock."""
         return Context(actor=actor, ts=format_ts(self.s.clock.now()), command_id=command_id)
 
     def store(self, project_id: str) -> ProjectStore:
@@ -66,24 +71,35 @@ class Runner:
         return ProjectStore(self.s.repo, project_id)
 
     def load(self, project_id: str, actor: str) -> tuple[ProjectStore, State]:
-        """Load a project; a hand edit of state.json is recorded as an event first."""
+        """Load a project; changes made to its files by hand are recorded as events first."""
         store = self.store(project_id)
-        state, edit = store.load()
-        if edit and (edit["changes"] or edit["ignored"]):
-            edit = {**edit, "detected_by": actor}
-            ctx = self._ctx(
-                "operator (hand edit of state.json)", f"edit:{state['last_event']['hash']}"
-            )
-            state = self._commit(store, state, engine.record_state_edit(state, edit, ctx))
+        state, changes = store.load()
+        for change in changes:
+            key = f"{change['kind']}:{state['last_event']['hash']}"
+            if change["kind"] == "state_edit":
+                edit = change["edit"]
+                if not (edit["changes"] or edit["ignored"]):
+                    continue
+                ctx = self.context("operator (hand edit of state.json)", key)
+                drafts = engine.record_state_edit(state, {**edit, "detected_by": actor}, ctx)
+            elif change["kind"] == "restore":
+                ctx = self.context(f"operator (copied {change['name']} over state.json)", key)
+                drafts = operations.restore(state, change["name"], change["backup"], ctx)
+            else:
+                ctx = self.context("operator (edited dead_letters.json by hand)", key)
+                drafts = operations.purge_dead_letters(state, change["ids"], None, True, ctx)
+            state = self.commit(store, state, drafts)
         return store, state
 
-    def _commit(
+    def commit(
         self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]
     ) -> State:
+        """Durably record drafts, then report, mirror and hand the batch to `on_commit`."""
         new_state, written = store.commit(state, drafts)
         for event in written:
             self.s.on_event(event)
         self._mirror(new_state)
+        self.s.on_commit(new_state, written)
         return new_state
 
     def _mirror(self, state: State) -> None:
@@ -119,28 +135,28 @@ class Runner:
             "body": issue.body,
             "url": issue.url,
         }
-        ctx = self._ctx(actor, delivery_id or f"start:{issue_number}")
-        return self._commit(
+        ctx = self.context(actor, delivery_id or f"start:{issue_number}")
+        return self.commit(
             store, None, engine.create_project(project_id, payload, self.s.config, ctx)
         )
 
     def approve(self, project_id: str, actor: str, delivery_id: str | None = None) -> State:
         """Approve the open human gate."""
         store, state = self.load(project_id, actor)
-        ctx = self._ctx(actor, delivery_id or f"approve:{state['last_event']['hash']}")
+        ctx = self.context(actor, delivery_id or f"approve:{state['last_event']['hash']}")
         if ctx.command_id in state["applied_commands"]:
             return state
-        return self._commit(store, state, engine.approve(state, self.s.config, ctx))
+        return self.commit(store, state, engine.approve(state, self.s.config, ctx))
 
     def reject(
         self, project_id: str, actor: str, reason: str, delivery_id: str | None = None
     ) -> State:
         """Reject the open human gate, sending the project back to the gate's `on_reject` stage."""
         store, state = self.load(project_id, actor)
-        ctx = self._ctx(actor, delivery_id or f"reject:{state['last_event']['hash']}")
+        ctx = self.context(actor, delivery_id or f"reject:{state['last_event']['hash']}")
         if ctx.command_id in state["applied_commands"]:
             return state
-        return self._commit(store, state, engine.reject(state, self.s.config, reason, ctx))
+        return self.commit(store, state, engine.reject(state, self.s.config, reason, ctx))
 
     def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         """Run stages until a human gate, a failure that needs a person, or completion."""
@@ -170,7 +186,7 @@ class Runner:
             model=agent.raw.get("model"),
             output_schema=load_schema(_output_schema_name(stage)),
         )
-        state = self._commit(
+        state = self.commit(
             store,
             state,
             engine.start_attempt(
@@ -178,7 +194,7 @@ class Runner:
                 stage,
                 attempt,
                 request.model,
-                self._ctx(actor, f"advance:{state['metrics']['events']}"),
+                self.context(actor, f"advance:{state['metrics']['events']}"),
             ),
         )
         artifacts: list[dict[str, Any]] = []
@@ -211,8 +227,8 @@ class Runner:
                 else {"kind": "workspace", "message": str(exc)}
             )
         else:
-            ctx = self._ctx(actor, f"advance:{state['metrics']['events']}")
-            return self._commit(
+            ctx = self.context(actor, f"advance:{state['metrics']['events']}")
+            return self.commit(
                 store,
                 state,
                 engine.finish_attempt(
@@ -227,11 +243,11 @@ class Runner:
                 ),
             )
         replay = {"agent": agent.name, "model": request.model, "inputs": request.inputs}
-        ctx = self._ctx(actor, f"advance:{state['metrics']['events']}")
+        ctx = self.context(actor, f"advance:{state['metrics']['events']}")
         drafts = engine.fail_attempt(
             state, stage, attempt, error, replay, ctx, artifacts, gate_results
         )
-        state = self._commit(store, state, drafts)
+        state = self.commit(store, state, drafts)
         if state["status"] != names.FAILED:
             self.s.clock.sleep(self._backoff(attempt))
         return state

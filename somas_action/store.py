@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from somas_action.projection import (
     strip_digest,
 )
 
+_LETTERS_REMOVED = (ev.DEAD_LETTER_RETRIED, ev.DEAD_LETTERS_PURGED)
 # Fields an operator may change by editing state.json (the runbook's manual restart).
 EDITABLE_FIELDS = ("status", "current_stage")
 EDITABLE_STAGE_FIELDS = ("status",)
@@ -69,7 +72,8 @@ class ProjectStore:
         except ValueError as exc:
             raise StateError(
                 f"{self.state_path}: not valid JSON ({json_problem(exc)}); "
-                f"run `somas reconstruct {self.project_id}` to rebuild it from transitions.jsonl"
+                f"run `somas restore {self.project_id}` (from a backup) or `somas reconstruct "
+                f"{self.project_id}` (from transitions.jsonl)"
             ) from None
         if not isinstance(data, dict):
             raise StateError(
@@ -78,29 +82,62 @@ class ProjectStore:
             )
         return data
 
-    def load(self) -> tuple[State, dict[str, Any] | None]:
-        """The project's state and, if `state.json` was edited by hand, the edit to record.
+    def load(self) -> tuple[State, list[dict[str, Any]]]:
+        """The project's state, and the outside changes to its files to record as events.
 
-        A `state.json` behind the log (a crash between append and rewrite) is re-projected.
+        Changes are: a hand edit of `state.json` (`state_edit`), a backup copied over it
+        (`restore`, the runbook's `cp state.json.backup… state.json`) and entries removed from
+        `dead_letters.json` (`dead_letters_purged`, the runbook's `echo "[]" > …`). A
+        `state.json` merely behind the log (a crash between append and rewrite) is re-projected.
         """
         if not self.exists():
             raise StateError(
                 f"{self.dir}: project {self.project_id} not found "
-                "(no transitions.jsonl); `somas status` lists projects"
+                "(no transitions.jsonl); `somas list` lists projects"
             )
         written = self.read_state_file()
         tail = self.log.tail()
         last = (written or {}).get("last_event") or {}
         in_step = last.get("seq") == tail.seq and last.get("hash") == tail.hash
         if written is not None and in_step and digest_matches(written):
-            return strip_digest(written), None
-        with gc_paused():
-            projected = fold(self.log.read())
-        if written is None or not in_step:
-            # Missing or behind the log: the log wins, silently (a crash, not an edit).
+            state = strip_digest(written)
+            return state, self._dead_letter_changes(state)
+        projected = self.state_from_log()
+        changes: list[dict[str, Any]] = []
+        if written is not None and not in_step:
+            restored = self._matching_backup()
+            if restored is not None:
+                changes.append({"kind": "restore", "name": restored, "backup": written})
+        elif written is not None:
+            changes.append({"kind": "state_edit", "edit": diff_editable(written, projected)})
+        if not changes:
+            # Missing or merely behind the log (a crash): the log wins, silently. A file with
+            # changes to record is left alone until the caller records them as events.
             atomic_write_text(self.state_path, render(projected))
-            return projected, None
-        return projected, diff_editable(written, projected)
+        return projected, changes + self._dead_letter_changes(projected)
+
+    def state_from_log(self) -> State:
+        """The state the log describes, ignoring state.json."""
+        with gc_paused():
+            return fold(self.log.read())
+
+    def _matching_backup(self) -> str | None:
+        current = self.state_path.read_bytes()
+        for path in self.backups():
+            if path.read_bytes() == current:
+                return path.name
+        return None
+
+    def _dead_letter_changes(self, state: State) -> list[dict[str, Any]]:
+        """Ids the state holds that dead_letters.json no longer lists (a purge by hand)."""
+        if not state.get("dead_letter_ids"):
+            return []
+        try:
+            on_disk = {entry.get("id") for entry in self.read_dead_letters()}
+        except StateError:
+            return []  # unreadable: the dead-letters command reports it; the log keeps all
+        gone = [i for i in state["dead_letter_ids"] if i not in on_disk]
+        return [{"kind": "dead_letters_purged", "ids": gone}] if gone else []
 
     def read_events(self) -> list[dict[str, Any]]:
         """Every event, chain verified."""
@@ -141,8 +178,10 @@ class ProjectStore:
         letters = [
             e["data"]["dead_letter"] for e in written if e["event_type"] == ev.DEAD_LETTER_RECORDED
         ]
-        if letters or not self.dead_letters_path.exists():
-            existing = self.read_dead_letters()
+        removed = any(e["event_type"] in _LETTERS_REMOVED for e in written)
+        if letters or removed or not self.dead_letters_path.exists():
+            wanted = set(new_state["dead_letter_ids"])
+            existing = [d for d in self.read_dead_letters() if d.get("id") in wanted]
             known = {entry["id"] for entry in existing}
             atomic_write_json(
                 self.dead_letters_path, existing + [d for d in letters if d["id"] not in known]
@@ -150,17 +189,51 @@ class ProjectStore:
         atomic_write_text(self.state_path, render(new_state))
         return new_state, written
 
+    def reconstruct(self) -> tuple[str, list[dict[str, Any]]]:
+        """The `state.json` text and the dead letters the log describes."""
+        with gc_paused():
+            events = self.log.read()
+            state = fold(events)
+        letters = {
+            e["data"]["dead_letter"]["id"]: e["data"]["dead_letter"]
+            for e in events
+            if e["event_type"] == ev.DEAD_LETTER_RECORDED
+        }
+        return render(state), [letters[i] for i in state["dead_letter_ids"]]
+
     def reconstruct_text(self) -> str:
         """The `state.json` text the log describes."""
-        with gc_paused():
-            return render(fold(self.log.read()))
+        return render(self.state_from_log())
 
-    def backup_state(self, suffix: str = "") -> Path | None:
-        """Copy state.json to `state.json.backup<suffix>` before a destructive operation."""
+    def backups(self) -> list[Path]:
+        """`state.json.backup*` files, oldest first."""
+        found = [p for p in self.dir.glob(f"{names.STATE_BACKUP_FILE}*") if p.is_file()]
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+    def backup_state(self, dated: str | None = None) -> Path | None:
+        """Copy state.json to `state.json.backup`, or to `state.json.backup.<dated>`.
+
+        No backup is ever overwritten: a different `state.json.backup` is first moved to a
+        dated name (from its own modification day), and dated names get `.2`, `.3`…
+        """
         if not self.state_path.exists():
             return None
-        target = self.dir / f"{names.STATE_BACKUP_FILE}{suffix}"
+        if dated is not None:
+            target = self._free_backup_name(dated)
+        else:
+            target = self.dir / names.STATE_BACKUP_FILE
+            if target.exists() and target.read_bytes() != self.state_path.read_bytes():
+                day = datetime.fromtimestamp(target.stat().st_mtime, UTC).strftime("%Y%m%d")
+                os.replace(target, self._free_backup_name(day))
         shutil.copy2(self.state_path, target)
+        return target
+
+    def _free_backup_name(self, dated: str) -> Path:
+        target = self.dir / f"{names.STATE_BACKUP_FILE}.{dated}"
+        counter = 2
+        while target.exists():
+            target = self.dir / f"{names.STATE_BACKUP_FILE}.{dated}.{counter}"
+            counter += 1
         return target
 
     def write_artifact(self, name: str, content: str | dict[str, Any] | list[Any]) -> Path:

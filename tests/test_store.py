@@ -49,8 +49,8 @@ def test_state_behind_the_log_is_reprojected(waiting_repo: Path, clock: FakeCloc
     run = scenarios.runner(waiting_repo, clock)
     run.approve("project-1", "local:alice")
     store.state_path.write_text(before)  # as if we crashed between append and rewrite
-    state, edit = store.load()
-    assert edit is None
+    state, changes = store.load()
+    assert changes == []
     assert state["human_gate"]["status"] == "approved"
     assert store.state_path.read_text() == store.reconstruct_text()
 

@@ -94,6 +94,10 @@ class LocalTracker:
             record["comments"].append({"id": len(record["comments"]) + 1, "body": text})
         atomic_write_json(path, record)
 
+    def cancel_in_progress_runs(self) -> list[str]:
+        """The local tracker runs nothing in the background: there is nothing to cancel."""
+        return []
+
     def upsert_pull_request(self, head: str, base: str, title: str, body: str) -> str:
         """Record the pull request for `head` in `pulls.json`."""
         path = self.root / "pulls.json"

@@ -17,7 +17,7 @@ from somas_action.workspace import GitWorkspace
 DEMO_BOT = "local:somas-demo"
 
 
-def _prepare(folder: Path) -> GitWorkspace:
+def _prepare(folder: Path) -> None:
     if folder.exists() and any(folder.iterdir()):
         raise SomasError(f"--dir {folder}: folder is not empty; choose a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
@@ -27,15 +27,8 @@ def _prepare(folder: Path) -> GitWorkspace:
     workspace.git("config", "user.email", "demo@somas.invalid")
     (folder / "README.md").write_text("# Demo repository\n\nCreated by `somas demo`.\n")
     scaffold(folder)
-    commit_state(workspace, "Initial commit with the default SOMAS configuration")
-    return workspace
-
-
-def commit_state(workspace: GitWorkspace, message: str) -> None:
-    """Commit everything under the repository (the demo keeps its state on main)."""
     workspace.git("add", "-A")
-    if workspace.git("status", "--porcelain"):
-        workspace.git("commit", "-q", "-m", message)
+    workspace.git("commit", "-q", "-m", "Initial commit with the default SOMAS configuration")
 
 
 def register(sub: Subparsers) -> None:
@@ -54,7 +47,7 @@ def run(directory: Path | None) -> int:
     from somas_action.config import load_config
 
     folder = (directory or Path(tempfile.mkdtemp(prefix="somas-demo-"))).resolve()
-    workspace = _prepare(folder)
+    _prepare(folder)
     config = load_config(folder)
     issue_text = RecordedProvider(
         resolve_recording(folder, config.raw["agent_provider"]["recording"])
@@ -65,13 +58,10 @@ def run(directory: Path | None) -> int:
     print(f"opened local issue #{issue.number} [{names.PROJECT_LABEL}]: {issue.title}\n")
 
     clock = SystemClock()
-    runner = build_runner(folder, clock=clock, on_event=progress_printer(clock))
+    runner = build_runner(folder, clock=clock, on_event=progress_printer(clock), commit_state=True)
     state = runner.start(issue.number, DEMO_BOT)
     project_id = state["project_id"]
-    commit_state(workspace, f"somas({project_id}): project created")
-
     state, stop = runner.advance(project_id, DEMO_BOT)
-    commit_state(workspace, f"somas({project_id}): {state['status']} at {state['current_stage']}")
     print(f"\n{stop.reason}")
     if state["status"] != names.WAITING:
         print(status_table(state))
@@ -81,7 +71,6 @@ def run(directory: Path | None) -> int:
     print(f"\napproving the {state['current_stage']} gate as {approver}\n")
     runner.approve(project_id, approver)
     state, stop = runner.advance(project_id, DEMO_BOT)
-    commit_state(workspace, f"somas({project_id}): {state['status']} at {state['current_stage']}")
 
     project_dir = folder / names.SOMAS_DIR / names.PROJECTS_DIR / project_id
     print()
@@ -94,6 +83,7 @@ def run(directory: Path | None) -> int:
         f"  code         branch {names.project_branch_for(project_id)} "
         f"(git -C {folder} log --stat {names.project_branch_for(project_id)})\n"
         f"  issue        {tracker.issues_dir / f'{issue.number}.json'}\n"
+        f"  history      git -C {folder} log --oneline {project_dir.relative_to(folder)}/\n"
         f"\ntry the runbook: cd {folder} && "
         f"jq '.status, .current_stage' {project_dir.relative_to(folder) / names.STATE_FILE}"
     )

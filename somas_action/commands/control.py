@@ -1,0 +1,160 @@
+"""`somas pause|unpause|cancel|restart|resume|reset|stop-all|start-all`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from somas_action import names
+from somas_action.actor import default_actor
+from somas_action.commands import Subparsers
+from somas_action.store import validate_project_id
+
+if TYPE_CHECKING:
+    from somas_action.operator import Operator
+
+
+def _project(p: argparse.ArgumentParser) -> None:
+    p.add_argument("project_id", type=_project_id)
+    p.add_argument("--actor", help="who is acting (default: $SOMAS_ACTOR or local:<user>)")
+
+
+def _project_id(value: str) -> str:
+    return validate_project_id(value)
+
+
+def register(sub: Subparsers) -> None:
+    """Lifecycle and emergency commands."""
+    p = sub.add_parser("pause", help="stop a project from advancing")
+    _project(p)
+    p.add_argument("--reason", default="paused by operator")
+    p.set_defaults(func=lambda a: _run(a, lambda op, who: op.pause(a.project_id, who, a.reason)))
+
+    p = sub.add_parser("unpause", help="let a paused project continue")
+    _project(p)
+    p.set_defaults(func=lambda a: _run(a, lambda op, who: op.unpause(a.project_id, who)))
+
+    p = sub.add_parser("cancel", help="end a project for good (files and log stay)")
+    _project(p)
+    p.add_argument("--reason", default="cancelled by operator")
+    p.set_defaults(func=lambda a: _run(a, lambda op, who: op.cancel(a.project_id, who, a.reason)))
+
+    p = sub.add_parser("restart", help="restart from a stage (backup + event), then advance")
+    _project(p)
+    p.add_argument("--stage", required=True)
+    p.add_argument("--reason", default="restarted by operator")
+    p.add_argument("--no-advance", action="store_true", help="only record the restart")
+    p.set_defaults(
+        func=lambda a: _run(
+            a, lambda op, who: op.restart(a.project_id, a.stage, who, a.reason), advance=True
+        )
+    )
+
+    p = sub.add_parser("resume", help="resume from the last (or a named) checkpoint, then advance")
+    _project(p)
+    p.add_argument("--checkpoint", help="checkpoint id (default: last successful)")
+    p.add_argument("--no-advance", action="store_true", help="only record the resume")
+    p.set_defaults(
+        func=lambda a: _run(
+            a, lambda op, who: op.resume(a.project_id, a.checkpoint, who), advance=True
+        )
+    )
+
+    p = sub.add_parser("reset", help="archive the project folder and start fresh from the issue")
+    _project(p)
+    p.set_defaults(func=lambda a: reset(a.repo, a.project_id, a.actor))
+
+    p = sub.add_parser("stop-all", help="emergency stop: disable the pipeline, pause all projects")
+    p.add_argument("--actor")
+    p.set_defaults(func=lambda a: stop_all(a.repo, a.actor))
+
+    p = sub.add_parser("start-all", help="undo stop-all: enable the pipeline, unpause its pauses")
+    p.add_argument("--actor")
+    p.set_defaults(func=lambda a: start_all(a.repo, a.actor))
+
+
+def operator(repo: Path) -> Operator:
+    """An Operator over the repository's runner, printing one line per event."""
+    from somas_action.app import build_runner, progress_printer
+    from somas_action.clock import SystemClock
+    from somas_action.operator import Operator
+
+    clock = SystemClock()
+    return Operator(build_runner(repo, clock=clock, on_event=progress_printer(clock)))
+
+
+def _run(
+    args: argparse.Namespace,
+    action: Callable[[Operator, str], dict[str, Any]],
+    advance: bool = False,
+) -> int:
+    op = operator(args.repo)
+    who = args.actor or default_actor()
+    state = action(op, who)
+    print(f"{state['project_id']}: {state['status']} at {state['current_stage']}")
+    if advance and not args.no_advance:
+        state, stop = op.runner.advance(state["project_id"], who)
+        print(stop.reason)
+        return stop.code
+    return 0
+
+
+def reset(repo: Path, project_id: str, actor: str | None) -> int:
+    """The runbook's full pipeline restart."""
+    archived, state = operator(repo).reset(project_id, actor or default_actor())
+    print(f"archived the old project folder as {archived.name}")
+    print(
+        f"{state['project_id']}: started fresh from issue #{state['issue_number']}; "
+        f"next: somas advance {project_id}"
+    )
+    return 0
+
+
+def stop_all(repo: Path, actor: str | None) -> int:
+    """Disable the pipeline in config.yml, pause every active project, cancel runs."""
+    from somas_action.commands.ops import load_all
+    from somas_action.operations import ACTIVE_STATUSES
+    from somas_action.operator import STOP_ALL_REASON, set_pipeline_enabled
+
+    who = actor or default_actor()
+    path, backup = set_pipeline_enabled(repo, False)
+    print(
+        f"{path}: pipeline.enabled set to false"
+        + (f" (previous in {backup.name})" if backup else "")
+    )
+    op = operator(repo)
+    for pid, state, error in load_all(repo):
+        if state is not None and state["status"] in ACTIVE_STATUSES:
+            op.pause(pid, who, STOP_ALL_REASON)
+        elif error:
+            print(f"{pid}: not paused: {error}")
+    cancelled = op.runner.s.tracker.cancel_in_progress_runs()
+    print(
+        f"workflow runs cancelled: {len(cancelled)}"
+        + (f" ({', '.join(cancelled)})" if cancelled else "")
+    )
+    print("re-enable with: somas start-all")
+    return 0
+
+
+def start_all(repo: Path, actor: str | None) -> int:
+    """Enable the pipeline and unpause the projects stop-all paused."""
+    from somas_action.commands.ops import load_all
+    from somas_action.operator import STOP_ALL_REASON, set_pipeline_enabled
+
+    who = actor or default_actor()
+    path, _ = set_pipeline_enabled(repo, True)
+    print(f"{path}: pipeline.enabled set to true")
+    op = operator(repo)
+    for pid, state, _error in load_all(repo):
+        pause = (state or {}).get("pause") or {}
+        if (
+            state is not None
+            and state["status"] == names.PAUSED
+            and pause.get("reason") == STOP_ALL_REASON
+        ):
+            op.unpause(pid, who)
+    print("projects continue with: somas advance <project-id> (or their next workflow run)")
+    return 0
