@@ -27,15 +27,15 @@ def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[dict[
         detail = ""
         data = event["data"]
         if "error" in data and event["event_type"] == "stage_attempt_failed":
-            detail = f"  {data['error']['kind']}: {data['error']['message'][:120]}"
+            detail = f"  {data['error']['kind']}: {data['error']['message']}"
         elif event["event_type"] == "checkpoint_created":
             detail = f"  {data['checkpoint_id']}"
-        print(
-            f"  +{elapsed:7.2f}s  #{event['seq']:<4} {stage:<15} {event['event_type']:<24} "
-            f"{event['status']}{attempt}{detail}",
-            file=out or sys.stdout,
-            flush=True,
+        line = (
+            f"  +{elapsed:6.2f}s #{event['seq']:<4} {stage:<14} {event['event_type']:<23} "
+            f"{event['status']}{attempt}{detail}"
         )
+        # One line per event, at most 80 columns: details are cut, not wrapped.
+        print(line if len(line) <= 80 else line[:77] + "...", file=out or sys.stdout, flush=True)
 
     return show
 

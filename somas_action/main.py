@@ -13,6 +13,7 @@ from somas_action import __version__
 from somas_action.commands import (
     control,
     demo,
+    doctor,
     init,
     ops,
     pipeline,
@@ -23,7 +24,7 @@ from somas_action.commands import (
 from somas_action.errors import SomasError
 
 # Each module adds its own subcommands; a new command group is one line here.
-COMMAND_MODULES = (init, demo, pipeline, status, reconstruct, ops, control, recovery)
+COMMAND_MODULES = (init, demo, pipeline, status, reconstruct, ops, control, recovery, doctor)
 
 
 def _parser() -> argparse.ArgumentParser:

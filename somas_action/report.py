@@ -65,10 +65,11 @@ def status_table(state: dict[str, Any]) -> str:
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
     ]
+    title = f"{state['project_id']} (issue #{state['issue_number']}: {state['title']})"
     head = (
-        f"{state['project_id']} (issue #{state['issue_number']}: {state['title']})\n"
+        f"{title if len(title) <= 80 else title[:77] + '...'}\n"
         f"status: {state['status']}   current stage: {state['current_stage']}   "
-        f"dead letters: {state['dead_letter_count']}   "
+        f"dead letters: {state['dead_letter_count']}\n"
         f"last checkpoint: {state['recovery_info']['last_successful_checkpoint'] or '-'}"
     )
     return head + "\n" + "\n".join(lines) + f"\nnext: {next_action(state)}"

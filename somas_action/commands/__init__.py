@@ -11,3 +11,25 @@ class Subparsers(Protocol):
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         """Add one subcommand."""
+
+
+def change_summary(
+    state: dict[str, Any], events: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """The `--json` shape of every command that records events (documented in operations.md)."""
+    return {
+        "project_id": state["project_id"],
+        "status": state["status"],
+        "current_stage": state["current_stage"],
+        "events": [
+            {
+                "seq": e["seq"],
+                "event_type": e["event_type"],
+                "stage": e["stage"],
+                "status": e["status"],
+                "actor": e["actor"],
+            }
+            for e in events
+        ],
+        **extra,
+    }

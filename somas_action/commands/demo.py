@@ -73,6 +73,8 @@ def run(directory: Path | None) -> int:
     state, stop = runner.advance(project_id, DEMO_BOT)
 
     project_dir = folder / names.SOMAS_DIR / names.PROJECTS_DIR / project_id
+    relative = project_dir.relative_to(folder)
+    branch = names.project_branch_for(project_id)
     print()
     print(status_table(state))
     print(
@@ -80,11 +82,14 @@ def run(directory: Path | None) -> int:
         f"  state        {project_dir / names.STATE_FILE}\n"
         f"  audit log    {project_dir / names.TRANSITIONS_FILE}\n"
         f"  artifacts    {project_dir / names.ARTIFACTS_DIR}/\n"
-        f"  code         branch {names.project_branch_for(project_id)} "
-        f"(git -C {folder} log --stat {names.project_branch_for(project_id)})\n"
+        f"  code         branch {branch}\n"
         f"  issue        {tracker.issues_dir / f'{issue.number}.json'}\n"
-        f"  history      git -C {folder} log --oneline {project_dir.relative_to(folder)}/\n"
-        f"\ntry the runbook: cd {folder} && "
-        f"jq '.status, .current_stage' {project_dir.relative_to(folder) / names.STATE_FILE}"
+        f"\ntry it (the operations runbook's own commands, and ours):\n"
+        f"  cd {folder}\n"
+        f"  jq '.status, .current_stage' {relative / names.STATE_FILE}\n"
+        f"  tail -10 {relative / names.TRANSITIONS_FILE}\n"
+        f"  git log --oneline {relative}/\n"
+        f"  git log --stat {branch}\n"
+        f"  somas health {project_id}"
     )
     return 0 if state["status"] == names.COMPLETED else 1

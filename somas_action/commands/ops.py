@@ -10,6 +10,7 @@ from typing import Any
 from somas_action import names
 from somas_action.commands import Subparsers
 from somas_action.errors import SomasError
+from somas_action.output import echo
 from somas_action.projection import State, parse_ts
 from somas_action.report import next_action
 from somas_action.store import ProjectStore, projects_dir, validate_project_id
@@ -101,14 +102,14 @@ def list_projects(repo: Path, status: str | None, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
     elif not rows:
-        print(f"no projects{f' with status {status}' if status else ''} in {projects_dir(repo)}")
+        echo(f"no projects{f' with status {status}' if status else ''} in {projects_dir(repo)}")
     else:
-        print(f"{'PROJECT':<14} {'STATUS':<12} {'STAGE':<15} {'AGE':>6} {'DEAD':>4}  UPDATED")
+        echo(f"{'PROJECT':<14} {'STATUS':<12} {'STAGE':<15} {'AGE':>6} {'DEAD':>4}  UPDATED")
         for r in rows:
             if r["status"] == "unreadable":
-                print(f"{r['project_id']:<14} UNREADABLE   {r['error'][:50]}")
+                echo(f"{r['project_id']:<14} UNREADABLE   {r['error']}")
             else:
-                print(
+                echo(
                     f"{r['project_id']:<14} {r['status']:<12} {r['current_stage']:<15} "
                     f"{r['age']:>6} {r['dead_letters']:>4}  {r['updated_at'][:16]}"
                 )
@@ -150,15 +151,15 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report, indent=2))
         return EXIT_CODES[level]
-    print(f"=== {project_id}: {state['status']} at {state['current_stage']} — {level.upper()}")
-    print(f"issue #{state['issue_number']}: {state['title'][:60]}")
-    print(
+    echo(f"=== {project_id}: {state['status']} at {state['current_stage']} — {level.upper()}")
+    echo(f"issue #{state['issue_number']}: {state['title'][:60]}")
+    echo(
         f"dead letters: {state['dead_letter_count']}   last checkpoint: "
         f"{report['last_checkpoint'] or '-'}"
     )
-    print("retries: " + (", ".join(f"{s} {n}" for s, n in retries.items()) or "none"))
+    echo("retries: " + (", ".join(f"{s} {n}" for s, n in retries.items()) or "none"))
     breakers = state["circuit_breakers"]
-    print(
+    echo(
         "circuit breakers: "
         + (
             ", ".join(
@@ -168,23 +169,23 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
             or "none recorded"
         )
     )
-    print("=== Recent transitions")
+    echo("=== Recent transitions")
     for event in recent:
         stage = event["stage"] or "-"
-        print(
+        echo(
             f"  #{event['seq']:<5} {event['ts'][5:19]} {stage:<14} "
             f"{event['event_type']:<22} {event['status']}"[:79]
         )
-    print("=== Findings")
+    echo("=== Findings")
     for finding in findings:
-        print(f"  {finding.level.upper():<8} {finding.severity:<8} {finding.message}"[:79])
+        echo(f"  {finding.level.upper():<8} {finding.severity:<8} {finding.message}")
     if not findings:
-        print("  none")
+        echo("  none")
     for change in changes:
-        print(f"  note: {change['kind'].replace('_', ' ')} by hand; the next command records it")
+        echo(f"  note: {change['kind'].replace('_', ' ')} by hand; the next command records it")
     if report["escalation"]:
-        print(report["escalation"])
-    print(f"next: {report['next']}")
+        echo(report["escalation"])
+    echo(f"next: {report['next']}")
     return EXIT_CODES[level]
 
 
@@ -207,7 +208,7 @@ def monitor(repo: Path, as_json: bool) -> int:
     if unreadable:
         level = CRITICAL
     if as_json:
-        print(
+        echo(
             json.dumps(
                 {
                     "generated_at": now.isoformat(timespec="seconds"),
@@ -225,17 +226,17 @@ def monitor(repo: Path, as_json: bool) -> int:
         return EXIT_CODES[level]
     total = sum(counts.values()) + len(unreadable)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
-    print(
+    echo(
         f"{total} projects ({summary}) — {level.upper()}"
         f"{'' if config.enabled else ' — pipeline.enabled is false (emergency stop)'}"
     )
     for finding in findings:
-        print(f"{finding.level.upper():<8} {finding.project_id:<13} {finding.message}"[:79])
+        echo(f"{finding.level.upper():<8} {finding.project_id:<13} {finding.message}")
     for row in unreadable:
-        print(f"CRITICAL {row['project_id']:<13} unreadable: {row['error']}"[:79])
+        echo(f"CRITICAL {row['project_id']:<13} unreadable: {row['error']}")
     line = escalation_line(findings, config)
     if line:
-        print(line)
+        echo(line)
     return EXIT_CODES[level]
 
 
@@ -248,5 +249,5 @@ def verify(repo: Path, project_id: str, as_json: bool) -> int:
         print(json.dumps(checks, indent=2))
     else:
         for check in checks:
-            print(f"{'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
+            echo(f"{'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
     return 0 if all(c["ok"] for c in checks) else 1

@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from somas_action.actor import default_actor
-from somas_action.commands import Subparsers
+from somas_action.commands import Subparsers, change_summary
 from somas_action.commands.control import operator
 from somas_action.errors import CommandRefused
+from somas_action.output import echo
 from somas_action.store import ProjectStore, validate_project_id
 
 
 def _project(p: argparse.ArgumentParser) -> None:
     p.add_argument("project_id", type=validate_project_id)
     p.add_argument("--actor", help="who is acting (default: $SOMAS_ACTOR or local:<user>)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def register(sub: Subparsers) -> None:
@@ -23,19 +26,17 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser("backup", help="take a dated state.json backup and list all backups")
     _project(p)
     p.add_argument("--list", action="store_true", help="only list, take no backup")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=lambda a: backup(a.repo, a.project_id, a.list, a.json, a.actor))
 
     p = sub.add_parser("restore", help="restore a state.json backup (an audited event)")
     _project(p)
     p.add_argument("--from", dest="name", help="backup file name (default: the newest)")
-    p.set_defaults(func=lambda a: restore(a.repo, a.project_id, a.name, a.actor))
+    p.set_defaults(func=lambda a: restore(a.repo, a.project_id, a.name, a.actor, a.json))
 
     p = sub.add_parser("dead-letters", help="list, show, retry or purge dead letters")
     _project(p)
     p.add_argument("action", choices=["list", "show", "retry", "purge"])
     p.add_argument("id", nargs="?", help="dead letter id (show, retry)")
-    p.add_argument("--json", action="store_true")
     p.add_argument("--no-advance", action="store_true", help="retry: only record it")
     p.set_defaults(func=lambda a: dead_letters(a))
 
@@ -43,7 +44,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("action", choices=["note", "resolve"])
     _project(p)
     p.add_argument("--text", required=True)
-    p.set_defaults(func=lambda a: incident(a.repo, a.project_id, a.action, a.text, a.actor))
+    p.set_defaults(func=lambda a: incident(a.repo, a.project_id, a.action, a.text, a.actor, a.json))
 
 
 def backup(repo: Path, project_id: str, list_only: bool, as_json: bool, actor: str | None) -> int:
@@ -75,18 +76,23 @@ def _seq_of(path: Path) -> int | None:
         return None
 
 
-def restore(repo: Path, project_id: str, name: str | None, actor: str | None) -> int:
+def restore(repo: Path, project_id: str, name: str | None, actor: str | None, js: bool) -> int:
     """Restore a backup as an event and explain how it differs from the log."""
-    state, explanation = operator(repo).restore(project_id, name, actor or default_actor())
-    print(f"{project_id}: restored; now {state['status']} at {state['current_stage']}")
-    print(explanation)
+    events: list[dict[str, Any]] | None = [] if js else None
+    state, why = operator(repo, events).restore(project_id, name, actor or default_actor())
+    if events is not None:
+        print(json.dumps(change_summary(state, events, explanation=why), indent=2))
+        return 0
+    echo(f"{project_id}: restored; now {state['status']} at {state['current_stage']}")
+    echo(why)
     return 0
 
 
 def dead_letters(args: argparse.Namespace) -> int:
     """`somas dead-letters <id> list|show ID|retry ID|purge`."""
     repo, pid, who = args.repo, args.project_id, args.actor or default_actor()
-    op = operator(repo)
+    events: list[dict[str, Any]] | None = [] if args.json else None
+    op = operator(repo, events)
     if args.action in ("show", "retry") and not args.id:
         raise CommandRefused(f"dead-letters {args.action}: give the dead letter id (see `list`)")
     if args.action == "purge":
@@ -98,12 +104,20 @@ def dead_letters(args: argparse.Namespace) -> int:
         return 0
     if args.action == "retry":
         state = op.retry_dead_letter(pid, args.id, who)
-        print(f"{pid}: retrying {state['current_stage']} with the recorded inputs")
-        if args.no_advance:
-            return 0
-        state, stop = op.runner.advance(pid, who)
-        print(stop.reason)
-        return stop.code
+        code, reason = 0, None
+        if not args.no_advance:
+            state, stop = op.runner.advance(pid, who)
+            code, reason = stop.code, stop.reason
+        if events is not None:
+            print(json.dumps(change_summary(state, events, message=reason), indent=2))
+            return code
+        echo(
+            f"{pid}: retried with the recorded inputs; now {state['status']} at "
+            f"{state['current_stage']}"
+        )
+        if reason:
+            echo(reason)
+        return code
     letters = op.dead_letters(pid, who)
     if args.action == "show":
         match = [d for d in letters if d["id"] == args.id]
@@ -116,18 +130,26 @@ def dead_letters(args: argparse.Namespace) -> int:
         print(json.dumps(letters, indent=2))
         return 0
     for d in letters:
-        print(
+        echo(
             f"{d['id']}  {d['created_at'][:16]}  {d['stage']:<14} attempt {d['attempt']}/"
-            f"{d['max_attempts']}  {d['error']['kind']}: {d['error']['message']}"[:79]
+            f"{d['max_attempts']}  {d['error']['kind']}: {d['error']['message']}",
+            16,
         )
     if not letters:
         print("no dead letters")
     return 0
 
 
-def incident(repo: Path, project_id: str, action: str, text: str, actor: str | None) -> int:
+def incident(
+    repo: Path, project_id: str, action: str, text: str, actor: str | None, as_json: bool
+) -> int:
     """Append an incident note or resolution to the project's log."""
-    state = operator(repo).incident(project_id, text, action == "resolve", actor or default_actor())
+    events: list[dict[str, Any]] | None = [] if as_json else None
+    who = actor or default_actor()
+    state = operator(repo, events).incident(project_id, text, action == "resolve", who)
     record = state["incident"]
+    if events is not None:
+        print(json.dumps(change_summary(state, events, incident=record), indent=2))
+        return 0
     print(f"{project_id}: incident {record['status']} ({record['notes']} note(s))")
     return 0
