@@ -8,19 +8,18 @@ import textwrap
 WIDTH = 80
 
 
-def echo(line: str, indent: int = 5) -> None:
-    """Print `line`, wrapped at 80 columns with continuation lines indented."""
-    if len(line) <= WIDTH:
-        print(line, file=sys.stdout)
-        return
-    lead = len(line) - len(line.lstrip(" "))
-    print(
-        textwrap.fill(
+def echo(text: str, indent: int = 5) -> None:
+    """Print `text`, each line wrapped at 80 columns with continuation lines indented."""
+    for line in text.split("\n"):
+        if len(line) <= WIDTH:
+            print(line, file=sys.stdout)
+            continue
+        lead = len(line) - len(line.lstrip(" "))
+        wrapped = textwrap.fill(
             line,
             width=WIDTH,
             subsequent_indent=" " * (lead + indent),
             break_long_words=True,
             break_on_hyphens=False,
-        ),
-        file=sys.stdout,
-    )
+        )
+        print(wrapped, file=sys.stdout)

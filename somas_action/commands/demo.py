@@ -11,6 +11,7 @@ from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.commands import Subparsers
 from somas_action.commands.init import scaffold
 from somas_action.errors import SomasError
+from somas_action.output import echo
 from somas_action.report import status_table
 from somas_action.workspace import GitWorkspace
 
@@ -64,7 +65,7 @@ def run(directory: Path | None) -> int:
     state, stop = runner.advance(project_id, DEMO_BOT)
     print(f"\n{stop.reason}")
     if state["status"] != names.WAITING:
-        print(status_table(state))
+        echo(status_table(state))
         return 1
 
     approver = default_actor()
@@ -76,7 +77,7 @@ def run(directory: Path | None) -> int:
     relative = project_dir.relative_to(folder)
     branch = names.project_branch_for(project_id)
     print()
-    print(status_table(state))
+    echo(status_table(state))
     print(
         f"\nfiles:\n"
         f"  state        {project_dir / names.STATE_FILE}\n"

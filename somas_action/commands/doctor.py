@@ -41,7 +41,7 @@ def _line(ok: bool | None, check: str, detail: str) -> dict[str, Any]:
     }
 
 
-def diagnose(repo: Path, github: bool) -> list[dict[str, Any]]:
+def diagnose(repo: Path, github: bool, live: bool | None = None) -> list[dict[str, Any]]:
     """Every check as {status, check, detail}; `problem` lines name the file/field/secret."""
     from somas_action.config import parse_config
     from somas_action.schemas import problems
@@ -70,7 +70,8 @@ def diagnose(repo: Path, github: bool) -> list[dict[str, Any]]:
             + ("" if config.enabled else "; pipeline.enabled is false (emergency stop)"),
         )
     )
-    live = config.raw["agent_provider"]["type"] != "recorded"
+    if live is None:
+        live = config.raw["agent_provider"]["type"] != "recorded"
     agents = {a for s in config.stages for a in (s.agent, *s.secondary_agents)}
     for agent in sorted(agents):
         file = agent_path(repo, agent)
@@ -112,7 +113,7 @@ def diagnose(repo: Path, github: bool) -> list[dict[str, Any]]:
             _line(
                 None,
                 "provider keys",
-                "agent_provider.type is recorded: replies are replayed, no key needed",
+                "no key needed (agent_provider.type is recorded)",
             )
         )
     lines += _github_checks(repo, github or bool(os.environ.get("GITHUB_REPOSITORY")))

@@ -208,7 +208,7 @@ def monitor(repo: Path, as_json: bool) -> int:
     if unreadable:
         level = CRITICAL
     if as_json:
-        echo(
+        print(
             json.dumps(
                 {
                     "generated_at": now.isoformat(timespec="seconds"),

@@ -89,7 +89,7 @@ def advance(repo: Path, project_id: str, actor: str | None, as_json: bool) -> in
     if events is not None:
         print(json.dumps(change_summary(state, events, message=stop.reason), indent=2))
     else:
-        print(status_table(state))
+        echo(status_table(state))
         echo(stop.reason)
     return stop.code
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from somas_action.commands import Subparsers
 from somas_action.commands.ops import list_projects
+from somas_action.output import echo
 from somas_action.report import status_table
 from somas_action.store import ProjectStore, validate_project_id
 
@@ -25,6 +26,9 @@ def run(repo: Path, project_id: str | None, as_json: bool) -> int:
         state, changes = ProjectStore(repo, validate_project_id(project_id)).load()
         for change in changes:
             print(f"note: {change['kind'].replace('_', ' ')} by hand; the next command records it")
-        print(json.dumps(state, indent=2) if as_json else status_table(state))
+        if as_json:
+            print(json.dumps(state, indent=2))
+        else:
+            echo(status_table(state))
         return 0
     return list_projects(repo, None, as_json)
