@@ -277,12 +277,15 @@ def bench_demo(runs: int) -> None:
 # -- 2. CLI cold start ---------------------------------------------------------------------
 
 
-def run_cmd(argv: list[str], runs: int) -> list[float]:
+def run_cmd(argv: list[str], runs: int, ok_codes: tuple[int, ...] = (0,)) -> list[float]:
+    """Wall seconds of each run; exit codes outside `ok_codes` (monitor's 1/2 are answers) fail."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         times.append(time.perf_counter() - start)
+        if done.returncode not in ok_codes:
+            raise RuntimeError(f"{argv[3:]} exited {done.returncode}: {done.stderr.decode()}")
     return times
 
 
@@ -472,8 +475,8 @@ def bench_reconstruct(repo: Path, n_events: int, repeat: int) -> None:
 def commit_times(builder: ProjectBuilder, commits: int, warmup: int = 5) -> list[float]:
     """Seconds per `store.commit(state, [one draft])`, the full durable path."""
     store = builder.store
-    state, edit = store.load()
-    assert edit is None
+    state, changes = store.load()
+    assert changes == []
     times: list[float] = []
     queue: list[dict[str, Any]] = []
     for index in range(warmup + commits):
@@ -490,8 +493,8 @@ def commit_times(builder: ProjectBuilder, commits: int, warmup: int = 5) -> list
 
 def load_times(repo: Path, repeat: int) -> list[float]:
     def cold_load() -> None:
-        _, edit = ProjectStore(repo, PROJECT_ID).load()
-        assert edit is None
+        _, changes = ProjectStore(repo, PROJECT_ID).load()
+        assert changes == []
 
     return timed(cold_load, repeat)[0]
 
@@ -548,6 +551,84 @@ def bench_append(small: Path, large: Path, large_builder_events: int, commits: i
 # -- main ----------------------------------------------------------------------------------
 
 
+def build_fleet(repo: Path, count: int) -> None:
+    """`count` projects in mixed states, written through the real engine and store."""
+    config = load_config(repo)
+    stages = config.stages
+    letters_replay = {"agent": "x", "model": None, "inputs": {"issue": {}}}
+    clock = SystemClock()
+    for number in range(1, count + 1):
+        pid = names.project_id_for(number)
+        store = ProjectStore(repo, pid)
+        ts = format_ts(clock.now() - timedelta(hours=number % 100))
+        issue = {"number": number, "title": f"Project {number}", "body": "b", "url": ""}
+        drafts = engine.create_project(pid, issue, config, Context(BOT, ts, f"start:{number}"))
+        state, _ = store.commit(None, drafts)
+        done = number % 5  # 0..4 stages completed
+        for stage in stages[:done]:
+            ctx = Context(BOT, ts, f"advance:{state['metrics']['events']}")
+            state, _ = store.commit(state, engine.start_attempt(state, stage, 1, None, ctx))
+            ctx = Context(BOT, ts, f"advance:{state['metrics']['events']}")
+            drafts = engine.finish_attempt(
+                state, config, stage, 1, output_digest="d", artifacts=[], gate_results=[], ctx=ctx
+            )
+            state, _ = store.commit(state, drafts)
+        if number % 7 == 0:  # every 7th project failed its current stage
+            stage = stages[done]
+            for attempt in range(1, stage.max_retries + 1):
+                ctx = Context(BOT, ts, f"advance:{state['metrics']['events']}")
+                drafts = engine.start_attempt(state, stage, attempt, None, ctx)
+                drafts += engine.fail_attempt(
+                    state,
+                    stage,
+                    attempt,
+                    {"kind": "timeout", "message": "t"},
+                    letters_replay,
+                    Context(BOT, ts, f"advance:{state['metrics']['events'] + 2}"),
+                )
+                state, _ = store.commit(state, drafts)
+
+
+def bench_fleet(count: int, runs: int) -> None:
+    section(f"5. operator views over {count:,} projects (separate process; median of {runs})")
+    with tempdir("somas-bench-fleet-") as repo:
+        scaffold(repo)
+        started = time.perf_counter()
+        build_fleet(repo, count)
+        build_s = time.perf_counter() - started
+        cli = [sys.executable, "-m", "somas_action", "--repo", str(repo)]
+        answers = (0, 1, 2)  # ok / warning / critical are all answers
+        t_monitor = run_cmd([*cli, "monitor"], runs, answers)
+        t_list = run_cmd([*cli, "list"], runs)
+        t_health = run_cmd([*cli, "health", "project-7"], runs, answers)
+        t_health_big = run_cmd([*cli, "health", "project-4"], runs, answers)
+    RESULTS["fleet"] = {
+        "projects": count,
+        "generate_s": build_s,
+        "monitor_s": median(t_monitor),
+        "list_s": median(t_list),
+        "health_s": median(t_health),
+        "health_other_s": median(t_health_big),
+        "monitor_target_s": 1.0,
+        "health_target_s": 0.2,
+    }
+    ok = "ok" if median(t_monitor) < 1.0 else "MISSED"
+    line("fleet generated", f"{build_s:.1f} s", "(through engine + store, fsync per commit)")
+    line(
+        f"somas monitor, {count:,} projects",
+        f"{median(t_monitor) * 1000:.0f} ms",
+        f"(target < 1 s: {ok})",
+    )
+    line(f"somas list, {count:,} projects", f"{median(t_list) * 1000:.0f} ms")
+    ok = "ok" if max(median(t_health), median(t_health_big)) < 0.2 else "MISSED"
+    line(
+        "somas health project-7 (failed)",
+        f"{median(t_health) * 1000:.0f} ms",
+        f"(target < 200 ms: {ok})",
+    )
+    line("somas health project-4 (in progress)", f"{median(t_health_big) * 1000:.0f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 20k events")
@@ -580,6 +661,7 @@ def main() -> int:
             scaffold(repo)
         bench_reconstruct(large, n_events, recon_repeat)
         bench_append(small, large, n_events, commits)
+    bench_fleet(1000, 3 if args.quick else 5)
 
     RESULTS["wall_s"] = time.perf_counter() - started
     print(f"\nwall time {RESULTS['wall_s']:.1f} s")
