@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench clean tools
+.PHONY: demo test lint typecheck bench clean tools check-workflows
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,20 @@ tools:
 demo: $(STAMP)
 	$(BIN)/somas demo $(if $(DIR),--dir $(DIR))
 
-test: $(STAMP) tools
+WORKFLOWS := .github/workflows/*.yml somas_action/templates/somas.yml
+
+test: $(STAMP) tools check-workflows
 	$(BIN)/ruff check somas_action tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# GitHub's own schemas for workflows, the action and issue forms; zizmor for security.
+check-workflows: $(STAMP)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-issue-forms .github/ISSUE_TEMPLATE/somas-project.yml
+	$(BIN)/zizmor --offline --quiet --config .github/zizmor.yml --min-severity medium \
+	  .github/workflows action.yml somas_action/templates/somas.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check somas_action tests bench

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from somas_action import actions_runtime
 from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
 from somas_action.clock import Clock, SystemClock
@@ -65,6 +66,16 @@ def build_runner(
         clock=clock,
         on_event=on_event or (lambda event: None),
     )
+    hooks = []
     if commit_state if commit_state is not None else os.environ.get("SOMAS_COMMIT_STATE") == "1":
-        services.on_commit = committer(repo)
+        hooks.append(committer(repo))
+    if actions_runtime.active():
+        hooks.append(actions_runtime.remember)
+    if hooks:
+
+        def on_commit(state: dict[str, Any], events: list[dict[str, Any]]) -> None:
+            for hook in hooks:
+                hook(state, events)
+
+        services.on_commit = on_commit
     return Runner(services)

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from somas_action import __version__
+from somas_action import __version__, actions_runtime
 from somas_action.commands import (
     control,
     demo,
@@ -45,7 +45,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run one command; returns its exit code."""
     args = _parser().parse_args(argv)
     args.repo = args.repo.resolve()
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    finally:
+        actions_runtime.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(argv)
     except SomasError as exc:
         print(f"somas: error: {exc}", file=sys.stderr)
+        actions_runtime.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         print("somas: interrupted", file=sys.stderr)

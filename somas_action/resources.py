@@ -27,3 +27,8 @@ def default_somas_dir() -> Path:
 def recordings_dir() -> Path:
     """Recorded agent replies shipped with the package (the demo's, and test scenarios)."""
     return _PACKAGE_DIR / "recordings"
+
+
+def consumer_workflow_template() -> Path:
+    """The workflow `somas init` writes into a repository (`.github/workflows/somas.yml`)."""
+    return _PACKAGE_DIR / "templates" / "somas.yml"

@@ -94,6 +94,8 @@ def test_init_scaffolds_and_keeps_existing_files(
     assert somas(tmp_path, "init") == 0
     assert (tmp_path / ".somas" / "config.yml").exists()
     assert len(list((tmp_path / ".somas" / "agents").glob("*.yml"))) == 8
+    consumer = (tmp_path / ".github" / "workflows" / "somas.yml").read_text()
+    assert "somas-dev/somas-action/.github/workflows/somas-pipeline.yml@v1" in consumer
     (tmp_path / ".somas" / "config.yml").write_text("version: 1\n")
     assert somas(tmp_path, "init") == 0
     assert (tmp_path / ".somas" / "config.yml").read_text() == "version: 1\n"

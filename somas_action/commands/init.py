@@ -8,11 +8,11 @@ from pathlib import Path
 from somas_action import names
 from somas_action.commands import Subparsers
 from somas_action.errors import SomasError
-from somas_action.resources import default_somas_dir
+from somas_action.resources import consumer_workflow_template, default_somas_dir
 
 
-def scaffold(repo: Path, force: bool = False) -> list[Path]:
-    """Copy config.yml and agents/*.yml; existing files are kept unless `force`."""
+def scaffold(repo: Path, force: bool = False, workflow: bool = False) -> list[Path]:
+    """Copy config.yml and agents/*.yml (and the consumer workflow); keep existing files."""
     if not repo.is_dir():
         raise SomasError(f"{repo}: not a folder; create the repository first")
     source = default_somas_dir()
@@ -27,6 +27,11 @@ def scaffold(repo: Path, force: bool = False) -> list[Path]:
         shutil.copyfile(path, destination)
         written.append(destination)
     (target / names.PROJECTS_DIR).mkdir(parents=True, exist_ok=True)
+    consumer = repo / ".github" / "workflows" / "somas.yml"
+    if workflow and (force or not consumer.exists()):
+        consumer.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(consumer_workflow_template(), consumer)
+        written.append(consumer)
     return written
 
 
@@ -34,12 +39,15 @@ def register(sub: Subparsers) -> None:
     """`somas init`."""
     p = sub.add_parser("init", help="scaffold .somas/ (config and agents) into a repository")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
-    p.set_defaults(func=lambda a: run(a.repo, force=a.force))
+    p.add_argument(
+        "--no-workflow", action="store_true", help="do not write .github/workflows/somas.yml"
+    )
+    p.set_defaults(func=lambda a: run(a.repo, force=a.force, workflow=not a.no_workflow))
 
 
-def run(repo: Path, force: bool) -> int:
+def run(repo: Path, force: bool, workflow: bool = True) -> int:
     """Scaffold and say what was written."""
-    written = scaffold(repo, force)
+    written = scaffold(repo, force, workflow)
     for path in written:
         print(f"wrote {path.relative_to(repo)}")
     if not written:
