@@ -306,6 +306,23 @@ def dead_letter(
     }
 
 
+def cancel_attempt(state: State, reason: str, ctx: Context) -> list[dict[str, Any]]:
+    """A run stopped mid-attempt (cancelled): record it so the next run repeats the attempt."""
+    stage = state["current_stage"]
+    record = state["stages"][stage]
+    if record["status"] != names.STAGE_IN_PROGRESS:
+        return []
+    batch = Batch(state["project_id"], stage, ctx)
+    batch.add(
+        ev.RUN_CANCELLED,
+        stage=stage,
+        status="cancelled",
+        attempt=record["attempts"],
+        data={"reason": reason},
+    )
+    return batch.drafts
+
+
 def approve(state: State, config: Config, ctx: Context) -> list[dict[str, Any]]:
     """Approve the open human gate; the gated stage completes and the pipeline moves on."""
     gate = _open_gate(state, "approve")

@@ -35,6 +35,8 @@ DEAD_LETTER_RETRIED = "dead_letter_retried"
 DEAD_LETTERS_PURGED = "dead_letters_purged"
 INCIDENT_NOTED = "incident_noted"
 INCIDENT_RESOLVED = "incident_resolved"
+# The run was cancelled (SIGINT/SIGTERM) in the middle of an attempt.
+RUN_CANCELLED = "run_cancelled"
 
 EVENT_TYPES = (
     PROJECT_CREATED,
@@ -64,6 +66,7 @@ EVENT_TYPES = (
     DEAD_LETTERS_PURGED,
     INCIDENT_NOTED,
     INCIDENT_RESOLVED,
+    RUN_CANCELLED,
 )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +55,11 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The error boundary: known errors are one line and exit 1, anything else exit 3."""
+    # The Actions runner cancels with SIGINT, then SIGTERM 7.5 s later: treat both as an
+    # interrupt so the current attempt is recorded as cancelled (writes are atomic anyway).
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return run(argv)
     except SomasError as exc:
@@ -75,3 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -170,6 +170,12 @@ def _rewind(state: State, event: dict[str, Any]) -> None:
     info.update(resume_stage=event["to_stage"], can_auto_recover=True, last_failure=None)
 
 
+def _run_cancelled(state: State, event: dict[str, Any]) -> None:
+    """The interrupted attempt does not count: the next run repeats it."""
+    record = state["stages"][event["stage"]]
+    record.update(status=names.STAGE_RETRYING, attempts=max(event["attempt"] - 1, 0))
+
+
 def _paused(state: State, event: dict[str, Any]) -> None:
     state["pause"] = {
         "previous_status": state["status"],
@@ -293,6 +299,7 @@ _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     ev.DEAD_LETTERS_PURGED: _dead_letters_removed,
     ev.INCIDENT_NOTED: _incident,
     ev.INCIDENT_RESOLVED: _incident,
+    ev.RUN_CANCELLED: _run_cancelled,
 }
 
 

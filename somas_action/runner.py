@@ -164,12 +164,24 @@ class Runner:
         budget = sum(stage.max_retries for stage in self.s.config.stages) + len(
             self.s.config.stages
         )
-        for _ in range(budget * 2):
-            step = engine.next_step(state, self.s.config)
-            if isinstance(step, Stop):
-                return state, step
-            state = self._run_attempt(store, state, step, actor)
+        try:
+            for _ in range(budget * 2):
+                step = engine.next_step(state, self.s.config)
+                if isinstance(step, Stop):
+                    return state, step
+                state = self._run_attempt(store, state, step, actor)
+        except KeyboardInterrupt:
+            self._record_cancel(store, actor)
+            raise
         return state, Stop(f"{project_id}: stopped after {budget * 2} attempts in one run", code=1)
+
+    def _record_cancel(self, store: ProjectStore, actor: str) -> None:
+        """After SIGINT/SIGTERM: reload (repairing a torn write) and mark the attempt undone."""
+        state, _ = store.load()
+        ctx = self.context(actor, f"cancel:{state['last_event']['hash']}")
+        drafts = engine.cancel_attempt(state, "run cancelled (SIGINT/SIGTERM)", ctx)
+        if drafts:
+            store.commit(state, drafts)
 
     # -- one attempt ---------------------------------------------------------------------------
 

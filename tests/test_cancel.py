@@ -1,0 +1,100 @@
+"""A cancelled run (SIGINT, then SIGTERM 7.5 s later, as the Actions runner does)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from somas_action.main import main
+from tests import scenarios
+from tests.scenarios import demo_output, log_of, state_of
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def test_cancelled_run_is_resumable_and_nothing_is_half_written(repo: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "tests-are-slow"
+    marker.write_text("while this file exists, the generated test sleeps")
+    slow = demo_output("implementation")
+    slow["files"].append(
+        {
+            "path": "tests/test_slow.py",
+            "content": (
+                "import os\nimport time\n\n\ndef test_slow() -> None:\n"
+                f"    while os.path.exists({str(marker)!r}):\n        time.sleep(0.1)\n"
+            ),
+        }
+    )
+    recording = scenarios.make_recording(tmp_path / "rec", implementation=[{"output": slow}])
+    config = repo / ".somas" / "config.yml"
+    original = config.read_text()
+    config.write_text(original.replace("builtin:demo", str(recording)))
+    scenarios.open_issue(repo)
+    assert main(["--repo", str(repo), "start", "--issue", "1"]) == 0
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "somas_action", "--repo", str(repo), "advance", "project-1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    log = scenarios.project_dir(repo) / "transitions.jsonl"
+    _wait_for(
+        lambda: (
+            log.exists()
+            and '"to_stage": "validation"' in log.read_text()
+            and '"event_type": "agent_invoked", "stage": "validation"' in log.read_text()
+        )
+    )
+    time.sleep(0.5)  # the generated tests are running now
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=7.5)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    _, err = process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+
+    # Nothing half-written: the chain verifies and state.json is the log's projection.
+    assert main(["--repo", str(repo), "verify", "project-1"]) == 0
+    last = log_of(repo)[-1]
+    assert (last["event_type"], last["stage"], last["attempt"]) == (
+        "run_cancelled",
+        "validation",
+        1,
+    )
+    state = state_of(repo)
+    assert state["stages"]["validation"]["attempts"] == 0  # the cancelled attempt does not count
+    assert state["stages"]["implementation"]["status"] == "completed"
+
+    # The next run continues where it stopped (and the generated test is quick now).
+    marker.unlink()
+    assert main(["--repo", str(repo), "advance", "project-1"]) == 0
+    state = state_of(repo)
+    assert (state["status"], state["current_stage"]) == ("waiting", "review")
+    assert state["stages"]["validation"]["attempts"] == 1
+    assert state["stages"]["implementation"]["attempts"] == 1
+    results = json.loads(
+        (scenarios.project_dir(repo) / "artifacts" / "test_results.json").read_text()
+    )
+    assert (results["total"], results["passed"]) == (9, 9)
+    assert [e["event_type"] for e in log_of(repo)].count("run_cancelled") == 1
