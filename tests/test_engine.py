@@ -89,3 +89,12 @@ def test_from_and_to_stage_follow_the_current_stage(config) -> None:  # type: ig
     checkpoint = next(d for d in drafts if d["event_type"] == "checkpoint_created")
     assert checkpoint["data"]["resume_stage"] == "specification"
     assert len({d["id"] for d in drafts}) == len(drafts)
+
+
+def test_every_event_type_is_projected_and_in_the_schema() -> None:
+    from somas_action import events
+    from somas_action.projection import _HANDLERS
+    from somas_action.schemas import load_schema
+
+    assert set(_HANDLERS) == set(events.EVENT_TYPES)
+    assert load_schema("event")["properties"]["event_type"]["enum"] == list(events.EVENT_TYPES)
