@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# bench/ is optional in a checkout (it lands separately); lint only what exists.
+LINT_DIRS := somas_action tests $(wildcard bench)
 
 .PHONY: demo test lint typecheck bench clean tools
 
@@ -22,13 +24,13 @@ demo: $(STAMP)
 	$(BIN)/somas demo $(if $(DIR),--dir $(DIR))
 
 test: $(STAMP) tools
-	$(BIN)/ruff check somas_action tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check somas_action tests bench
-	$(BIN)/ruff format --check somas_action tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
