@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # bench/ is optional in a checkout (it lands separately); lint only what exists.
-LINT_DIRS := somas_action tests $(wildcard bench)
+LINT_DIRS := somas_action somas tests $(wildcard bench)
 
 .PHONY: demo test lint typecheck bench clean tools
 

@@ -37,6 +37,10 @@ def next_action(state: dict[str, Any]) -> str:
         return "nothing: the project is completed"
     if status == names.PAUSED:
         return f"unpause {pid} to continue"
+    if status == names.PARKED:
+        parked = state["recovery_info"].get("parked") or {}
+        when = parked.get("retry_at") or "an operator resets the breaker"
+        return f"nothing yet: parked ({parked.get('reason')}); `somas advance {pid}` after {when}"
     return f"`somas advance {pid}` continues the pipeline"
 
 
