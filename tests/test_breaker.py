@@ -80,9 +80,7 @@ def test_a_success_resets_the_count_of_failures_in_a_row(repo: Path, still: Fake
     assert b.current_state() == "closed"
 
 
-def test_half_open_lets_exactly_n_probes_and_a_success_closes(
-    repo: Path, still: FakeClock
-) -> None:
+def test_half_open_lets_exactly_n_probes_and_a_success_closes(repo: Path, still: FakeClock) -> None:
     b = breaker(repo, still)
     for _ in range(3):
         b.record_failure("transient", "x")
@@ -102,9 +100,7 @@ def test_half_open_lets_exactly_n_probes_and_a_success_closes(
     assert b.acquire() is None and b.current_state() == "closed"
 
 
-def test_a_failed_probe_reopens_for_another_recovery_timeout(
-    repo: Path, still: FakeClock
-) -> None:
+def test_a_failed_probe_reopens_for_another_recovery_timeout(repo: Path, still: FakeClock) -> None:
     b = breaker(repo, still)
     for _ in range(3):
         b.record_failure("transient", "x")
@@ -188,9 +184,7 @@ _CHILD = textwrap.dedent(
 
 
 def test_two_processes_share_one_breaker_without_losing_updates(repo: Path) -> None:
-    children = [
-        subprocess.Popen([sys.executable, "-c", _CHILD, str(repo), "40"]) for _ in range(2)
-    ]
+    children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(repo), "40"]) for _ in range(2)]
     assert [child.wait(timeout=60) for child in children] == [0, 0]
     record = json.loads((repo / ".somas" / "breakers.json").read_text())["services"]["openai"]
     assert record["failures"] == 80  # every read-modify-write held the lock
@@ -253,9 +247,10 @@ def test_the_runbook_snippets_work_verbatim_and_reach_state_json(
         "circuit_breaker_tripped",
         "circuit_breaker_reset",
     ]
-    assert ProjectStore(repo, "project-1").reconstruct_text() == (
-        scenarios.project_dir(repo) / "state.json"
-    ).read_text()
+    assert (
+        ProjectStore(repo, "project-1").reconstruct_text()
+        == (scenarios.project_dir(repo) / "state.json").read_text()
+    )
     assert scenarios.schema_problems(repo) == []
 
 

@@ -17,7 +17,7 @@ from somas_action.clock import Clock, format_ts
 from somas_action.engine import Context
 from somas_action.errors import SomasError
 from somas_action.projection import State
-from somas_action.resilience.breaker import BreakerStore, Transition, view
+from somas_action.resilience.breaker import BreakerStore, Transition, new_record, view
 from somas_action.resilience.records import breaker_drafts
 from somas_action.store import ProjectStore, projects_dir
 
@@ -25,9 +25,10 @@ from somas_action.store import ProjectStore, projects_dir
 def sync_changes(repo: Path, state: State) -> dict[str, tuple[str, dict[str, Any]]]:
     """service -> (event type, view) for every breaker whose mirror in `state` is stale."""
     changes = {}
+    never_changed = view(new_record())  # counting failures alone is not a change of state
     for service, record in BreakerStore(repo).read().items():
         current = view(record)
-        if state["circuit_breakers"].get(service) != current:
+        if state["circuit_breakers"].get(service, never_changed) != current:
             changes[service] = (ev.CIRCUIT_BREAKER_SYNCED, current)
     return changes
 
