@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from somas_action import engine, labels, names
+from somas_action import debugger, engine, labels, names
 from somas_action.clock import Clock, format_ts
 from somas_action.config import AgentConfig, Config, StageConfig, load_agents
 from somas_action.engine import Context, RunStage, Stop
@@ -288,6 +288,8 @@ class Runner:
         state = self._commit(store, state, drafts)
         if state["status"] == names.FAILED:
             return state
+        if error["kind"] == "quality_gate" and stage.handler == "validation":
+            state = debugger.fix_validation(self, store, state, stage, attempt, actor, deadline)
         return self._wait_before_retry(store, state, stage, attempt, actor, deadline)
 
     def _wait_before_retry(
