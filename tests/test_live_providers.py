@@ -30,6 +30,7 @@ from tests.fakes.ai_server import (
     ok,
     quota,
     rate_limited,
+    refusal,
     server_error,
     slow,
 )
@@ -43,7 +44,8 @@ BOTH = [OPENAI, ANTHROPIC]
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAIServer]:
     monkeypatch.setenv("OPENAI_API_KEY", live.OPENAI_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", live.ANTHROPIC_KEY)
-    with FakeAIServer(live.OPENAI_KEY, live.ANTHROPIC_KEY) as fake:
+    monkeypatch.setenv("GITHUB_TOKEN", live.GITHUB_TOKEN)
+    with FakeAIServer(live.OPENAI_KEY, live.ANTHROPIC_KEY, live.GITHUB_TOKEN) as fake:
         yield fake
 
 
@@ -469,3 +471,30 @@ def test_a_wait_past_the_run_budget_parks_instead_of_sleeping(
     still.advance(20)
     state, _ = advance(run)
     assert state["status"] == "completed"
+
+
+def test_github_models_uses_the_workflow_token_and_its_own_parameters(
+    repo: Path, still: FakeClock, server: FakeAIServer
+) -> None:
+    live.configure(repo, server, stages=live.INTAKE_ONLY)
+    live.set_chain(repo, "intake-analyst", ("github-models", "openai/gpt-4o-mini"))
+    run = scenarios.runner(repo, still)
+    run.start(scenarios.open_issue(repo), "local:tester")
+    state, _ = advance(run)
+
+    [request] = server.requests
+    assert request.headers["authorization"] == f"Bearer {live.GITHUB_TOKEN}"
+    assert request.body["model"] == "openai/gpt-4o-mini" and request.body["max_tokens"] == 4096
+    assert state["status"] == "completed"
+    assert state["metrics"]["usage"]["cost_usd"] > 0  # priced as gpt-4o-mini
+
+
+def test_a_content_refusal_is_permanent_and_not_an_outage(
+    repo: Path, still: FakeClock, server: FakeAIServer
+) -> None:
+    server.always(OPENAI, refusal())
+    state, _ = advance(start_intake(repo, still, server, [OPENAI]))
+
+    assert server.calls() == 1 and state["status"] == "failed"
+    assert breaker_record(repo, OPENAI)["failures"] == 0
+    assert "the model refused" in letters(repo)[0]["error"]["message"]

@@ -64,6 +64,11 @@ def quota() -> Action:
     return Action("quota", status=429)
 
 
+def refusal() -> Action:
+    """A 200 in which the model declines (OpenAI's `message.refusal`)."""
+    return Action("refusal")
+
+
 def slow(seconds: float) -> Action:
     """A valid reply, after `seconds` (longer than the client's timeout: a timeout)."""
     return Action("ok", delay=seconds)
@@ -87,8 +92,10 @@ class Request:
 class FakeAIServer:
     """Run with `with FakeAIServer(...) as server:`; `server.calls(api)` counts requests."""
 
-    def __init__(self, openai_key: str, anthropic_key: str) -> None:
+    def __init__(self, openai_key: str, anthropic_key: str, github_token: str = "") -> None:
         self.keys = {OPENAI: openai_key, ANTHROPIC: anthropic_key}
+        # GitHub Models speaks the OpenAI wire format with the workflow's token.
+        self.github_token = github_token
         self.queues: dict[str, list[Action]] = {OPENAI: [], ANTHROPIC: []}
         self.default: dict[str, Action] = {OPENAI: ok(), ANTHROPIC: ok()}
         self.requests: list[Request] = []
@@ -159,7 +166,7 @@ def _anthropic_error(status: int, kind: str, message: str) -> Any:
 
 def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
     given = headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if given != fake.keys[OPENAI]:
+    if given not in (fake.keys[OPENAI], fake.github_token or None):
         # Like the real service, the message quotes the key it was given.
         return _openai_error(
             401,
@@ -321,6 +328,10 @@ def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
     if action.kind == "ok":
         output = action.output or demo_output(_stage_of(api, body))
         return _success(api, body, output, number)
+    if action.kind == "refusal":
+        status, payload = _success(api, body, "", number)
+        payload["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
+        return status, payload
     if action.kind == "invalid":
         output: Any = "Sure! Here is the JSON you asked for: {oops" if api == OPENAI else {}
         return _success(api, body, output, number)
