@@ -291,3 +291,21 @@ def test_a_corrupt_breakers_file_is_one_line_naming_it(repo: Path, still: FakeCl
     path.write_text("{")
     with pytest.raises(StateError, match="not valid JSON"):
         breaker(repo, still).record()
+
+
+def test_operator_changes_in_the_same_instant_are_all_mirrored(
+    repo: Path, still: FakeClock
+) -> None:
+    scenarios.runner(repo, still).start(scenarios.open_issue(repo), "local:tester")
+    b = breaker(repo, still, "ai_api")
+    b.trip()
+    b.reset()
+    b.trip()
+    assert b.last_mirrored == ["project-1"]
+    mirrored = [e["event_type"] for e in scenarios.log_of(repo)[1:]]
+    assert mirrored == [
+        "circuit_breaker_tripped",
+        "circuit_breaker_reset",
+        "circuit_breaker_tripped",
+    ]
+    assert scenarios.state_of(repo)["circuit_breakers"]["ai_api"]["state"] == "open"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -498,3 +499,18 @@ def test_a_content_refusal_is_permanent_and_not_an_outage(
     assert server.calls() == 1 and state["status"] == "failed"
     assert breaker_record(repo, OPENAI)["failures"] == 0
     assert "the model refused" in letters(repo)[0]["error"]["message"]
+
+
+def test_a_missing_sdk_names_the_extra_to_install(
+    repo: Path, still: FakeClock, server: FakeAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "openai", None)  # as if the extra were not installed
+    state, _ = advance(start_intake(repo, still, server, [OPENAI]))
+
+    assert server.calls() == 0 and state["status"] == "failed"
+    assert letters(repo)[0]["error"] == {
+        "kind": "config",
+        "message": "openai/gpt-4o-mini: the openai SDK is not installed; "
+        "pip install 'somas-action[openai]'",
+        "service": "openai",
+    }

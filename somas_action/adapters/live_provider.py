@@ -331,7 +331,7 @@ class LiveProvider:
         except ImportError:
             extra = "anthropic" if provider == "anthropic" else "openai"
             raise ProviderError(
-                f"{provider}: the {extra} SDK is not installed; "
+                f"{provider}/{model}: the {extra} SDK is not installed; "
                 f"pip install 'somas-action[{extra}]'",
                 kind=CONFIG,
                 service=provider,
@@ -349,7 +349,9 @@ class LiveProvider:
         last = failures[-1][1]
         if not policy_for(last.kind).fallback:
             return last
-        summary = "; ".join(f"{label(m)}: {e}" for m, e in failures)
+        summary = "; ".join(
+            str(e) if str(e).startswith(label(m)) else f"{label(m)}: {e}" for m, e in failures
+        )
         blocked: dict[str, float | None] = {}
         retryable = []
         for model, exc in failures:

@@ -58,9 +58,9 @@ def mirror_into_projects(repo: Path, transition: Transition, clock: Clock, actor
             continue
         if state["circuit_breakers"].get(transition.service) == transition.view:
             continue
-        command_id = f"breaker:{transition.service}:{transition.view['since']}"
-        if command_id in state["applied_commands"]:
-            continue
+        # Tied to the project's position in its log: two operator changes within the same
+        # millisecond still get distinct event ids.
+        command_id = f"breaker:{transition.service}:{state['last_event']['hash'][:16]}"
         ctx = Context(actor=actor, ts=format_ts(clock.now()), command_id=command_id)
         changes = {transition.service: (transition.event_type, transition.view)}
         store.commit(state, breaker_drafts(state, changes, ctx))
