@@ -202,7 +202,11 @@ def test_a_rate_limit_is_waited_out_as_the_service_asks(
     assert types(repo)[2:4] == ["provider_call_failed", "agent_usage_recorded"]
     failed = events_of(repo, "provider_call_failed")[0]
     assert (failed["status"], failed["data"]["error"]["status"]) == ("rate_limited", 429)
-    assert breaker_record(repo, api) | {"failures": 0} == breaker_record(repo, api)
+    # The 429 counted, the success after it reset the count: the breaker is closed and clean.
+    assert (breaker_record(repo, api)["state"], breaker_record(repo, api)["failures"]) == (
+        "closed",
+        0,
+    )
     assert state["status"] == "completed"
 
 
@@ -365,6 +369,8 @@ def test_quota_exhausted_stops_the_stage_for_a_person(
     state, _ = advance(start_intake(repo, still, server, [api]))
 
     assert server.calls(api) == 1
+    assert types(repo)[2:4] == ["provider_call_failed", "stage_attempt_failed"]
+    assert breaker_record(repo, api)["failures"] == 1  # a 429: the service refuses us
     assert state["status"] == "failed" and state["stages"]["intake"]["attempts"] == 1
     assert letters(repo)[0]["error"]["kind"] == "quota"
     assert "add credit or use another provider" in letters(repo)[0]["error"]["message"]
@@ -434,6 +440,8 @@ def test_a_budget_stops_the_pipeline_before_it_is_exceeded(
     [letter] = letters(repo)
     assert letter["error"]["kind"] == "budget_exhausted" and message in letter["error"]["message"]
     assert "raise it in .somas/config.yml" in letter["error"]["message"]
+    comment = scenarios.LocalTracker(repo).record(1)["comments"][0]["body"]
+    assert "**Stopped:** `budget_exhausted`: project" in comment
 
 
 def test_the_budget_counts_what_earlier_stages_spent(
