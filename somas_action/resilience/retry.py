@@ -85,6 +85,7 @@ def call_with_retries(
         return not affordable(wait(state))
 
     counter = iter(range(1, settings.max_calls + 1))
+
     def sleep(seconds: float) -> None:
         if seconds > 0:  # a repair is asked at once; no zero-length waits on record
             clock.sleep(seconds)
