@@ -26,6 +26,7 @@ from tests.fakes.ai_server import (
     ANTHROPIC,
     OPENAI,
     FakeAIServer,
+    garbage,
     hang,
     invalid,
     ok,
@@ -522,3 +523,19 @@ def test_a_missing_sdk_names_the_extra_to_install(
         "pip install 'somas-action[openai]'",
         "service": "openai",
     }
+
+
+@pytest.mark.parametrize("api", BOTH)
+def test_an_unreadable_answer_is_a_transient_failure(
+    repo: Path, still: FakeClock, server: FakeAIServer, api: str
+) -> None:
+    server.script(api, garbage(), ok())
+    state, _ = advance(start_intake(repo, still, server, [api]))
+
+    assert server.calls(api) == 2 and still.sleeps == [1.0]
+    [failed] = events_of(repo, "provider_call_failed")
+    assert (
+        failed["status"] == "transient"
+        and "unreadable response" in failed["data"]["error"]["message"]
+    )
+    assert state["status"] == "completed"

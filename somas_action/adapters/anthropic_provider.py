@@ -9,6 +9,8 @@ from typing import Any
 from somas_action.adapters.http_errors import classify_status, connection_error, timeout_error
 from somas_action.adapters.structured import Conversation, Reply, parse_json_text, repair_prompt
 from somas_action.clock import Clock
+from somas_action.errors import ProviderError
+from somas_action.resilience.errors import TRANSIENT
 
 
 def tool_name(stage: str) -> str:
@@ -77,9 +79,23 @@ class AnthropicMessagesClient:
                 self.clock.now(),
                 self._secrets,
             ) from None
+        except anthropic.APIError as exc:
+            # A response the SDK could not read (e.g. a proxy's HTML page): the service hiccuped.
+            raise ProviderError(
+                f"{self.provider}/{conversation.model}: unreadable response ({type(exc).__name__})",
+                kind=TRANSIENT,
+                service=self.provider,
+            ) from None
         return self._reply(conversation, message)
 
     def _reply(self, conversation: Conversation, message: Any) -> Reply:
+        if not hasattr(message, "content"):
+            # The SDK hands back the raw text of a non-JSON answer (a proxy's error page).
+            raise ProviderError(
+                f"{self.provider}/{conversation.model}: unreadable response (not JSON)",
+                kind=TRANSIENT,
+                service=self.provider,
+            )
         usage = message.usage
         tokens_in = int(getattr(usage, "input_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "output_tokens", 0) or 0)

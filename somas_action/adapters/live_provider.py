@@ -101,6 +101,8 @@ class LiveProvider:
         blocked, until = self.breaker(AI_API).blocked_until()
         untils = [until]
         if not blocked:
+            if not models:
+                return None  # nothing to call: `invoke` explains the missing model
             services, untils = [], []
             for model in models:
                 blocked, until = self.breaker(model["provider"]).blocked_until()
@@ -193,6 +195,7 @@ class LiveProvider:
                     f"{label(model)}: the run has less than one call timeout ({timeout:g}s) "
                     "left; continuing in the next run",
                     kind=RUN_DEADLINE,
+                    retry_after=0.0,
                     service=provider,
                 )
             guard.check(provider, name, conversation.size(), conversation.max_tokens)

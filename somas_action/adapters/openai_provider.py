@@ -8,7 +8,7 @@ from somas_action.adapters.http_errors import classify_status, connection_error,
 from somas_action.adapters.structured import Conversation, Reply, parse_json_text, repair_prompt
 from somas_action.clock import Clock
 from somas_action.errors import ProviderError
-from somas_action.resilience.errors import PERMANENT
+from somas_action.resilience.errors import PERMANENT, TRANSIENT
 
 
 class OpenAIChatClient:
@@ -72,9 +72,23 @@ class OpenAIChatClient:
                 self.clock.now(),
                 self._secrets,
             ) from None
+        except openai.APIError as exc:
+            # A response the SDK could not read (e.g. a proxy's HTML page): the service hiccuped.
+            raise ProviderError(
+                f"{self.provider}/{conversation.model}: unreadable response ({type(exc).__name__})",
+                kind=TRANSIENT,
+                service=self.provider,
+            ) from None
         return self._reply(conversation, completion)
 
     def _reply(self, conversation: Conversation, completion: Any) -> Reply:
+        if not hasattr(completion, "choices"):
+            # The SDK hands back the raw text of a non-JSON answer (a proxy's error page).
+            raise ProviderError(
+                f"{self.provider}/{conversation.model}: unreadable response (not JSON)",
+                kind=TRANSIENT,
+                service=self.provider,
+            )
         usage = completion.usage
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)

@@ -18,7 +18,7 @@ from somas_action.errors import ProviderError
 from somas_action.ports import CallOptions, Deferral, Observation, SupportsAvailability
 from somas_action.projection import State
 from somas_action.resilience import records
-from somas_action.resilience.errors import RUN_DEADLINE, policy_for
+from somas_action.resilience.errors import CIRCUIT_OPEN, RUN_DEADLINE, policy_for
 from somas_action.resilience.mirror import sync_changes
 from somas_action.store import ProjectStore
 
@@ -137,12 +137,13 @@ def parked_stop(state: State) -> Stop:
     pid = state["project_id"]
     parked = state["recovery_info"].get("parked") or {}
     when = parked.get("retry_at")
-    then = (
-        f"`somas advance {pid}` continues it after {when}"
-        if when
-        else "reset the breaker (`somas breaker reset SERVICE`) once the service is healthy, "
-        f"then `somas advance {pid}`"
-    )
+    if when:
+        then = f"`somas advance {pid}` continues it after {when}"
+    elif parked.get("kind") == CIRCUIT_OPEN:  # a breaker tripped by hand: no time of its own
+        services = " ".join(parked.get("services") or ["SERVICE"])
+        then = f"once healthy, `somas breaker reset {services}`, then `somas advance {pid}`"
+    else:
+        then = f"`somas advance {pid}` continues it"
     return Stop(f"{pid} is parked at {state['current_stage']}: {parked.get('reason')}; {then}")
 
 

@@ -69,6 +69,11 @@ def refusal() -> Action:
     return Action("refusal")
 
 
+def garbage() -> Action:
+    """A 200 that is not JSON at all (a proxy's error page)."""
+    return Action("garbage")
+
+
 def slow(seconds: float) -> Action:
     """A valid reply, after `seconds` (longer than the client's timeout: a timeout)."""
     return Action("ok", delay=seconds)
@@ -395,16 +400,24 @@ class _Handler(BaseHTTPRequestHandler):
         if action.kind == "hang":
             fake.released.wait(timeout=60)
             return
+        if action.kind == "garbage":
+            self._send_raw(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+            return
         if action.delay:
             time.sleep(action.delay)  # the fake server's thread, never the code under test
         status, payload = _answer(api, action, body, number)
         self._send(status, payload, action.headers)
 
     def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
+        self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send_raw(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        headers = headers or {}
         try:
             self.send_response(status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(data)))
             for key, value in headers.items():
                 self.send_header(key, value)
