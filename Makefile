@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LINT_DIRS := somas_action somas tests bench
 
 .PHONY: demo test lint typecheck bench clean tools check-workflows
 
@@ -24,7 +25,7 @@ demo: $(STAMP)
 WORKFLOWS := .github/workflows/*.yml somas_action/templates/somas.yml
 
 test: $(STAMP) tools check-workflows
-	$(BIN)/ruff check somas_action tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -37,8 +38,8 @@ check-workflows: $(STAMP)
 	  .github/workflows action.yml somas_action/templates/somas.yml
 
 lint: $(STAMP)
-	$(BIN)/ruff check somas_action tests bench
-	$(BIN)/ruff format --check somas_action tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from somas_action import actions_runtime
+from somas_action.actor import default_actor
+from somas_action.adapters.live_provider import LiveProvider
 from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
 from somas_action.clock import Clock, SystemClock
-from somas_action.config import load_config
+from somas_action.config import Config, load_config
+from somas_action.errors import ConfigError
 from somas_action.gitstate import committer
+from somas_action.ports import AgentProvider
 from somas_action.runner import Runner, Services
 
 
@@ -56,8 +60,12 @@ def build_runner(
     """
     config = load_config(repo)
     clock = clock or SystemClock()
-    spec = recording or config.raw["agent_provider"]["recording"]
-    provider = RecordedProvider(resolve_recording(repo, spec))
+    provider: AgentProvider
+    if config.raw["agent_provider"]["type"] == "live" and recording is None:
+        provider = LiveProvider(repo, config, clock, actor=default_actor())
+    else:
+        spec = recording or config.raw["agent_provider"]["recording"]
+        provider = RecordedProvider(resolve_recording(repo, spec))
     services = Services(
         repo=repo,
         config=config,
@@ -65,6 +73,7 @@ def build_runner(
         tracker=LocalTracker(repo),
         clock=clock,
         on_event=on_event or (lambda event: None),
+        run_budget_seconds=run_budget_seconds(config),
     )
     hooks = []
     if commit_state if commit_state is not None else os.environ.get("SOMAS_COMMIT_STATE") == "1":
@@ -79,3 +88,20 @@ def build_runner(
 
         services.on_commit = on_commit
     return Runner(services)
+
+
+def run_budget_seconds(config: Config) -> float | None:
+    """How long one run may work: `$SOMAS_RUN_BUDGET_SECONDS`, else the config (None: no limit)."""
+    explicit = os.environ.get("SOMAS_RUN_BUDGET_SECONDS")
+    if explicit:
+        try:
+            value = float(explicit)
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise ConfigError(
+                f"SOMAS_RUN_BUDGET_SECONDS: {explicit!r} is not a positive number of seconds"
+            )
+        return value
+    configured = config.raw["error_handling"]["run_budget_seconds"]
+    return None if configured is None else float(configured)

@@ -230,12 +230,17 @@ def fail_attempt(
     ctx: Context,
     artifacts: list[dict[str, Any]] | None = None,
     gate_results: list[dict[str, Any]] | None = None,
+    *,
+    final: bool = False,
+    trace: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """An attempt failed: record it, and when attempts are used up fail the stage and project.
 
     Artifacts and gate results of the failed attempt (e.g. failing test results) are recorded
     first, so the runbook's diagnosis commands see them. `replay` holds what a dead letter
-    needs to re-run the operation (agent, model, exact inputs).
+    needs to re-run the operation (agent, model, exact inputs). `final`: the error's kind says
+    another attempt cannot help (auth, budget, permanent), so the stage fails now. `trace` is
+    what happened to the stage, kept in the dead letter.
     """
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     if artifacts:
@@ -254,13 +259,13 @@ def fail_attempt(
             attempt=attempt,
             data={"results": gate_results},
         )
-    exhausted = attempt >= stage.max_retries
+    exhausted = final or attempt >= stage.max_retries
     batch.add(
         ev.STAGE_ATTEMPT_FAILED,
         stage=stage.name,
         status=names.FAILED,
         attempt=attempt,
-        data={"error": error, "attempts_left": max(stage.max_retries - attempt, 0)},
+        data={"error": error, "attempts_left": 0 if final else max(stage.max_retries - attempt, 0)},
     )
     if not exhausted:
         return batch.drafts
@@ -271,7 +276,7 @@ def fail_attempt(
         attempt=attempt,
         data={"error": error, "attempts": attempt},
     )
-    letter = dead_letter(state, stage, attempt, error, replay, ctx.ts)
+    letter = dead_letter(state, stage, attempt, error, replay, ctx.ts, trace)
     batch.add(
         ev.DEAD_LETTER_RECORDED,
         stage=stage.name,
@@ -289,10 +294,11 @@ def dead_letter(
     error: dict[str, Any],
     replay: dict[str, Any],
     ts: str,
+    trace: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One dead letter per failed operation; its id is stable so it is never duplicated."""
     key = f"{state['project_id']}\n{stage.name}\n{state['stages'][stage.name]['started_at']}"
-    return {
+    letter = {
         "id": "dl-" + hashlib.sha256(key.encode()).hexdigest()[:12],
         "created_at": ts,
         "project_id": state["project_id"],
@@ -304,6 +310,9 @@ def dead_letter(
         "error": error,
         "replay": replay,
     }
+    if trace is not None:
+        letter["trace"] = trace
+    return letter
 
 
 def cancel_attempt(state: State, reason: str, ctx: Context) -> list[dict[str, Any]]:

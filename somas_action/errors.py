@@ -22,11 +22,26 @@ class CommandRefused(SomasError):
 
 
 class ProviderError(SomasError):
-    """An agent provider failed to produce a reply."""
+    """An agent provider failed to produce a reply.
 
-    def __init__(self, message: str, kind: str = "permanent") -> None:
+    `kind` is one of the taxonomy in `somas_action.resilience.errors`; `retry_after` (seconds)
+    is the wait the service asked for, `service` the breaker it concerns, `status` the HTTP code.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        kind: str = "permanent",
+        *,
+        retry_after: float | None = None,
+        service: str | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.retry_after = retry_after
+        self.service = service
+        self.status = status
 
 
 class WorkspaceError(SomasError):

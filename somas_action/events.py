@@ -38,7 +38,7 @@ INCIDENT_RESOLVED = "incident_resolved"
 # The run was cancelled (SIGINT/SIGTERM) in the middle of an attempt.
 RUN_CANCELLED = "run_cancelled"
 
-EVENT_TYPES = (
+EVENT_TYPES: tuple[str, ...] = (
     PROJECT_CREATED,
     STAGE_STARTED,
     AGENT_INVOKED,
@@ -110,3 +110,45 @@ def draft(
         "actor": actor,
         "data": data or {},
     }
+
+
+# -- resilience: breakers, provider calls, parking, the debugger ------------------------------
+# Every breaker event type contains "circuit_breaker", so the runbook's
+# `grep "circuit_breaker" transitions.jsonl` lists each state change.
+CIRCUIT_BREAKER_OPENED = "circuit_breaker_opened"
+CIRCUIT_BREAKER_HALF_OPENED = "circuit_breaker_half_opened"
+CIRCUIT_BREAKER_CLOSED = "circuit_breaker_closed"
+CIRCUIT_BREAKER_RESET = "circuit_breaker_reset"
+CIRCUIT_BREAKER_TRIPPED = "circuit_breaker_tripped"
+CIRCUIT_BREAKER_SYNCED = "circuit_breaker_synced"
+PROVIDER_CALL_FAILED = "provider_call_failed"
+PROVIDER_FALLBACK = "provider_fallback"
+AGENT_USAGE_RECORDED = "agent_usage_recorded"
+AGENT_OUTPUT_REJECTED = "agent_output_rejected"
+PROJECT_PARKED = "project_parked"
+PROJECT_UNPARKED = "project_unparked"
+DEBUGGER_INVOKED = "debugger_invoked"
+DEBUGGER_FIX_COMMITTED = "debugger_fix_committed"
+DEBUGGER_FAILED = "debugger_failed"
+
+CIRCUIT_BREAKER_EVENT_TYPES = (
+    CIRCUIT_BREAKER_OPENED,
+    CIRCUIT_BREAKER_HALF_OPENED,
+    CIRCUIT_BREAKER_CLOSED,
+    CIRCUIT_BREAKER_RESET,
+    CIRCUIT_BREAKER_TRIPPED,
+    CIRCUIT_BREAKER_SYNCED,
+)
+RESILIENCE_EVENT_TYPES = (
+    *CIRCUIT_BREAKER_EVENT_TYPES,
+    PROVIDER_CALL_FAILED,
+    PROVIDER_FALLBACK,
+    AGENT_USAGE_RECORDED,
+    AGENT_OUTPUT_REJECTED,
+    PROJECT_PARKED,
+    PROJECT_UNPARKED,
+    DEBUGGER_INVOKED,
+    DEBUGGER_FIX_COMMITTED,
+    DEBUGGER_FAILED,
+)
+EVENT_TYPES = (*EVENT_TYPES, *RESILIENCE_EVENT_TYPES)

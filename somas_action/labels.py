@@ -13,6 +13,7 @@ FAILED = "somas:failed"
 COMPLETED = "somas:completed"
 PAUSED = "somas:paused"
 CANCELLED = "somas:cancelled"
+PARKED = "somas:parked"
 STAGE_PREFIX = "somas:stage:"
 
 _STATUS_LABELS = {
@@ -23,6 +24,7 @@ _STATUS_LABELS = {
     names.COMPLETED: COMPLETED,
     names.PAUSED: PAUSED,
     names.CANCELLED: CANCELLED,
+    names.PARKED: PARKED,
 }
 
 

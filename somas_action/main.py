@@ -13,6 +13,7 @@ from pathlib import Path
 
 from somas_action import __version__, actions_runtime
 from somas_action.commands import (
+    breaker,
     control,
     demo,
     doctor,
@@ -26,7 +27,18 @@ from somas_action.commands import (
 from somas_action.errors import SomasError
 
 # Each module adds its own subcommands; a new command group is one line here.
-COMMAND_MODULES = (init, demo, pipeline, status, reconstruct, ops, control, recovery, doctor)
+COMMAND_MODULES = (
+    init,
+    demo,
+    pipeline,
+    status,
+    reconstruct,
+    ops,
+    control,
+    recovery,
+    doctor,
+    breaker,
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,6 +15,8 @@ TRANSITIONS_FILE = "transitions.jsonl"
 DEAD_LETTERS_FILE = "dead_letters.json"
 ARTIFACTS_DIR = "artifacts"
 STATE_BACKUP_FILE = "state.json.backup"
+# Repository-wide circuit breakers (shared by every project and run).
+BREAKERS_FILE = "breakers.json"
 
 TEST_RESULTS_ARTIFACT = "test_results.json"
 VALIDATION_REPORT_ARTIFACT = "validation_report.json"
@@ -40,7 +42,10 @@ COMPLETED = "completed"
 FAILED = "failed"
 PAUSED = "paused"
 CANCELLED = "cancelled"
-PROJECT_STATUSES = (PENDING, IN_PROGRESS, WAITING, COMPLETED, FAILED, PAUSED, CANCELLED)
+# Parked: the system deferred the work (a provider is down, a wait longer than the run can
+# afford); `advance` continues it once the reason has passed. Not an operator pause.
+PARKED = "parked"
+PROJECT_STATUSES = (PENDING, IN_PROGRESS, WAITING, COMPLETED, FAILED, PAUSED, CANCELLED, PARKED)
 TERMINAL_STATUSES = (COMPLETED, CANCELLED)
 
 # Stage status values (state.json `.stages.<stage>.status`).

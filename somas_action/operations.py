@@ -10,7 +10,7 @@ from somas_action.engine import Batch, Context
 from somas_action.errors import CommandRefused
 from somas_action.projection import State
 
-ACTIVE_STATUSES = (names.PENDING, names.IN_PROGRESS, names.WAITING)
+ACTIVE_STATUSES = (names.PENDING, names.IN_PROGRESS, names.WAITING, names.PARKED)
 
 
 def _batch(state: State, ctx: Context) -> Batch:

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Something a provider saw during a call that belongs in the project's log."""
+
+    event_type: str
+    status: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """How a live provider may spend: fallback models, limits, budget, deadline, reporting."""
+
+    fallback: tuple[dict[str, Any], ...] = ()
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    # {"max_cost_usd", "max_tokens", "spent_cost_usd", "spent_tokens"}; None = no budget.
+    budget: dict[str, Any] | None = None
+    # A `Clock.monotonic()` reading after which no wait or call may start (the run's end).
+    deadline: float | None = None
+    observe: Callable[[Observation], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -18,6 +42,7 @@ class AgentRequest:
     inputs: dict[str, Any]
     model: dict[str, Any] | None = None
     output_schema: dict[str, Any] = field(default_factory=dict)
+    options: CallOptions = field(default_factory=CallOptions)
 
 
 class AgentProvider(Protocol):
@@ -27,6 +52,24 @@ class AgentProvider(Protocol):
 
     def invoke(self, request: AgentRequest) -> dict[str, Any]:
         """Call the agent and return its JSON reply."""
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """Why work cannot run now and when to try again (`retry_at` None: when a person acts)."""
+
+    reason: str
+    kind: str
+    retry_at: str | None
+    services: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class SupportsAvailability(Protocol):
+    """A provider that can tell, without calling anything, that no model can be called now."""
+
+    def unavailable(self, models: list[dict[str, Any]]) -> Deferral | None:
+        """A Deferral if every model in `models` (a fallback chain) is refused right now."""
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,8 @@ def _rewind(state: State, event: dict[str, Any]) -> None:
     state["completed_at"] = None
     info = state["recovery_info"]
     info.update(resume_stage=event["to_stage"], can_auto_recover=True, last_failure=None)
+    if info.get("parked"):
+        info["parked"] = None  # an operator's restart/resume ends the park
 
 
 def _run_cancelled(state: State, event: dict[str, Any]) -> None:
@@ -301,6 +303,82 @@ _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     ev.INCIDENT_RESOLVED: _incident,
     ev.RUN_CANCELLED: _run_cancelled,
 }
+
+
+# -- resilience: breakers, provider calls, usage, parking, the debugger ---------------------
+
+
+def _breaker(state: State, event: dict[str, Any]) -> None:
+    state["circuit_breakers"][event["data"]["service"]] = event["data"]["breaker"]
+
+
+def _count(metric: str) -> Callable[[State, dict[str, Any]], None]:
+    def handler(state: State, event: dict[str, Any]) -> None:
+        metrics = state["metrics"]
+        metrics[metric] = metrics.get(metric, 0) + 1
+        if event["event_type"] == ev.PROVIDER_CALL_FAILED:
+            metrics["http_calls"] = metrics.get("http_calls", 0) + 1
+
+    return handler
+
+
+def _add_usage(bucket: dict[str, Any], data: dict[str, Any]) -> None:
+    bucket["calls"] = bucket.get("calls", 0) + 1
+    bucket["input_tokens"] = bucket.get("input_tokens", 0) + data["input_tokens"]
+    bucket["output_tokens"] = bucket.get("output_tokens", 0) + data["output_tokens"]
+    # Rounded at every step so the fold gives the same bytes however often it is replayed.
+    bucket["cost_usd"] = round(bucket.get("cost_usd", 0.0) + data["cost_usd"], 6)
+
+
+def _usage(state: State, event: dict[str, Any]) -> None:
+    data = event["data"]
+    metrics = state["metrics"]
+    metrics["http_calls"] = metrics.get("http_calls", 0) + 1
+    usage = metrics.setdefault("usage", {"by_stage": {}, "by_model": {}})
+    _add_usage(usage, data)
+    _add_usage(usage["by_stage"].setdefault(event["stage"] or "-", {}), data)
+    _add_usage(usage["by_model"].setdefault(f"{data['provider']}/{data['model']}", {}), data)
+
+
+def _parked(state: State, event: dict[str, Any]) -> None:
+    data = event["data"]
+    state["status"] = names.PARKED
+    info = state["recovery_info"]
+    info.update(resume_stage=event["stage"], can_auto_recover=True)
+    info["parked"] = {
+        "stage": event["stage"],
+        "since": event["ts"],
+        "reason": data["reason"],
+        "kind": data["kind"],
+        "services": data["services"],
+        "retry_at": data["retry_at"],
+    }
+    if data["deferred_attempt"]:
+        # The attempt could not be made at all; it does not use up one of max_retries.
+        record = state["stages"][event["stage"]]
+        record["attempts"] = data["deferred_attempt"] - 1
+        record["status"] = names.STAGE_RETRYING if record["attempts"] else names.STAGE_PENDING
+
+
+def _unparked(state: State, event: dict[str, Any]) -> None:
+    state["status"] = names.IN_PROGRESS
+    state["recovery_info"]["parked"] = None
+
+
+_HANDLERS.update(
+    {
+        **{kind: _breaker for kind in ev.CIRCUIT_BREAKER_EVENT_TYPES},
+        ev.PROVIDER_CALL_FAILED: _count("provider_errors"),
+        ev.PROVIDER_FALLBACK: _count("provider_fallbacks"),
+        ev.AGENT_USAGE_RECORDED: _usage,
+        ev.AGENT_OUTPUT_REJECTED: _count("invalid_outputs"),
+        ev.PROJECT_PARKED: _parked,
+        ev.PROJECT_UNPARKED: _unparked,
+        ev.DEBUGGER_INVOKED: _count("debugger_runs"),
+        ev.DEBUGGER_FIX_COMMITTED: _count("debugger_fixes"),
+        ev.DEBUGGER_FAILED: lambda state, event: None,
+    }
+)
 
 
 def apply(state: State, event: dict[str, Any]) -> State:

@@ -42,6 +42,10 @@ def next_action(state: dict[str, Any]) -> str:
         return f"`somas unpause {pid}` to continue"
     if status == names.CANCELLED:
         return f"nothing: cancelled (`somas reset {pid}` starts over from the issue)"
+    if status == names.PARKED:
+        parked = state["recovery_info"].get("parked") or {}
+        when = parked.get("retry_at") or "an operator resets the breaker"
+        return f"nothing yet: parked ({parked.get('reason')}); `somas resume {pid}` after {when}"
     return f"`somas advance {pid}` continues the pipeline"
 
 
@@ -95,6 +99,17 @@ def _mermaid(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _why(state: dict[str, Any]) -> list[str]:
+    """Why a failed or parked project stopped, in the words of its last error."""
+    info = state["recovery_info"]
+    if state["status"] == names.FAILED and info.get("last_failure"):
+        error = info["last_failure"]["error"]
+        return [f"**Stopped:** `{error['kind']}`: {error['message'][:500]}", ""]
+    if state["status"] == names.PARKED and info.get("parked"):
+        return [f"**Parked:** {info['parked']['reason'][:500]}", ""]
+    return []
+
+
 def status_markdown(state: dict[str, Any]) -> str:
     """The issue's status comment: a stage table, a Mermaid diagram, the next human action."""
     rows = ["| Stage | Status | Attempts | Duration |", "|---|---|---|---|"]
@@ -111,6 +126,7 @@ def status_markdown(state: dict[str, Any]) -> str:
             "",
             _mermaid(state),
             "",
+            *_why(state),
             f"**Next:** {next_action(state)}",
         ]
     )

@@ -6,18 +6,21 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from somas_action import engine, labels, names, operations
+from somas_action import debugger, engine, labels, names, operations
 from somas_action.clock import Clock, format_ts
 from somas_action.config import AgentConfig, Config, StageConfig, load_agents
 from somas_action.engine import Context, RunStage, Stop
 from somas_action.errors import ProviderError, WorkspaceError
 from somas_action.gates import GateInputs, evaluate
-from somas_action.ports import AgentProvider, AgentRequest, Tracker
+from somas_action.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.projection import State
 from somas_action.report import status_markdown
+from somas_action.resilience import runtime
+from somas_action.resilience.errors import RUN_DEADLINE, error_record, policy_for
 from somas_action.resources import schemas_dir
 from somas_action.schemas import first_problem, load_schema
 from somas_action.store import ProjectStore
@@ -50,6 +53,8 @@ class Services:
         default=lambda state, events: None
     )
     base_branch: str = "main"
+    # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
+    run_budget_seconds: float | None = None
 
 
 class Runner:
@@ -159,8 +164,14 @@ class Runner:
         return self.commit(store, state, engine.reject(state, self.s.config, reason, ctx))
 
     def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
-        """Run stages until a human gate, a failure that needs a person, or completion."""
+        """Run stages until a human gate, a failure that needs a person, or completion.
+
+        A parked project continues here once its reason has passed; when no provider can be
+        called (or the run is out of time) the project is parked instead, with a checkpoint.
+        """
         store, state = self.load(project_id, actor)
+        deadline = self._deadline()
+        state = runtime.sync_breakers(self, store, state, actor)
         budget = sum(stage.max_retries for stage in self.s.config.stages) + len(
             self.s.config.stages
         )
@@ -169,7 +180,15 @@ class Runner:
                 step = engine.next_step(state, self.s.config)
                 if isinstance(step, Stop):
                     return state, step
-                state = self._run_attempt(store, state, step, actor)
+                deferral = runtime.preflight(self, self.agents[step.stage.agent], deadline)
+                if deferral is not None:
+                    state = runtime.park(self, store, state, step.stage.name, deferral, None, actor)
+                    return state, runtime.parked_stop(state)
+                if state["status"] == names.PARKED:
+                    state = runtime.unpark(self, store, state, actor)
+                state = self._run_attempt(store, state, step, actor, deadline)
+                if state["status"] == names.PARKED:
+                    return state, runtime.parked_stop(state)
         except KeyboardInterrupt:
             self._record_cancel(store, actor)
             raise
@@ -183,11 +202,23 @@ class Runner:
         if drafts:
             store.commit(state, drafts)
 
+    def _deadline(self) -> float | None:
+        budget = self.s.run_budget_seconds
+        return None if budget is None else self.s.clock.monotonic() + budget
+
     # -- one attempt ---------------------------------------------------------------------------
 
-    def _run_attempt(self, store: ProjectStore, state: State, step: RunStage, actor: str) -> State:
+    def _run_attempt(
+        self,
+        store: ProjectStore,
+        state: State,
+        step: RunStage,
+        actor: str,
+        deadline: float | None = None,
+    ) -> State:
         stage, attempt = step.stage, step.attempt
         agent = self.agents[stage.agent]
+        observations: list[Observation] = []
         request = AgentRequest(
             project_id=state["project_id"],
             stage=stage.name,
@@ -197,6 +228,7 @@ class Runner:
             inputs=self._agent_inputs(store, state, stage),
             model=agent.raw.get("model"),
             output_schema=load_schema(_output_schema_name(stage)),
+            options=runtime.call_options(self, state, agent, deadline, observations),
         )
         state = self.commit(
             store,
@@ -211,6 +243,7 @@ class Runner:
         )
         artifacts: list[dict[str, Any]] = []
         gate_results: list[dict[str, Any]] = []
+        deferral: Deferral | None = None
         try:
             output = self.s.provider.invoke(request)
             problem = first_problem(_output_schema_name(stage), output)
@@ -231,7 +264,8 @@ class Runner:
                     "quality_gate", "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
                 )
         except ProviderError as exc:
-            error = {"kind": exc.kind, "message": str(exc)}
+            error = error_record(exc)
+            deferral = runtime.deferral_for(exc, self.s.clock)
         except (AttemptFailed, WorkspaceError) as exc:
             error = (
                 exc.error
@@ -239,6 +273,9 @@ class Runner:
                 else {"kind": "workspace", "message": str(exc)}
             )
         else:
+            state = runtime.record_observations(
+                self, store, state, observations, stage.name, attempt, actor
+            )
             ctx = self.context(actor, f"advance:{state['metrics']['events']}")
             return self.commit(
                 store,
@@ -254,15 +291,56 @@ class Runner:
                     ctx=ctx,
                 ),
             )
+        state = runtime.record_observations(
+            self, store, state, observations, stage.name, attempt, actor
+        )
+        if deferral is not None:
+            return runtime.park(self, store, state, stage.name, deferral, attempt, actor)
         replay = {"agent": agent.name, "model": request.model, "inputs": request.inputs}
+        final = not policy_for(error["kind"]).retry_stage
+        exhausted = final or attempt >= stage.max_retries
+        trace = runtime.trace_for(store, stage.name) if exhausted else None
         ctx = self.context(actor, f"advance:{state['metrics']['events']}")
         drafts = engine.fail_attempt(
-            state, stage, attempt, error, replay, ctx, artifacts, gate_results
+            state,
+            stage,
+            attempt,
+            error,
+            replay,
+            ctx,
+            artifacts,
+            gate_results,
+            final=final,
+            trace=trace,
         )
         state = self.commit(store, state, drafts)
-        if state["status"] != names.FAILED:
-            self.s.clock.sleep(self._backoff(attempt))
-        return state
+        if state["status"] == names.FAILED:
+            return state
+        if error["kind"] == "quality_gate" and stage.handler == "validation":
+            state = debugger.fix_validation(self, store, state, stage, attempt, actor, deadline)
+        return self._wait_before_retry(store, state, stage, attempt, actor, deadline)
+
+    def _wait_before_retry(
+        self,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        attempt: int,
+        actor: str,
+        deadline: float | None,
+    ) -> State:
+        """Back off before the next attempt, or park if the wait does not fit in the run."""
+        wait = self._backoff(attempt)
+        if runtime.affordable(self.s.clock, deadline, wait):
+            self.s.clock.sleep(wait)
+            return state
+        retry_at = self.s.clock.now() + timedelta(seconds=wait)
+        deferral = Deferral(
+            reason=f"the {wait:g}s wait before attempt {attempt + 1} does not fit in the run",
+            kind=RUN_DEADLINE,
+            retry_at=format_ts(retry_at),
+        )
+        return runtime.park(self, store, state, stage.name, deferral, None, actor)
 
     def _backoff(self, attempt: int) -> float:
         retry = self.s.config.retry

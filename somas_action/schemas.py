@@ -82,3 +82,10 @@ def first_problem(name: str, instance: Any, fill_defaults: bool = False) -> str 
 def _short(error: ValidationError) -> str:
     message = error.message
     return message if len(message) <= 200 else message[:197] + "..."
+
+
+def problems_in(schema: dict[str, Any], instance: Any, limit: int = 5) -> list[str]:
+    """Problems with `instance` against an in-memory schema whose `$ref`s are ours."""
+    validator = Draft202012Validator(schema, registry=_registry())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [f"{field_path(e)}: {_short(e)}" for e in errors[:limit]]

@@ -48,9 +48,15 @@ class RecordedProvider:
         return self._load(path) if path.exists() else {}
 
     def invoke(self, request: AgentRequest) -> dict[str, Any]:
-        """Replay the recorded reply for this stage and attempt."""
+        """Replay the recorded reply for this stage and attempt.
+
+        A secondary agent of a stage (e.g. the debugger of validation) replays
+        `<stage>.<agent>.json`; `<stage>.json` answers only for the agent it was recorded for.
+        """
         self.calls.append(request)
-        path = self.folder / f"{request.stage}.json"
+        path = self.folder / f"{request.stage}.{request.agent}.json"
+        if not path.exists():
+            path = self.folder / f"{request.stage}.json"
         if not path.exists():
             raise ProviderError(
                 f"{path}: the recording has no replies for stage {request.stage!r}",
@@ -60,6 +66,12 @@ class RecordedProvider:
         problem = first_problem("recording", recording)
         if problem:
             raise ConfigError(f"{path}: {problem}")
+        if recording.get("agent", request.agent) != request.agent:
+            raise ProviderError(
+                f"{path}: recorded for agent {recording['agent']!r}; no replies for agent "
+                f"{request.agent!r} (add {request.stage}.{request.agent}.json)",
+                kind="permanent",
+            )
         responses = recording["responses"]
         response = responses[min(request.attempt, len(responses)) - 1]
         if "error" in response:

@@ -1,0 +1,105 @@
+"""`somas breaker status|reset|trip [SERVICE]`: the runbook's circuit breaker management."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from somas_action.actor import default_actor
+from somas_action.clock import SystemClock
+from somas_action.commands import Subparsers
+from somas_action.config import load_config
+from somas_action.errors import CommandRefused
+from somas_action.resilience.breaker import (
+    AI_API,
+    BreakerSettings,
+    BreakerStore,
+    CircuitBreaker,
+    known_services,
+    new_record,
+)
+
+
+def register(sub: Subparsers) -> None:
+    """`somas breaker`."""
+    p = sub.add_parser("breaker", help="show, reset or trip the circuit breakers")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="every breaker (or one) and its state")
+    status.add_argument("service", nargs="?")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=lambda a: show(a.repo, a.service, as_json=a.json))
+    for name, verb in (("reset", "force closed (the service is healthy)"), ("trip", "force open")):
+        q = actions.add_parser(name, help=f"{verb}; recorded in every active project")
+        q.add_argument("service", nargs="?", default=AI_API, help=f"default: {AI_API}")
+        q.add_argument("--actor", help="who is acting (default: $SOMAS_ACTOR or local:<user>)")
+        q.set_defaults(func=lambda a, name=name: change(a.repo, name, a.service, a.actor))
+
+
+def _checked(repo: Path, service: str) -> tuple[list[str], BreakerSettings]:
+    config = load_config(repo)
+    services = known_services(config, repo)
+    if service not in services:
+        raise CommandRefused(f"unknown service {service!r}; known: {', '.join(services)}")
+    return services, BreakerSettings.from_config(config)
+
+
+def _rows(repo: Path, services: list[str], settings: BreakerSettings) -> list[dict[str, Any]]:
+    records = BreakerStore(repo).read()
+    rows = []
+    for service in services:
+        breaker = CircuitBreaker(service, repo=repo, settings=settings, actor="-")
+        record = records.get(service) or new_record()
+        rows.append(
+            {
+                "service": service,
+                "state": breaker.current_state(),
+                "failures": record["failures"],
+                "threshold": settings.failure_threshold,
+                "since": record["since"],
+                "retry_at": record["retry_at"],
+                "reason": record["reason"],
+                "changed_by": record["changed_by"],
+            }
+        )
+    return rows
+
+
+def show(repo: Path, service: str | None, as_json: bool) -> int:
+    """Print the breakers (the live failure counts, which state.json does not mirror)."""
+    config = load_config(repo)
+    services = known_services(config, repo)
+    if service is not None:
+        _checked(repo, service)
+        services = [service]
+    rows = _rows(repo, services, BreakerSettings.from_config(config))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            detail = ""
+            if row["state"] != "closed":
+                until = row["retry_at"] or "reset by an operator"
+                detail = f"  since {row['since']}, probes from {until}: {row['reason']}"
+            print(
+                f"{row['service']:<14} {row['state']:<10} "
+                f"failures {row['failures']}/{row['threshold']}{detail}"
+            )
+    return 0
+
+
+def change(repo: Path, action: str, service: str, actor: str | None) -> int:
+    """Reset or trip one breaker and say which projects recorded it."""
+    _, settings = _checked(repo, service)
+    breaker = CircuitBreaker(
+        service,
+        repo=repo,
+        clock=SystemClock(),
+        settings=settings,
+        actor=actor or default_actor(),
+    )
+    transition = breaker.reset() if action == "reset" else breaker.trip()
+    print(f"{service}: {transition.from_state} -> {transition.to_state} ({transition.reason})")
+    where = ", ".join(breaker.last_mirrored) or "no active project"
+    print(f"recorded in: {where}")
+    return 0

@@ -1,0 +1,1 @@
+"""Resilience: the error taxonomy, circuit breakers, classified retries, budgets, parking."""

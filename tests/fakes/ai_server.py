@@ -1,0 +1,427 @@
+"""A fake AI provider on 127.0.0.1 speaking OpenAI Chat Completions and Anthropic Messages.
+
+Strict on what it accepts (auth header, required fields, message order), with the providers'
+own error shapes, so the real SDKs are exercised as against the real services. Each API has a
+queue of scripted answers (`script`), then a default (`default`): a valid reply built from the
+demo recording for the stage the request is for, an invalid reply, 429 with or without
+Retry-After, 500, quota exhausted, slow, or a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.scenarios import demo_output
+
+OPENAI = "openai"
+ANTHROPIC = "anthropic"
+_PATHS = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Action:
+    """How the fake answers one request."""
+
+    kind: str
+    output: dict[str, Any] | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def ok(output: dict[str, Any] | None = None) -> Action:
+    """A valid reply: `output`, or the demo recording's reply for the requested stage."""
+    return Action("ok", output=output)
+
+
+def invalid() -> Action:
+    """A 200 whose content does not match the schema (OpenAI: not even JSON)."""
+    return Action("invalid")
+
+
+def rate_limited(retry_after: str | None = None, **headers: str) -> Action:
+    """429; `retry_after` becomes the Retry-After header, other headers as given."""
+    extra = {k.replace("_", "-"): v for k, v in headers.items()}
+    if retry_after is not None:
+        extra["retry-after"] = retry_after
+    return Action("rate_limited", status=429, headers=extra)
+
+
+def server_error(status: int = 500) -> Action:
+    """A 5xx (529 is Anthropic's overloaded)."""
+    return Action("server_error", status=status)
+
+
+def quota() -> Action:
+    """The account is out of credit."""
+    return Action("quota", status=429)
+
+
+def refusal() -> Action:
+    """A 200 in which the model declines (OpenAI's `message.refusal`)."""
+    return Action("refusal")
+
+
+def garbage() -> Action:
+    """A 200 that is not JSON at all (a proxy's error page)."""
+    return Action("garbage")
+
+
+def slow(seconds: float) -> Action:
+    """A valid reply, after `seconds` (longer than the client's timeout: a timeout)."""
+    return Action("ok", delay=seconds)
+
+
+def hang() -> Action:
+    """Never answers (until the server closes)."""
+    return Action("hang")
+
+
+@dataclass
+class Request:
+    """One request the fake received."""
+
+    api: str
+    headers: dict[str, str]
+    body: Any
+    answer: str
+
+
+class FakeAIServer:
+    """Run with `with FakeAIServer(...) as server:`; `server.calls(api)` counts requests."""
+
+    def __init__(self, openai_key: str, anthropic_key: str, github_token: str = "") -> None:
+        self.keys = {OPENAI: openai_key, ANTHROPIC: anthropic_key}
+        # GitHub Models speaks the OpenAI wire format with the workflow's token.
+        self.github_token = github_token
+        self.queues: dict[str, list[Action]] = {OPENAI: [], ANTHROPIC: []}
+        self.default: dict[str, Action] = {OPENAI: ok(), ANTHROPIC: ok()}
+        self.requests: list[Request] = []
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.fake = self  # type: ignore[attr-defined]
+        # A short poll interval: shutdown() waits up to one interval, once per test.
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def __enter__(self) -> FakeAIServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def script(self, api: str, *actions: Action) -> None:
+        """Answer the next requests to `api` with `actions`, in order."""
+        with self.lock:
+            self.queues[api].extend(actions)
+
+    def always(self, api: str, action: Action) -> None:
+        """Answer every unscripted request to `api` with `action`."""
+        self.default[api] = action
+
+    def calls(self, api: str | None = None) -> int:
+        """Requests received (for one API, or both)."""
+        return sum(1 for r in self.requests if api is None or r.api == api)
+
+    def stages(self, api: str | None = None) -> list[str]:
+        """The stage each well-formed request asked for, in order."""
+        return [
+            _stage_of(r.api, r.body)
+            for r in self.requests
+            if (api is None or r.api == api) and isinstance(r.body, dict)
+        ]
+
+    def next_action(self, api: str) -> Action:
+        with self.lock:
+            return self.queues[api].pop(0) if self.queues[api] else self.default[api]
+
+
+# -- validation, with each provider's error shape ---------------------------------------------
+
+
+def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> Any:
+    return status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _anthropic_error(status: int, kind: str, message: str) -> Any:
+    return status, {
+        "type": "error",
+        "error": {"type": kind, "message": message},
+        "request_id": "req_fake",
+    }
+
+
+def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
+    given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if given not in (fake.keys[OPENAI], fake.github_token or None):
+        # Like the real service, the message quotes the key it was given.
+        return _openai_error(
+            401,
+            f"Incorrect API key provided: {given}. You can find your API key in your account.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    if not isinstance(body, dict):
+        return _openai_error(400, "We could not parse the JSON body.", "invalid_request_error")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return _openai_error(400, "you must provide a model parameter", "invalid_request_error")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _openai_error(400, "'messages' must be a non-empty array", "invalid_request_error")
+    for index, message in enumerate(messages):
+        roles = ("system", "developer", "user", "assistant", "tool")
+        if not isinstance(message, dict) or message.get("role") not in roles:
+            return _openai_error(
+                400, f"Invalid value for 'messages[{index}].role'", "invalid_request_error"
+            )
+        if not isinstance(message.get("content"), str | list):
+            return _openai_error(
+                400, f"Missing content in 'messages[{index}]'", "invalid_request_error"
+            )
+    fmt = body.get("response_format")
+    if fmt is not None:
+        schema = fmt.get("json_schema") if isinstance(fmt, dict) else None
+        if fmt.get("type") not in ("text", "json_object", "json_schema") or (
+            fmt.get("type") == "json_schema"
+            and (
+                not isinstance(schema, dict)
+                or not _NAME.match(str(schema.get("name", "")))
+                or not isinstance(schema.get("schema"), dict)
+            )
+        ):
+            return _openai_error(400, "Invalid 'response_format'", "invalid_request_error")
+    for limit in ("max_tokens", "max_completion_tokens"):
+        if limit in body and (not isinstance(body[limit], int) or body[limit] < 1):
+            return _openai_error(400, f"Invalid '{limit}'", "invalid_request_error")
+    return None
+
+
+def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
+    bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if fake.keys[ANTHROPIC] not in (headers.get("x-api-key"), bearer):
+        return _anthropic_error(401, "authentication_error", "invalid x-api-key")
+    if not headers.get("anthropic-version"):
+        return _anthropic_error(
+            400, "invalid_request_error", "anthropic-version: header is required"
+        )
+    if not isinstance(body, dict):
+        return _anthropic_error(400, "invalid_request_error", "invalid JSON body")
+    for name, kind in (("model", str), ("max_tokens", int), ("messages", list)):
+        if not isinstance(body.get(name), kind):
+            return _anthropic_error(400, "invalid_request_error", f"{name}: Field required")
+    if body["max_tokens"] < 1 or not body["messages"]:
+        return _anthropic_error(400, "invalid_request_error", "messages: at least one message")
+    if "temperature" in body and not 0 <= body["temperature"] <= 1:
+        return _anthropic_error(400, "invalid_request_error", "temperature: must be in [0, 1]")
+    tool_ids: set[str] = set()
+    for index, message in enumerate(body["messages"]):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if not isinstance(message, dict) or message.get("role") != expected:
+            return _anthropic_error(
+                400,
+                "invalid_request_error",
+                "messages: roles must alternate between user and assistant, starting with user",
+            )
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        for block in blocks:
+            if block.get("type") == "tool_use":
+                tool_ids.add(block.get("id"))
+            if block.get("type") == "tool_result" and block.get("tool_use_id") not in tool_ids:
+                return _anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    f"messages.{index}: tool_result block(s) provided when previous message "
+                    "does not contain a matching tool_use",
+                )
+    tools = body.get("tools", [])
+    names = [t.get("name") for t in tools if isinstance(t, dict)]
+    for tool in tools:
+        schema = tool.get("input_schema") if isinstance(tool, dict) else None
+        if not _NAME.match(str(tool.get("name", ""))) or not isinstance(schema, dict):
+            return _anthropic_error(400, "invalid_request_error", "tools: invalid tool")
+        if schema.get("type") != "object":
+            return _anthropic_error(
+                400, "invalid_request_error", "tools.0.input_schema.type: Input should be 'object'"
+            )
+    choice = body.get("tool_choice")
+    if choice is not None and choice.get("type") == "tool" and choice.get("name") not in names:
+        return _anthropic_error(400, "invalid_request_error", "tool_choice: unknown tool")
+    return None
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+def _stage_of(api: str, body: dict[str, Any]) -> str:
+    if api == OPENAI:
+        name = body.get("response_format", {}).get("json_schema", {}).get("name", "")
+        return str(name).removesuffix("_output")
+    return (
+        str(body.get("tools", [{}])[0].get("name", ""))
+        .removeprefix("submit_")
+        .removesuffix("_output")
+    )
+
+
+def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Any:
+    text = output if isinstance(output, str) else json.dumps(output)
+    tokens_in = len(json.dumps(body)) // 4
+    tokens_out = max(len(text) // 4, 1)
+    if api == OPENAI:
+        return 200, {
+            "id": f"chatcmpl-fake{number}",
+            "object": "chat.completion",
+            "created": 1767258000,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+            },
+            "system_fingerprint": None,
+        }
+    block = (
+        {"type": "text", "text": text}
+        if isinstance(output, str)
+        else {
+            "type": "tool_use",
+            "id": f"toolu_fake{number}",
+            "name": body["tools"][0]["name"],
+            "input": output,
+        }
+    )
+    return 200, {
+        "id": f"msg_fake{number}",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": [block],
+        "stop_reason": "end_turn" if isinstance(output, str) else "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+    }
+
+
+def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
+    if action.kind == "ok":
+        output = action.output or demo_output(_stage_of(api, body))
+        return _success(api, body, output, number)
+    if action.kind == "refusal":
+        status, payload = _success(api, body, "", number)
+        payload["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
+        return status, payload
+    if action.kind == "invalid":
+        output: Any = "Sure! Here is the JSON you asked for: {oops" if api == OPENAI else {}
+        return _success(api, body, output, number)
+    if api == OPENAI:
+        return {
+            "rate_limited": _openai_error(
+                429, "Rate limit reached for requests", "requests", "rate_limit_exceeded"
+            ),
+            "quota": _openai_error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                "insufficient_quota",
+            ),
+            "server_error": _openai_error(
+                action.status,
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+            ),
+        }[action.kind]
+    return {
+        "rate_limited": _anthropic_error(429, "rate_limit_error", "Number of requests exceeded"),
+        "quota": _anthropic_error(
+            400, "invalid_request_error", "Your credit balance is too low to access the API"
+        ),
+        "server_error": _anthropic_error(
+            action.status,
+            "overloaded_error" if action.status == 529 else "api_error",
+            "Internal server error",
+        ),
+    }[action.kind]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_POST(self) -> None:
+        fake: FakeAIServer = self.server.fake  # type: ignore[attr-defined]
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        api = _PATHS.get(self.path.split("?")[0])
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if api is None:
+            self._send(404, {"error": {"message": f"Unknown path {self.path}"}}, {})
+            return
+        check = _check_openai if api == OPENAI else _check_anthropic
+        refused = check(fake, headers, body)
+        action = fake.next_action(api) if refused is None else Action("refused")
+        with fake.lock:
+            fake.requests.append(Request(api, headers, body, action.kind))
+            number = len(fake.requests)
+        if refused is not None:
+            self._send(*refused, {})
+            return
+        if action.kind == "hang":
+            fake.released.wait(timeout=60)
+            return
+        if action.kind == "garbage":
+            self._send_raw(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+            return
+        if action.delay:
+            time.sleep(action.delay)  # the fake server's thread, never the code under test
+        status, payload = _answer(api, action, body, number)
+        self._send(status, payload, action.headers)
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send_raw(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        headers = headers or {}
+        try:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout): nothing to answer
