@@ -6,6 +6,13 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint typecheck bench clean tools
 
+# Lint what exists: bench/ may be absent in a partial checkout.
+LINT_PATHS := somas_action tests $(wildcard bench)
+
+# Test-only npm data: GitHub's REST OpenAPI description (contract checks of every request the
+# fake GitHub server sees) and real webhook payloads. Pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
@@ -18,17 +25,22 @@ tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq jq >/dev/null; \
 	  else echo "jq is required for the runbook tests: install it (apt-get install jq)"; exit 1; fi; }
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20) is required for the GitHub contract tests"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-* && touch $@
+
 demo: $(STAMP)
 	$(BIN)/somas demo $(if $(DIR),--dir $(DIR))
 
-test: $(STAMP) tools
-	$(BIN)/ruff check somas_action tests bench
+test: $(STAMP) $(NODE_STAMP) tools
+	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check somas_action tests bench
-	$(BIN)/ruff format --check somas_action tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,4 +49,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info node_modules
