@@ -13,7 +13,8 @@ from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
 from somas_action.clock import Clock, SystemClock
 from somas_action.config import load_config
-from somas_action.runner import Runner, Services
+from somas_action.ports import Tracker
+from somas_action.runner import BatchSink, Runner, Services
 
 
 def default_actor() -> str:
@@ -57,8 +58,11 @@ def build_runner(
     clock: Clock | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     recording: str | None = None,
+    tracker: Tracker | None = None,
+    after_commit: BatchSink | None = None,
+    base_branch: str = "main",
 ) -> Runner:
-    """A runner over the local tracker and the recorded provider named by the config."""
+    """A runner over the provider named by the config and a tracker (default: local files)."""
     config = load_config(repo)
     clock = clock or SystemClock()
     spec = recording or config.raw["agent_provider"]["recording"]
@@ -67,8 +71,10 @@ def build_runner(
         repo=repo,
         config=config,
         provider=provider,
-        tracker=LocalTracker(repo),
+        tracker=tracker or LocalTracker(repo),
         clock=clock,
         on_event=on_event or (lambda event: None),
+        base_branch=base_branch,
+        after_commit=after_commit or (lambda state, written: None),
     )
     return Runner(services)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 from somas_action import __version__
 from somas_action.commands import demo, init, pipeline, reconstruct, status
+from somas_action.commands import github as github_commands
 from somas_action.errors import SomasError
 
 # Each module adds its own subcommands; a new command group is one line here.
-COMMAND_MODULES = (init, demo, pipeline, status, reconstruct)
+COMMAND_MODULES = (init, demo, pipeline, status, reconstruct, github_commands)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,6 +24,9 @@ from somas_action.store import ProjectStore
 from somas_action.workspace import GitWorkspace, confined_path
 
 EventSink = Callable[[dict[str, Any]], None]
+# Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
+# folder to the state branch and posts event comments here).
+BatchSink = Callable[[State, list[dict[str, Any]]], None]
 STATUS_MARKER = "somas:status"
 
 
@@ -46,6 +49,7 @@ class Services:
     clock: Clock
     on_event: EventSink = field(default=lambda event: None)
     base_branch: str = "main"
+    after_commit: BatchSink = field(default=lambda state, written: None)
 
 
 class Runner:
@@ -83,6 +87,7 @@ class Runner:
         new_state, written = store.commit(state, drafts)
         for event in written:
             self.s.on_event(event)
+        self.s.after_commit(new_state, written)
         self._mirror(new_state)
         return new_state
 
@@ -309,7 +314,8 @@ class Runner:
             head=branch,
             base=self.s.base_branch,
             title=f"{state['title']} (#{state['issue_number']})",
-            body=f"Implements #{state['issue_number']}.\n\n{output['summary']}",
+            # "Closes" is what links the pull request to the issue on GitHub.
+            body=f"Closes #{state['issue_number']}.\n\n{output['summary']}",
         )
         return {
             "branch": branch,
