@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from somas_action import events as ev
 from somas_action import names
 from somas_action.adapters.github_api import (
     GitHubApi,
@@ -25,6 +26,7 @@ from somas_action.adapters.github_api import (
     RateLimitDeferred,
 )
 from somas_action.adapters.github_tracker import GitHubTracker
+from somas_action.adapters.mirror_buffer import MirrorBuffer
 from somas_action.app import build_runner
 from somas_action.clock import Clock
 from somas_action.config import Config, load_config
@@ -89,10 +91,11 @@ class GitHubFlow:
         self.branch = StateBranch.from_config(repo, clock, self.config.raw["state"])
         self.tracker = GitHubTracker(self.api, before_pull_request=self.branch.push_branch)
         self.notifier = Notifier(self.tracker, self.config, settings.run_url)
+        self.buffer = MirrorBuffer(self.tracker)
         self.runner: Runner = build_runner(
             repo,
             clock=clock,
-            tracker=self.tracker,
+            tracker=self.buffer,
             after_commit=self._after_commit,
             base_branch=default_branch,
         )
@@ -105,6 +108,9 @@ class GitHubFlow:
         # The branch first: once pushed, nothing a later GitHub call does can lose the batch.
         self.branch.publish(state["project_id"], describe_batch(state, written))
         self.notifier.post(state, written)
+        # An agent call follows a stage's start: show the issue as it is before waiting on it.
+        if any(event["event_type"] == ev.STAGE_STARTED for event in written):
+            self.buffer.flush_after_next_mirror = True
 
     # -- refusals ------------------------------------------------------------------------------
 
@@ -147,9 +153,11 @@ class GitHubFlow:
                 )
         try:
             state, code, note = self._with_state(trigger)
+            self.buffer.flush()
         except RateLimitDeferred as exc:
             return self._defer(trigger, exc)
         except (CommandRefused, StateError) as exc:
+            self.buffer.flush()
             return self._refuse(trigger, str(exc))
         if trigger.comment_id is not None:
             self.tracker.react(trigger.comment_id, DONE)
@@ -171,6 +179,7 @@ class GitHubFlow:
             try:
                 return self._run(trigger)
             except StateConflict as exc:
+                self.buffer.discard()
                 self.say(f"somas: {exc}")
         raise StateError(
             f"{trigger.project_id}: the state branch kept changing under this run "

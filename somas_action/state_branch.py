@@ -182,7 +182,9 @@ class StateBranch:
                 "GIT_COMMITTER_EMAIL": BOT_EMAIL,
             }
             self.git.git("read-tree", *([base] if base else ["--empty"]), env=env)
-            self.git.git("rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", path, env=env)
+            self.git.git(
+                "rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", path, env=env
+            )
             if (self.repo / path).is_dir():
                 # -f: .somas/projects/ is usually ignored on the default branch.
                 self.git.git("add", "-f", "--", path, env=env)

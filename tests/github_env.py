@@ -54,9 +54,7 @@ def actions_env(fake: FakeGitHub, event: str, payload_path: Path, run_id: str) -
     }
 
 
-def deliver(
-    repo: Path, fake: FakeGitHub, clock: Clock, event: str, payload: dict[str, Any]
-) -> int:
+def deliver(repo: Path, fake: FakeGitHub, clock: Clock, event: str, payload: dict[str, Any]) -> int:
     """Run `somas handle-event` in-process for one event, as a workflow step would."""
     number = next(_deliveries)
     path = repo.parent / f"event-{number}.json"

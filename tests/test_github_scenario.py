@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import names
 from somas_action.clock import FakeClock
 from tests import github_env, scenarios
 from tests.fakes import payloads
@@ -27,24 +26,29 @@ def test_label_to_gate_to_approve_to_completion(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
     repo = github_env.repo_with_origin(tmp_path)
-    github.add_issue(ISSUE, "Add a slugify helper for page URLs", "Page URLs need slugs.",
-                     ("somas:project",))
+    github.add_issue(
+        ISSUE, "Add a slugify helper for page URLs", "Page URLs need slugs.", ("somas:project",)
+    )
     github.permissions["alice"] = "write"
     labeled = payloads.issue_labeled(github.repository, ISSUE)
 
     assert github_env.deliver(repo, github, clock, "issues", labeled) == 0
 
     issue = github.issues[ISSUE]
-    assert set(issue["labels"]) == {"somas:project", "somas:awaiting-approval",
-                                    "somas:stage:review"}
+    assert set(issue["labels"]) == {
+        "somas:project",
+        "somas:awaiting-approval",
+        "somas:stage:review",
+    }
     [pull] = github.pulls.values()
     assert (pull["head"], pull["base"], pull["state"]) == ("somas/project-7", "main", "open")
     assert pull["body"].startswith("Closes #7.")
     assert scenarios.git(tmp_path / "origin.git", "rev-parse", "--verify", "somas/project-7")
 
     comment_id = github.add_comment(ISSUE, "/somas approve", login="alice")
-    approve = payloads.comment_created(github.repository, ISSUE, "/somas approve",
-                                       comment_id=comment_id, login="alice")
+    approve = payloads.comment_created(
+        github.repository, ISSUE, "/somas approve", comment_id=comment_id, login="alice"
+    )
     assert github_env.deliver(repo, github, clock, "issue_comment", approve) == 0
 
     assert set(issue["labels"]) == {"somas:project", "somas:completed"}
@@ -64,9 +68,14 @@ def test_label_to_gate_to_approve_to_completion(
     assert "somas(project-7): review waiting for approval" in history
     assert any("approved by github:alice" in line for line in history)
     assert history[-1].endswith("project completed")
-    log = [json.loads(line) for line in scenarios.git(
-        tmp_path / "origin.git", "show", f"{github_env.STATE_BRANCH}:.somas/projects/{PID}/"
-        "transitions.jsonl").splitlines()]
+    log = [
+        json.loads(line)
+        for line in scenarios.git(
+            tmp_path / "origin.git",
+            "show",
+            f"{github_env.STATE_BRANCH}:.somas/projects/{PID}/transitions.jsonl",
+        ).splitlines()
+    ]
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
     assert log[-1]["event_type"] == "project_completed"
 

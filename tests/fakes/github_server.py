@@ -252,7 +252,9 @@ class FakeGitHub:
 
     def _pull(self, pull: dict[str, Any], simple: bool = False) -> dict[str, Any]:
         if simple:
-            body: dict[str, Any] = self.contract.example("GET", "/repos/{owner}/{repo}/pulls", "200")[0]
+            body: dict[str, Any] = self.contract.example(
+                "GET", "/repos/{owner}/{repo}/pulls", "200"
+            )[0]
         else:
             body = self.contract.example("POST", "/repos/{owner}/{repo}/pulls", "201")
         number = pull["number"]
@@ -275,8 +277,16 @@ class FakeGitHub:
 
     def _repository(self, repo: dict[str, Any]) -> dict[str, Any]:
         # The examples carry fields of the full repository object; a pull's repos are not full.
-        for key in ("template_repository", "subscribers_count", "network_count", "organization",
-                    "parent", "source", "code_of_conduct", "security_and_analysis"):
+        for key in (
+            "template_repository",
+            "subscribers_count",
+            "network_count",
+            "organization",
+            "parent",
+            "source",
+            "code_of_conduct",
+            "security_and_analysis",
+        ):
             repo.pop(key, None)
         return repo
 
@@ -313,7 +323,9 @@ class FakeGitHub:
     def _issue_or_404(self, number: str) -> dict[str, Any]:
         issue = self.issues.get(int(number))
         if issue is None:
-            raise _Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com"})
+            raise _Reply(
+                404, {"message": "Not Found", "documentation_url": "https://docs.github.com"}
+            )
         return issue
 
     def _get_issue(self, query: Any, body: Any, number: str) -> _Reply:
@@ -414,14 +426,23 @@ class FakeGitHub:
                     "message": "Validation Failed",
                     "documentation_url": "https://docs.github.com",
                     "errors": [
-                        {"resource": "PullRequest", "code": "custom",
-                         "message": f"A pull request already exists for {body['head']}."}
+                        {
+                            "resource": "PullRequest",
+                            "code": "custom",
+                            "message": f"A pull request already exists for {body['head']}.",
+                        }
                     ],
                 },
             )
         number = max([*self.issues, *self.pulls, 0]) + 1
-        pull = {"number": number, "state": "open", "head": body["head"], "base": body["base"],
-                "title": body.get("title", ""), "body": body.get("body", "")}
+        pull = {
+            "number": number,
+            "state": "open",
+            "head": body["head"],
+            "base": body["base"],
+            "title": body.get("title", ""),
+            "body": body.get("body", ""),
+        }
         self.pulls[number] = pull
         return _Reply(201, self._pull(pull))
 
@@ -439,11 +460,15 @@ class FakeGitHub:
         if body["name"] in self.repo_labels:
             raise _Reply(
                 422,
-                {"message": "Validation Failed", "documentation_url": "x",
-                 "errors": [{"resource": "Label", "code": "already_exists", "field": "name"}]},
+                {
+                    "message": "Validation Failed",
+                    "documentation_url": "x",
+                    "errors": [{"resource": "Label", "code": "already_exists", "field": "name"}],
+                },
             )
-        label = self._repo_label(body["name"], body.get("color", "ededed"),
-                                 body.get("description", ""))
+        label = self._repo_label(
+            body["name"], body.get("color", "ededed"), body.get("description", "")
+        )
         return _Reply(201, label)
 
     def _edit_label(self, query: Any, body: dict[str, Any], name: str) -> _Reply:
@@ -462,16 +487,25 @@ class FakeGitHub:
             if status and run["status"] != status:
                 continue
             item = copy.deepcopy(run_template)
-            item.update(id=run["id"], name=run["name"], status=run["status"],
-                        html_url=f"https://github.example/{self.repository}/actions/runs/{run['id']}")
+            item.update(
+                id=run["id"],
+                name=run["name"],
+                status=run["status"],
+                html_url=f"https://github.example/{self.repository}/actions/runs/{run['id']}",
+            )
             runs.append(item)
         return _Reply(200, {"total_count": len(runs), "workflow_runs": runs})
 
     def _cancel_run(self, query: Any, body: Any, run_id: str) -> _Reply:
         run = self.runs.get(int(run_id))
         if run is None or run["status"] == "completed":
-            raise _Reply(409, {"message": "Cannot cancel a workflow run that is completed.",
-                               "documentation_url": "x"})
+            raise _Reply(
+                409,
+                {
+                    "message": "Cannot cancel a workflow run that is completed.",
+                    "documentation_url": "x",
+                },
+            )
         run["status"] = "completed"
         return _Reply(202, {})
 
@@ -501,7 +535,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             if not full.startswith(PREFIX + "/"):
                 self._send(404, {"message": "Not Found"})
                 return
-            api_path = full[len(PREFIX):]
+            api_path = full[len(PREFIX) :]
             auth = self.headers.get("Authorization", "")
             with fake.lock:
                 fake.violations += fake.contract.check_request(method, api_path, query, body)
@@ -509,14 +543,15 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 self._send(401, {"message": "Bad credentials", "documentation_url": "x"})
                 return
             base = f"/repos/{fake.owner}/{fake.repo}"
-            local = api_path[len(base):] if api_path.startswith(base) else None
+            local = api_path[len(base) :] if api_path.startswith(base) else None
             fault = self._fault(method, local or "")
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)  # the fake is slow; the client under test is not sleeping
             with fake.lock:
                 if fault is not None and not fault.after:
-                    reply = _Reply(fault.status, fault.body or {"message": "injected fault"},
-                                   fault.headers)
+                    reply = _Reply(
+                        fault.status, fault.body or {"message": "injected fault"}, fault.headers
+                    )
                 elif local is None:
                     reply = _Reply(404, {"message": "Not Found", "documentation_url": "x"})
                 else:
@@ -525,14 +560,17 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     except _Reply as raised:
                         reply = raised
                     if fault is not None and fault.after:
-                        reply = _Reply(fault.status, fault.body or {"message": "lost answer"},
-                                       fault.headers)
+                        reply = _Reply(
+                            fault.status, fault.body or {"message": "lost answer"}, fault.headers
+                        )
                 injected = fault is not None
                 if not injected:
                     fake.violations += fake.contract.check_response(
                         method, api_path, reply.status, reply.body
                     )
-                fake.log.append(Call(method, local or api_path, query, body, reply.status, injected))
+                fake.log.append(
+                    Call(method, local or api_path, query, body, reply.status, injected)
+                )
             self._send(reply.status, reply.body, reply.headers)
 
         def _fault(self, method: str, local: str) -> Fault | None:

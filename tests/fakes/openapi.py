@@ -146,7 +146,9 @@ class Contract:
                 continue
             schema = param.get("schema", {})
             for value in values:
-                problems += [f"{where}: query {name}: {p}" for p in self._query_value(value, schema)]
+                problems += [
+                    f"{where}: query {name}: {p}" for p in self._query_value(value, schema)
+                ]
         request_body = self.resolve(op.spec.get("requestBody"))
         if body is None:
             if request_body and request_body.get("required"):

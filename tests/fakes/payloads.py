@@ -14,7 +14,9 @@ from typing import Any
 
 from tests.fakes.openapi import ROOT
 
-EXAMPLES = ROOT / "node_modules" / "@octokit" / "webhooks-examples" / "api.github.com" / "index.json"
+EXAMPLES = (
+    ROOT / "node_modules" / "@octokit" / "webhooks-examples" / "api.github.com" / "index.json"
+)
 
 
 @functools.cache
