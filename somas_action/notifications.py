@@ -52,7 +52,12 @@ class Notifier:
     """Posts one comment per notified event of a committed batch."""
 
     def __init__(self, tracker: Tracker, config: Config, run_url: str | None = None) -> None:
-        settings = config.raw["monitoring"]["notifications"]
+        # The schema's defaults do not reach through its $ref here; the same defaults apply.
+        settings = {
+            "enabled": True,
+            "notify_on": list(NOTIFIED_EVENTS),
+            **(config.raw["monitoring"].get("notifications") or {}),
+        }
         self.tracker = tracker
         self.enabled = bool(settings["enabled"])
         self.wanted = {NOTIFIED_EVENTS[name] for name in settings["notify_on"]}

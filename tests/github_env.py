@@ -74,3 +74,33 @@ def state_log(repo: Path, project_id: str) -> list[str]:
         f".somas/projects/{project_id}/",
     )
     return out.splitlines()
+
+
+# A three-stage pipeline (no code, no test run) for the event tests: fast, with a human gate.
+SHORT_PIPELINE = """
+version: 1
+pipeline:
+  retry: {backoff_seconds: 0}
+  stages:
+    - name: intake
+      agent: intake-analyst
+      quality_gates: [{type: output_field, field: requirements}]
+    - name: review
+      agent: reviewer
+      human_gate: true
+      on_reject: intake
+      quality_gates: [{type: verdict, equals: approve}]
+    - name: release
+      agent: releaser
+github:
+  min_seconds_between_writes: 0
+"""
+
+
+def short_repo(root: Path) -> Path:
+    """`repo_with_origin` with the three-stage pipeline."""
+    work = repo_with_origin(root)
+    (work / ".somas" / "config.yml").write_text(SHORT_PIPELINE)
+    scenarios.git(work, "commit", "-q", "-am", "short pipeline")
+    scenarios.git(work, "push", "-q", "origin", "main")
+    return work

@@ -1,0 +1,328 @@
+"""`somas handle-event`: events become commands; refusals are answered and change nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from somas_action.clock import FakeClock
+from somas_action.main import main
+from somas_action.runner import Runner
+from tests import github_env, scenarios
+from tests.fakes import payloads
+from tests.fakes.github_server import BOT, FakeGitHub
+
+ISSUE = 7
+
+
+@pytest.fixture
+def gated(tmp_path: Path, github: FakeGitHub, clock: FakeClock) -> Path:
+    """Issue 7 labelled; its project waits at the review gate. alice writes, mallory reads."""
+    repo = github_env.short_repo(tmp_path)
+    github.add_issue(ISSUE, "Add slugify", "Needs slugs.", ("somas:project",))
+    github.permissions.update(alice="write", mallory="read", mona="maintain")
+    payload = payloads.issue_labeled(github.repository, ISSUE)
+    assert github_env.deliver(repo, github, clock, "issues", payload) == 0
+    assert set(github.issues[ISSUE]["labels"]) == {
+        "somas:project",
+        "somas:awaiting-approval",
+        "somas:stage:review",
+    }
+    return repo
+
+
+def comment(
+    repo: Path,
+    github: FakeGitHub,
+    clock: FakeClock,
+    body: str,
+    login: str,
+    kind: str = "User",
+    number: int = ISSUE,
+) -> tuple[int, int]:
+    """Someone comments; the event is delivered. Returns (exit code, comment id)."""
+    comment_id = github.add_comment(number, body, login=login, kind=kind)
+    payload = payloads.comment_created(
+        github.repository, number, body, comment_id=comment_id, login=login, user_type=kind
+    )
+    return github_env.deliver(repo, github, clock, "issue_comment", payload), comment_id
+
+
+def log_lines(repo: Path) -> list[str]:
+    return (scenarios.project_dir(repo, "project-7") / "transitions.jsonl").read_text().splitlines()
+
+
+def reply_to(github: FakeGitHub, comment_id: int) -> str:
+    [reply] = [
+        c["body"]
+        for c in github.issue_comments(ISSUE)
+        if c["body"].endswith(f"<!-- somas:reply:{comment_id} -->")
+    ]
+    return reply
+
+
+def reactions(github: FakeGitHub, comment_id: int) -> list[str]:
+    return [content for _, content in github.reactions.get(comment_id, [])]
+
+
+@pytest.mark.parametrize(("login", "has"), [("mallory", "read"), ("stranger", "none")])
+def test_a_command_without_write_access_is_refused_and_changes_nothing(
+    gated: Path, github: FakeGitHub, clock: FakeClock, login: str, has: str
+) -> None:
+    before, labels = log_lines(gated), list(github.issues[ISSUE]["labels"])
+    code, comment_id = comment(gated, github, clock, "/somas approve", login)
+    assert code == 0
+    assert reactions(github, comment_id) == ["eyes", "confused"]
+    reply = reply_to(github, comment_id)
+    assert f"@{login} refused" in reply and f"{login} has {has}" in reply
+    assert log_lines(gated) == before and github.issues[ISSUE]["labels"] == labels
+    assert github_env.state_log(gated, "project-7")[-1].endswith("review waiting for approval")
+
+
+def test_maintain_permission_may_approve(gated: Path, github: FakeGitHub, clock: FakeClock) -> None:
+    code, comment_id = comment(gated, github, clock, "/somas approve", "mona")
+    assert code == 0 and reactions(github, comment_id) == ["eyes", "rocket"]
+    assert "somas:completed" in github.issues[ISSUE]["labels"]
+
+
+def test_a_malformed_command_is_refused_with_the_grammar(
+    gated: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    before = log_lines(gated)
+    code, comment_id = comment(gated, github, clock, "/somas aprove", "alice")
+    assert code == 0
+    assert reactions(github, comment_id) == ["confused"]
+    reply = reply_to(github, comment_id)
+    assert "not a valid command: unknown command `aprove`" in reply and "/somas reject" in reply
+    assert log_lines(gated) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "login", "kind"),
+    [
+        ("/somas approve", BOT["login"], "Bot"),  # our own bot, whatever it says
+        ("/somas approve", "renovate[bot]", "Bot"),
+        ("thanks, looks good", "alice", "User"),
+    ],
+)
+def test_bots_and_conversation_trigger_nothing(
+    gated: Path, github: FakeGitHub, clock: FakeClock, body: str, login: str, kind: str
+) -> None:
+    requests = len(github.log)
+    code, _ = comment(gated, github, clock, body, login, kind)
+    assert code == 0 and len(github.log) == requests
+
+
+def test_status_replies_with_the_stage_table(
+    gated: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    code, comment_id = comment(gated, github, clock, "/somas status", "mallory2")
+    assert code == 0 and reactions(github, comment_id) == ["eyes", "confused"]  # read-only user
+    github.permissions["reader-writer"] = "write"
+    code, comment_id = comment(gated, github, clock, "/somas status", "reader-writer")
+    reply = reply_to(github, comment_id)
+    assert reactions(github, comment_id) == ["eyes", "rocket"]
+    assert "status: waiting" in reply and "→ review" in reply
+
+
+def test_reject_sends_the_project_back_and_runs_it_to_the_gate_again(
+    gated: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    hostile = "not yet <!-- somas:status --> @everyone ```"
+    code, comment_id = comment(gated, github, clock, f"/somas reject {hostile}", "alice")
+    assert code == 0 and reactions(github, comment_id) == ["eyes", "rocket"]
+    events = [json.loads(line) for line in log_lines(gated)]
+    [rejected] = [e for e in events if e["event_type"] == "human_gate_rejected"]
+    assert rejected["data"]["reason"] == hostile and rejected["actor"] == "github:alice"
+    assert events[-1]["event_type"] == "human_gate_opened"
+    # The human's comment quoting our marker is left alone; ours is the one status comment.
+    status = [c for c in github.issue_comments(ISSUE) if "<!-- somas:status -->" in c["body"]]
+    assert [c["user"]["type"] for c in status] == ["Bot", "User"]
+    assert status[1]["body"] == f"/somas reject {hostile}"
+
+
+@pytest.mark.parametrize(
+    "verb", ["pause", "unpause", "cancel", "retry", "restart review", "resume cp-9"]
+)
+def test_toolkit_commands_are_refused_until_the_runner_offers_them(
+    gated: Path, github: FakeGitHub, clock: FakeClock, verb: str
+) -> None:
+    before = log_lines(gated)
+    code, comment_id = comment(gated, github, clock, f"/somas {verb}", "alice")
+    assert code == 0 and reactions(github, comment_id) == ["eyes", "confused"]
+    assert "is not available in this SOMAS version yet" in reply_to(github, comment_id)
+    assert log_lines(gated) == before
+
+
+def test_toolkit_commands_reach_the_runner_methods_when_present(
+    gated: Path, github: FakeGitHub, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def method(name: str) -> Any:
+        def call(self: Runner, project_id: str, actor: str, **kwargs: Any) -> dict[str, Any]:
+            calls.append((name, project_id, actor, kwargs))
+            return self.load(project_id, actor)[1]
+
+        return call
+
+    for name in ("restart", "pause"):
+        monkeypatch.setattr(Runner, name, method(name), raising=False)
+    _, first = comment(gated, github, clock, "/somas restart intake", "alice")
+    _, second = comment(gated, github, clock, "/somas pause", "alice")
+    _, third = comment(gated, github, clock, "/somas retry", "alice")
+    assert calls == [
+        (
+            "restart",
+            "project-7",
+            "github:alice",
+            {"stage": "intake", "delivery_id": f"comment:{first}"},
+        ),
+        ("pause", "project-7", "github:alice", {"delivery_id": f"comment:{second}"}),
+        (
+            "restart",
+            "project-7",
+            "github:alice",
+            {"stage": "review", "delivery_id": f"comment:{third}"},
+        ),
+    ]
+
+
+def test_agent_command_dispatches_one_agent_run(
+    gated: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    code, comment_id = comment(
+        gated, github, clock, "/somas agent reviewer check the docs\ntoo", "alice"
+    )
+    assert code == 0 and reactions(github, comment_id) == ["eyes", "rocket"]
+    assert github.dispatches == [
+        {
+            "workflow": "somas-agent.yml",
+            "ref": "main",
+            "inputs": {
+                "project_id": "project-7",
+                "agent": "reviewer",
+                "stage": "review",
+                "instructions": "check the docs\ntoo",
+            },
+        }
+    ]
+    code, comment_id = comment(gated, github, clock, "/somas agent nobody do it", "alice")
+    assert "unknown agent 'nobody'" in reply_to(github, comment_id)
+    assert len(github.dispatches) == 1
+
+
+def test_a_command_on_an_issue_without_a_project_is_refused(
+    gated: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    github.add_issue(8, "Unrelated", "")
+    code, comment_id = comment(gated, github, clock, "/somas approve", "alice", number=8)
+    assert code == 0 and reactions(github, comment_id) == ["eyes", "confused"]
+    assert not (scenarios.project_dir(gated, "project-8")).exists()
+
+
+def test_other_labels_and_bot_labels_start_nothing(
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    repo = github_env.short_repo(tmp_path)
+    github.add_issue(3, "x", "", ("bug",))
+    assert (
+        github_env.deliver(
+            repo,
+            github,
+            clock,
+            "issues",
+            payloads.issue_labeled(github.repository, 3, label="bug", labels=("bug",)),
+        )
+        == 0
+    )
+    assert (
+        github_env.deliver(
+            repo,
+            github,
+            clock,
+            "issues",
+            payloads.issue_labeled(github.repository, 3, sender=BOT["login"], sender_type="Bot"),
+        )
+        == 0
+    )
+    assert github.log == [] and not scenarios.project_dir(repo, "project-3").exists()
+
+
+def test_dispatch_with_an_issue_number_starts_and_redelivery_is_a_no_op(
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    repo = github_env.short_repo(tmp_path)
+    github.add_issue(4, "Fresh start", "", ())
+    payload = payloads.workflow_dispatch(github.repository, {"issue_number": "4"})
+    assert github_env.deliver(repo, github, clock, "workflow_dispatch", payload) == 0
+    assert "somas:awaiting-approval" in github.issues[4]["labels"]
+    before = github.snapshot()
+    assert github_env.deliver(repo, github, clock, "workflow_dispatch", payload) == 0
+    assert github.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"issue_number": "0"}, "inputs.issue_number: '0' is not an issue number"),
+        ({"project_id": "../../etc"}, "invalid project id '../../etc'"),
+        ({"project_id": "project-4", "start_stage": "Review!"}, "inputs.start_stage"),
+        ({}, "inputs: give issue_number"),
+    ],
+)
+def test_bad_dispatch_inputs_are_one_line_errors(
+    tmp_path: Path,
+    github: FakeGitHub,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    inputs: dict[str, str],
+    message: str,
+) -> None:
+    repo = github_env.short_repo(tmp_path)
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(payloads.workflow_dispatch(github.repository, inputs)))
+    for key, value in github_env.actions_env(github, "workflow_dispatch", path, "1").items():
+        monkeypatch.setenv(key, value)
+    assert main(["--repo", str(repo), "handle-event"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert github.log == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "GITHUB_EVENT_NAME: not set"),
+        ({"GITHUB_EVENT_NAME": "issues"}, "GITHUB_EVENT_PATH: not set"),
+        (
+            {"GITHUB_EVENT_NAME": "issues", "GITHUB_EVENT_PATH": "/nonexistent.json"},
+            "event payload not found",
+        ),
+    ],
+)
+def test_missing_actions_environment_is_a_one_line_error(
+    repo: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["--repo", str(repo), "handle-event"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_restart_dispatch_is_refused_until_the_runner_offers_it(
+    gated: Path, github: FakeGitHub, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = payloads.workflow_dispatch(
+        github.repository, {"project_id": "project-7", "start_stage": "intake"}
+    )
+    assert github_env.deliver(gated, github, clock, "workflow_dispatch", payload) == 1
+    assert "`/somas restart` is not available" in capsys.readouterr().out
