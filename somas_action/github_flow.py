@@ -105,12 +105,14 @@ class GitHubFlow:
         print(line, file=self.out, flush=True)
 
     def _after_commit(self, state: State, written: list[dict[str, Any]]) -> None:
-        # The branch first: once pushed, nothing a later GitHub call does can lose the batch.
-        self.branch.publish(state["project_id"], describe_batch(state, written))
-        self.notifier.post(state, written)
-        # An agent call follows a stage's start: show the issue as it is before waiting on it.
+        # One commit per batch; pushed before anything slow (an agent call) and at the end,
+        # so a stage's closing batch and the next stage's opening batch travel in one push.
+        self.branch.commit(state["project_id"], describe_batch(state, written))
         if any(event["event_type"] == ev.STAGE_STARTED for event in written):
+            self.branch.push()
+            # Show the issue as it is before waiting on the agent.
             self.buffer.flush_after_next_mirror = True
+        self.notifier.post(state, written)
 
     # -- refusals ------------------------------------------------------------------------------
 
@@ -155,6 +157,7 @@ class GitHubFlow:
             state, code, note = self._with_state(trigger)
             self.buffer.flush()
         except RateLimitDeferred as exc:
+            self.branch.push()  # git is not rate limited: the state is safe before handing over
             return self._defer(trigger, exc)
         except (CommandRefused, StateError) as exc:
             self.buffer.flush()
@@ -177,7 +180,9 @@ class GitHubFlow:
             self.branch.pull(trigger.project_id)
             self.branch.fetch_branch(names.project_branch_for(trigger.project_id))
             try:
-                return self._run(trigger)
+                result = self._run(trigger)
+                self.branch.push()
+                return result
             except StateConflict as exc:
                 self.buffer.discard()
                 self.say(f"somas: {exc}")

@@ -39,6 +39,8 @@ _QUIET = frozenset(
         ev.DEAD_LETTER_RECORDED,
     }
 )
+# git's well-known empty tree: a project folder that a batch emptied.
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _LOST_RACE = ("non-fast-forward", "fetch first", "rejected", "cannot lock ref", "failed to lock")
 
 
@@ -62,7 +64,7 @@ class StateBranch:
         branch: str = "somas/state",
         remote: str = "origin",
         push: bool = True,
-        max_attempts: int = 8,
+        max_attempts: int = 20,
         rng: random.Random | None = None,
     ) -> None:
         self.repo = repo
@@ -73,8 +75,10 @@ class StateBranch:
         self.push_enabled = push
         self.max_attempts = max_attempts
         self.rng = rng or random.Random()
-        self._base: str | None = None
-        self._trees: dict[str, str | None] = {}
+        self._base: str | None = None  # the branch tip this run builds on
+        self._local: str | None = None  # that tip plus this run's unpushed commits
+        self._pending: list[tuple[str, str, str | None]] = []  # (project, message, tree)
+        self._trees: dict[str, str | None] = {}  # each project's folder tree at `_base`
         self.pushes = 0
         self.lost_races = 0
 
@@ -125,7 +129,8 @@ class StateBranch:
         branch was used is published by its next commit).
         """
         tip = self._fetch()
-        self._base = tip
+        self._base = self._local = tip
+        self._pending = []
         tree = self._tree_of(tip, project_id)
         self._trees[project_id] = tree
         if tree is None:
@@ -169,9 +174,11 @@ class StateBranch:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _commit_on(self, base: str | None, project_id: str, message: str) -> str | None:
-        """A commit of `base` with the project folder replaced by the working tree's; None if
-        nothing changed."""
+    def _build(
+        self, base: str | None, project_id: str, message: str, tree: str | None = None
+    ) -> tuple[str, str | None] | None:
+        """(commit, project tree): `base` with the project folder replaced by `tree`, or by the
+        working tree's folder; None when that changes nothing."""
         path = project_path(project_id)
         with tempfile.TemporaryDirectory(prefix="somas-state-index-") as tmp:
             env = {
@@ -185,53 +192,84 @@ class StateBranch:
             self.git.git(
                 "rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", path, env=env
             )
-            if (self.repo / path).is_dir():
+            if tree is not None:
+                self.git.git("read-tree", f"--prefix={path}/", tree, env=env)
+            elif (self.repo / path).is_dir():
                 # -f: .somas/projects/ is usually ignored on the default branch.
                 self.git.git("add", "-f", "--", path, env=env)
-            tree = self.git.git("write-tree", env=env)
-            if base and tree == self.git.git("rev-parse", f"{base}^{{tree}}"):
+            root = self.git.git("write-tree", env=env)
+            if base and root == self.git.git("rev-parse", f"{base}^{{tree}}"):
                 return None
             parents = ["-p", base] if base else []
-            return self.git.git("commit-tree", tree, *parents, "-m", message, env=env)
+            commit = self.git.git("commit-tree", root, *parents, "-m", message, env=env)
+            return commit, self._tree_of(commit, project_id)
 
-    def publish(self, project_id: str, message: str) -> str | None:
-        """Commit the project folder on the branch and push it; the commit, or None if unchanged.
-
-        Raises StateConflict when another run changed this same project on the branch.
-        """
+    def commit(self, project_id: str, message: str) -> str | None:
+        """Commit the project folder on top of what this run has (pushed by `push`)."""
         if project_id not in self._trees:
             self._trees[project_id] = self._tree_of(self._base, project_id)
+        built = self._build(self._local, project_id, message)
+        if built is None:
+            return None
+        commit, tree = built
+        self._local = commit
+        self._pending.append((project_id, message, tree))
+        if not self.push_enabled:
+            old = self.git.rev(f"refs/heads/{self.branch}") or "0" * 40
+            self.git.git("update-ref", f"refs/heads/{self.branch}", commit, old)
+            self._accepted()
+        return commit
+
+    def push(self) -> None:
+        """Push this run's commits; a lost race replays them on the new tip (bounded).
+
+        Raises StateConflict when another run changed one of this run's projects meanwhile.
+        """
+        if not self._pending or not self.push_enabled:
+            return
         for attempt in range(1, self.max_attempts + 1):
-            commit = self._commit_on(self._base, project_id, message)
-            if commit is None:
-                return None
-            if not self.push_enabled:
-                old = self._base or "0" * 40
-                self.git.git("update-ref", f"refs/heads/{self.branch}", commit, old)
-                self._accept(project_id, commit)
-                return commit
-            if self._push(commit):
-                self.git.git("update-ref", self._tracking, commit)
-                self._accept(project_id, commit)
-                return commit
+            assert self._local is not None
+            if self._push(self._local):
+                self.git.git("update-ref", self._tracking, self._local)
+                self._accepted()
+                return
             self.lost_races += 1
             tip = self._fetch()
-            if self._tree_of(tip, project_id) != self._trees[project_id]:
-                raise StateConflict(
-                    f"{project_id}: changed on {self.remote}/{self.branch} by another run; "
-                    "reloading and re-applying the command"
-                )
-            self._base = tip
-            # Spread the retries of racing runs so they do not collide again in step.
-            self.clock.sleep(self.rng.uniform(0.0, 0.05 * attempt))
+            for project_id in {pid for pid, _, _ in self._pending}:
+                if self._tree_of(tip, project_id) != self._trees[project_id]:
+                    raise StateConflict(
+                        f"{project_id}: changed on {self.remote}/{self.branch} by another run; "
+                        "reloading and re-applying the command"
+                    )
+            self._replay_on(tip)
+            # Retry at once (the window is a few git calls); later retries spread out with
+            # jitter so that runs racing in step fall out of step.
+            if attempt > 1:
+                self.clock.sleep(self.rng.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
         raise WorkspaceError(
-            f"{self.remote}/{self.branch}: push of {project_id} lost {self.max_attempts} races; "
-            "the commit is kept locally, run the command again (state.max_push_attempts)"
+            f"{self.remote}/{self.branch}: push lost {self.max_attempts} races in a row; "
+            "run the command again (state.max_push_attempts)"
         )
 
-    def _accept(self, project_id: str, commit: str) -> None:
-        self._base = commit
-        self._trees[project_id] = self._tree_of(commit, project_id)
+    def publish(self, project_id: str, message: str) -> str | None:
+        """`commit` then `push`."""
+        commit = self.commit(project_id, message)
+        self.push()
+        return commit
+
+    def _replay_on(self, tip: str | None) -> None:
+        """Rebuild this run's pending commits, one by one, on top of `tip`."""
+        self._base = self._local = tip
+        for project_id, message, tree in self._pending:
+            built = self._build(self._local, project_id, message, tree or _EMPTY_TREE)
+            if built is not None:
+                self._local = built[0]
+
+    def _accepted(self) -> None:
+        self._base = self._local
+        for project_id, _, tree in self._pending:
+            self._trees[project_id] = tree
+        self._pending = []
         self.pushes += 1
 
     def _push(self, commit: str) -> bool:

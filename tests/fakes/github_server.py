@@ -517,6 +517,7 @@ class FakeGitHub:
 def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per answer
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
@@ -537,9 +538,10 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 return
             api_path = full[len(PREFIX) :]
             auth = self.headers.get("Authorization", "")
-            with fake.lock:
-                fake.violations += fake.contract.check_request(method, api_path, query, body)
+            problems = fake.contract.check_request(method, api_path, query, body)
             if auth not in (f"token {TOKEN}", f"Bearer {TOKEN}"):
+                with fake.lock:
+                    fake.violations += problems
                 self._send(401, {"message": "Bad credentials", "documentation_url": "x"})
                 return
             base = f"/repos/{fake.owner}/{fake.repo}"
@@ -547,7 +549,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             fault = self._fault(method, local or "")
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)  # the fake is slow; the client under test is not sleeping
-            with fake.lock:
+            with fake.lock:  # state changes one request at a time, as on the real service
                 if fault is not None and not fault.after:
                     reply = _Reply(
                         fault.status, fault.body or {"message": "injected fault"}, fault.headers
@@ -563,11 +565,12 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                         reply = _Reply(
                             fault.status, fault.body or {"message": "lost answer"}, fault.headers
                         )
-                injected = fault is not None
-                if not injected:
-                    fake.violations += fake.contract.check_response(
-                        method, api_path, reply.status, reply.body
-                    )
+                reply.body = copy.deepcopy(reply.body)
+            injected = fault is not None
+            if not injected:
+                problems += fake.contract.check_response(method, api_path, reply.status, reply.body)
+            with fake.lock:
+                fake.violations += problems
                 fake.log.append(
                     Call(method, local or api_path, query, body, reply.status, injected)
                 )

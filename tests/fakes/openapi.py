@@ -10,6 +10,7 @@ name is a violation, in what we send and in what the fake answers.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -86,6 +87,9 @@ class Contract:
             self._routes.append((re.compile(f"^{pattern}$"), template))
         # Literal paths before templated ones: /labels/{name} must not swallow a real route.
         self._routes.sort(key=lambda route: route[1].count("{"))
+        self._operations: dict[tuple[str, str], Operation | None] = {}
+        self._validators: dict[int, jsonschema.Draft4Validator] = {}
+        self._examples: dict[tuple[str, str, str, str], Any] = {}
 
     # -- lookup --------------------------------------------------------------------------------
 
@@ -100,7 +104,13 @@ class Contract:
         return node
 
     def operation(self, method: str, path: str) -> Operation | None:
-        """The documented operation for a concrete path, or None."""
+        """The documented operation for a concrete path, or None (memoized per path)."""
+        key = (method.lower(), path)
+        if key not in self._operations:
+            self._operations[key] = self._find_operation(method, path)
+        return self._operations[key]
+
+    def _find_operation(self, method: str, path: str) -> Operation | None:
         for pattern, template in self._routes:
             if pattern.match(path):
                 item = self.raw["paths"][template]
@@ -115,6 +125,12 @@ class Contract:
 
     def example(self, method: str, template: str, status: str, name: str = "default") -> Any:
         """The description's own example answer for an operation (our fake's templates)."""
+        key = (method, template, status, name)
+        if key not in self._examples:
+            self._examples[key] = self._example(method, template, status, name)
+        return copy.deepcopy(self._examples[key])
+
+    def _example(self, method: str, template: str, status: str, name: str) -> Any:
         response = self.raw["paths"][template][method.lower()]["responses"][status]
         content = response["content"]["application/json"]
         examples = content["examples"]
@@ -180,15 +196,23 @@ class Contract:
 
     def check_body(self, body: Any, schema: dict[str, Any]) -> list[str]:
         """Schema errors plus undocumented fields."""
-        validator = jsonschema.Draft4Validator(schema, registry=self.registry)
+        validator = self._validator(schema)
         problems = [
             f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message[:200]}"
             for error in validator.iter_errors(body)
         ]
         return problems + self.undocumented(body, schema, "")
 
+    def _validator(self, schema: dict[str, Any]) -> jsonschema.Draft4Validator:
+        # Schemas live as long as the contract, so their id is a stable cache key.
+        validator = self._validators.get(id(schema))
+        if validator is None:
+            validator = jsonschema.Draft4Validator(schema, registry=self.registry)
+            self._validators[id(schema)] = validator
+        return validator
+
     def _valid(self, instance: Any, schema: dict[str, Any]) -> bool:
-        return jsonschema.Draft4Validator(schema, registry=self.registry).is_valid(instance)
+        return bool(self._validator(schema).is_valid(instance))
 
     def undocumented(self, instance: Any, schema: Any, where: str) -> list[str]:
         """Fields of `instance` that no (matching) branch of `schema` names."""
