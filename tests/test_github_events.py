@@ -326,3 +326,89 @@ def test_a_restart_dispatch_is_refused_until_the_runner_offers_it(
     )
     assert github_env.deliver(gated, github, clock, "workflow_dispatch", payload) == 1
     assert "`/somas restart` is not available" in capsys.readouterr().out
+
+
+def test_a_long_rate_limit_wait_hands_over_to_a_continuation_run(
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fakes.github_server import Fault
+
+    repo = github_env.short_repo(tmp_path)
+    github.add_issue(ISSUE, "x", "", ("somas:project",))
+    # GitHub runs out of patience for comments after the first stage completes.
+    github.inject(
+        Fault(
+            "POST",
+            r"/issues/7/comments",
+            status=403,
+            times=99,
+            headers={
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(int(clock.now().timestamp()) + 7200),
+            },
+            body={"message": "API rate limit exceeded", "documentation_url": "x"},
+        )
+    )
+    payload = payloads.issue_labeled(github.repository, ISSUE)
+    assert github_env.deliver(repo, github, clock, "issues", payload) == 0
+    out = capsys.readouterr().out
+    assert "more than this run affords" in out and "continuing in somas-resume.yml" in out
+    [dispatch] = github.dispatches
+    assert dispatch["workflow"] == "somas-resume.yml" and dispatch["ref"] == "main"
+    assert dispatch["inputs"]["project_id"] == "project-7"
+    # Nothing recorded was lost: every batch so far is on the state branch.
+    history = github_env.state_log(repo, "project-7")
+    assert history[0] == "somas(project-7): project created for issue #7"
+    checkpoint = dispatch["inputs"]["checkpoint_id"]
+
+    # The continuation run (limit over) carries on from the saved state to the gate.
+    github.faults.clear()
+    resume = payloads.workflow_dispatch(
+        github.repository, {"project_id": "project-7", "checkpoint_id": checkpoint}
+    )
+    assert github_env.deliver(repo, github, clock, "workflow_dispatch", resume) == 0
+    assert set(github.issues[ISSUE]["labels"]) == {
+        "somas:project",
+        "somas:awaiting-approval",
+        "somas:stage:review",
+    }
+    assert len([c for c in github.issue_comments(ISSUE) if "somas:status" in c["body"]]) == 1
+
+
+def test_a_failed_stage_is_reported_with_its_dead_letter_and_the_run_link(
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    recording = scenarios.make_recording(
+        tmp_path / "rec",
+        intake=[scenarios.error("permanent", "model said <!-- somas:status --> no")],
+    )
+    repo = github_env.short_repo(tmp_path / "r")
+    config = repo / ".somas" / "config.yml"
+    config.write_text(
+        config.read_text().replace(
+            "retry: {backoff_seconds: 0}", "retry: {backoff_seconds: 0}\n  enabled: true"
+        )
+        + f"agent_provider:\n  recording: {recording}\n"
+    )
+    github.add_issue(ISSUE, "x", "", ("somas:project",))
+    assert (
+        github_env.deliver(
+            repo, github, clock, "issues", payloads.issue_labeled(github.repository, ISSUE)
+        )
+        == 1
+    )
+    assert set(github.issues[ISSUE]["labels"]) == {
+        "somas:project",
+        "somas:failed",
+        "somas:stage:intake",
+    }
+    [failure] = [c["body"] for c in github.issue_comments(ISSUE) if c["body"].startswith("❌")]
+    letter = json.loads(
+        (scenarios.project_dir(repo, "project-7") / "dead_letters.json").read_text()
+    )
+    assert f"Dead letter: `{letter[0]['id']}`" in failure
+    assert "Run: https://github.example/octo-org/octo-repo/actions/runs/" in failure
+    assert "<! -- somas:status -->" in failure  # untrusted text cannot carry a marker
+    assert github_env.state_log(repo, "project-7")[-1].endswith(
+        "intake failed for good, dead letter recorded"
+    )

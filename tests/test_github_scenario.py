@@ -79,6 +79,20 @@ def test_label_to_gate_to_approve_to_completion(
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
     assert log[-1]["event_type"] == "project_completed"
 
+    # API cost: the issue is never re-read (labels come from the payload and from each label
+    # write's answer); comments are listed once per run; 2.5 writes per batch at most,
+    # notifications and reactions included.
+    reads = [(c.method, c.path) for c in github.log if not c.is_write]
+    assert reads == [
+        ("GET", "/issues/7/comments"),
+        ("GET", "/pulls"),
+        ("GET", "/collaborators/alice/permission"),
+        ("GET", "/issues/7/comments"),
+    ]
+    writes = [c for c in github.log if c.is_write]
+    assert len(writes) <= 2.5 * len(history), (len(writes), len(history))
+    assert not [c for c in github.log if c.status >= 400]
+
     # Re-delivering every event changes nothing on GitHub or in the state.
     before = github.snapshot()
     tip = scenarios.git(tmp_path / "origin.git", "rev-parse", github_env.STATE_BRANCH)
