@@ -206,11 +206,8 @@ class GitHubTracker:
                 )
             except GitHubError as exc:
                 # 422 "already exists", or an answer lost on the way: look, then update it.
-                known = (
-                    self._find_pull(head)
-                    if exc.status in (None, 422) or isinstance(exc, AmbiguousWrite)
-                    else None
-                )
+                lost = exc.status == 422 or isinstance(exc, AmbiguousWrite)
+                known = self._find_pull(head) if lost else None
                 if known is None:
                     raise
             else:
