@@ -162,6 +162,9 @@ class GitHubFlow:
         except (CommandRefused, StateError) as exc:
             self.buffer.flush()
             return self._refuse(trigger, str(exc))
+        except SomasError as exc:
+            self._report_failure(trigger, exc)
+            raise
         if trigger.comment_id is not None:
             self.tracker.react(trigger.comment_id, DONE)
             if trigger.verb == "status":
@@ -172,6 +175,22 @@ class GitHubFlow:
                     "here is the status:\n\n" + fenced(status_table(state), limit=4000),
                 )
         return Outcome(code, note)
+
+    def _report_failure(self, trigger: Trigger, exc: SomasError) -> None:
+        """Tell the commenter the command broke off (best effort: GitHub may be the problem)."""
+        if trigger.comment_id is None:
+            return
+        where = f"; see {self.settings.run_url}" if self.settings.run_url else ""
+        try:
+            self.tracker.react(trigger.comment_id, REFUSED)
+            self._reply(
+                trigger.issue_number,
+                trigger.comment_id,
+                trigger.login,
+                f"`/somas {trigger.verb}` could not be completed: {plain(str(exc), 300)}{where}",
+            )
+        except (SomasError, GitHubError):
+            pass
 
     def _with_state(self, trigger: Trigger) -> tuple[State, int, str]:
         """Run against the branch's state; re-apply on a conflict with another run (bounded)."""

@@ -412,3 +412,18 @@ def test_a_failed_stage_is_reported_with_its_dead_letter_and_the_run_link(
     assert github_env.state_log(repo, "project-7")[-1].endswith(
         "intake failed for good, dead letter recorded"
     )
+
+
+def test_a_command_that_breaks_off_says_so_on_the_issue(
+    gated: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    from somas_action.errors import WorkspaceError
+
+    scenarios.git(gated, "remote", "set-url", "origin", str(gated.parent / "gone.git"))
+    with pytest.raises(WorkspaceError, match="git fetch failed"):
+        comment(gated, github, clock, "/somas approve", "alice")
+    [comment_id] = [c for c in github.comments if github.comments[c]["body"] == "/somas approve"]
+    assert reactions(github, comment_id) == ["eyes", "confused"]
+    reply = reply_to(github, comment_id)
+    assert "`/somas approve` could not be completed: git fetch failed" in reply
+    assert "actions/runs/" in reply

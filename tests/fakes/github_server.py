@@ -85,7 +85,7 @@ class FakeGitHub(GitHubModel):
         self._ids = itertools.count(1001)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
 
     # -- lifecycle and helpers for tests ------------------------------------------------------
 
