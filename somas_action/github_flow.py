@@ -160,6 +160,8 @@ class GitHubFlow:
             self.branch.push()  # git is not rate limited: the state is safe before handing over
             return self._defer(trigger, exc)
         except (CommandRefused, StateError) as exc:
+            # What was recorded before the refusal (a hand edit noticed on load) is kept.
+            self.branch.push()
             self.buffer.flush()
             return self._refuse(trigger, str(exc))
         except SomasError as exc:
