@@ -7,6 +7,12 @@ LINT_DIRS := somas_action somas tests bench
 
 .PHONY: demo test lint typecheck bench clean tools check-workflows
 
+# Lint what exists: bench/ may be absent in a partial checkout.
+
+# Test-only npm data: GitHub's REST OpenAPI description (contract checks of every request the
+# fake GitHub server sees) and real webhook payloads. Pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
@@ -19,12 +25,17 @@ tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq jq >/dev/null; \
 	  else echo "jq is required for the runbook tests: install it (apt-get install jq)"; exit 1; fi; }
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node 20) is required for the GitHub contract tests"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-* && touch $@
+
 demo: $(STAMP)
 	$(BIN)/somas demo $(if $(DIR),--dir $(DIR))
 
 WORKFLOWS := .github/workflows/*.yml somas_action/templates/somas.yml
 
-test: $(STAMP) tools check-workflows
+test: $(STAMP) $(NODE_STAMP) tools check-workflows
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -48,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info node_modules

@@ -17,8 +17,8 @@ from somas_action.clock import Clock, SystemClock
 from somas_action.config import Config, load_config
 from somas_action.errors import ConfigError
 from somas_action.gitstate import committer
-from somas_action.ports import AgentProvider
-from somas_action.runner import Runner, Services
+from somas_action.ports import AgentProvider, Tracker
+from somas_action.runner import BatchSink, Runner, Services
 
 
 def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[dict[str, Any]], None]:
@@ -52,11 +52,15 @@ def build_runner(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     recording: str | None = None,
     commit_state: bool | None = None,
+    tracker: Tracker | None = None,
+    after_commit: BatchSink | None = None,
+    base_branch: str = "main",
 ) -> Runner:
-    """A runner over the local tracker and the recorded provider named by the config.
+    """A runner over the provider named by the config and a tracker (default: local files).
 
-    With `commit_state` (default: `$SOMAS_COMMIT_STATE` is `1`), every recorded batch is
-    committed to the repository's current branch.
+    Each committed batch goes to `after_commit` (e.g. the state branch), to a git commit on
+    the current branch with `commit_state` (default: `$SOMAS_COMMIT_STATE` is `1`), and, in
+    GitHub Actions, to the step outputs and job summary.
     """
     config = load_config(repo)
     clock = clock or SystemClock()
@@ -70,12 +74,13 @@ def build_runner(
         repo=repo,
         config=config,
         provider=provider,
-        tracker=LocalTracker(repo),
+        tracker=tracker or LocalTracker(repo),
         clock=clock,
         on_event=on_event or (lambda event: None),
         run_budget_seconds=run_budget_seconds(config),
+        base_branch=base_branch,
     )
-    hooks = []
+    hooks: list[BatchSink] = [after_commit] if after_commit else []
     if commit_state if commit_state is not None else os.environ.get("SOMAS_COMMIT_STATE") == "1":
         hooks.append(committer(repo))
     if actions_runtime.active():

@@ -23,9 +23,7 @@ RUNBOOK_LEVELS: dict[str, tuple[float, float]] = {
 }
 # How a finding's level maps onto the runbook's escalation severities.
 SEVERITY_BY_LEVEL = {WARNING: "medium", CRITICAL: "critical"}
-ACTIVE = (
-    names.PENDING, names.IN_PROGRESS, names.WAITING, names.PAUSED, names.FAILED, names.PARKED
-)
+ACTIVE = (names.PENDING, names.IN_PROGRESS, names.WAITING, names.PAUSED, names.FAILED, names.PARKED)
 
 
 @dataclass(frozen=True)
@@ -118,8 +116,17 @@ def project_findings(state: State, config: Config, now: datetime) -> list[Findin
             )
     if status == names.PARKED:
         parked = state["recovery_info"].get("parked") or {}
-        found.append(Finding(pid, "project_parked", WARNING, "medium", 1, 0,
-                             f"parked at {state['current_stage']}: {parked.get('reason')}"))
+        found.append(
+            Finding(
+                pid,
+                "project_parked",
+                WARNING,
+                "medium",
+                1,
+                0,
+                f"parked at {state['current_stage']}: {parked.get('reason')}",
+            )
+        )
     if status == names.FAILED:
         found.append(
             Finding(

@@ -24,6 +24,7 @@ from somas_action.commands import (
     recovery,
     status,
 )
+from somas_action.commands import github as github_commands
 from somas_action.errors import SomasError
 
 # Each module adds its own subcommands; a new command group is one line here.
@@ -38,6 +39,7 @@ COMMAND_MODULES = (
     recovery,
     doctor,
     breaker,
+    github_commands,
 )
 
 

@@ -54,7 +54,7 @@ def restart(
     """Restart from `stage`: it and later stages start afresh; earlier artifacts are kept."""
     if stage not in state["pipeline"]:
         raise CommandRefused(
-            f"--stage: unknown stage {stage!r}; valid stages: {', '.join(state['pipeline'])}"
+            f"unknown stage {stage!r}; valid stages: {', '.join(state['pipeline'])}"
         )
     if state["status"] == names.CANCELLED:
         raise CommandRefused(f"{state['project_id']} is cancelled; use `somas reset` to start over")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 
 from somas_action import names, operations
 from somas_action.config import config_path, parse_config
+from somas_action.engine import Context
 from somas_action.errors import CommandRefused, ConfigError, StateError
 from somas_action.jsonio import atomic_write_json, atomic_write_text, json_problem
 from somas_action.projection import State
@@ -33,41 +35,99 @@ class Operator:
     def _key(self, verb: str, state: State) -> str:
         return f"{verb}:{state['last_event']['hash']}"
 
+    def _apply(
+        self,
+        project_id: str,
+        actor: str,
+        verb: str,
+        build: Callable[[State, Context, str | None], list[dict[str, Any]]],
+        delivery_id: str | None,
+        backup: bool = False,
+    ) -> State:
+        """Load, skip a command already applied (a redelivered trigger), back up, record."""
+        store, state = self.runner.load(project_id, actor)
+        command_id = delivery_id or self._key(verb, state)
+        if command_id in state["applied_commands"]:
+            return state
+        taken = store.backup_state() if backup else None
+        ctx = self.runner.context(actor, command_id)
+        return self.runner.commit(store, state, build(state, ctx, taken.name if taken else None))
+
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def pause(self, project_id: str, actor: str, reason: str = "paused by operator") -> State:
+    def pause(
+        self,
+        project_id: str,
+        actor: str,
+        reason: str = "paused by operator",
+        delivery_id: str | None = None,
+    ) -> State:
         """Stop a project from advancing."""
-        store, state = self.runner.load(project_id, actor)
-        ctx = self.runner.context(actor, self._key("pause", state))
-        return self.runner.commit(store, state, operations.pause(state, reason, ctx))
+        return self._apply(
+            project_id,
+            actor,
+            "pause",
+            lambda st, ctx, _: operations.pause(st, reason, ctx),
+            delivery_id,
+        )
 
-    def unpause(self, project_id: str, actor: str) -> State:
+    def unpause(self, project_id: str, actor: str, delivery_id: str | None = None) -> State:
         """Let a paused project continue."""
-        store, state = self.runner.load(project_id, actor)
-        ctx = self.runner.context(actor, self._key("unpause", state))
-        return self.runner.commit(store, state, operations.unpause(state, ctx))
+        return self._apply(
+            project_id,
+            actor,
+            "unpause",
+            lambda st, ctx, _: operations.unpause(st, ctx),
+            delivery_id,
+        )
 
-    def cancel(self, project_id: str, actor: str, reason: str = "cancelled by operator") -> State:
-        """End a project for good."""
-        store, state = self.runner.load(project_id, actor)
-        store.backup_state()
-        ctx = self.runner.context(actor, self._key("cancel", state))
-        return self.runner.commit(store, state, operations.cancel(state, reason, ctx))
+    def cancel(
+        self,
+        project_id: str,
+        actor: str,
+        reason: str = "cancelled by operator",
+        delivery_id: str | None = None,
+    ) -> State:
+        """End a project for good (after a backup of state.json)."""
+        return self._apply(
+            project_id,
+            actor,
+            "cancel",
+            lambda st, ctx, _: operations.cancel(st, reason, ctx),
+            delivery_id,
+            backup=True,
+        )
 
-    def restart(self, project_id: str, stage: str, actor: str, reason: str) -> State:
+    def restart(
+        self,
+        project_id: str,
+        stage: str,
+        actor: str,
+        reason: str,
+        delivery_id: str | None = None,
+    ) -> State:
         """Restart from a stage, after a backup of state.json."""
-        store, state = self.runner.load(project_id, actor)
-        backup = store.backup_state()
-        ctx = self.runner.context(actor, self._key(f"restart-{stage}", state))
-        drafts = operations.restart(state, stage, reason, backup.name if backup else None, ctx)
-        return self.runner.commit(store, state, drafts)
+        return self._apply(
+            project_id,
+            actor,
+            f"restart-{stage}",
+            lambda st, ctx, saved: operations.restart(st, stage, reason, saved, ctx),
+            delivery_id,
+            backup=True,
+        )
 
-    def resume(self, project_id: str, checkpoint: str | None, actor: str) -> State:
-        """Resume after the last successful (or a named) checkpoint."""
-        store, state = self.runner.load(project_id, actor)
-        store.backup_state()
-        ctx = self.runner.context(actor, self._key("resume", state))
-        return self.runner.commit(store, state, operations.resume(state, checkpoint, ctx))
+    def resume(
+        self, project_id: str, checkpoint: str | None, actor: str, delivery_id: str | None = None
+    ) -> State:
+        """Resume after the last successful (or a named) checkpoint, after a backup."""
+        return self._apply(
+            project_id,
+            actor,
+            "resume",
+            lambda st, ctx, _: operations.resume(st, checkpoint, ctx),
+            delivery_id,
+            backup=True,
+        )
 
     def reset(self, project_id: str, actor: str) -> tuple[Path, State]:
         """The full restart: archive the folder as `<id>.backup.YYYYMMDD`, start from the issue."""

@@ -100,3 +100,42 @@ class Tracker(Protocol):
 
     def cancel_in_progress_runs(self) -> list[str]:
         """Cancel the tracker's running pipeline runs, where it has any; return their ids."""
+
+
+# -- what the GitHub triggers need beyond the Tracker (the local tracker has no such things) --
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    """A workflow run as the forge lists it."""
+
+    id: int
+    name: str
+    status: str
+    html_url: str = ""
+
+
+class CommandHost(Protocol):
+    """Who may command SOMAS, and how a command comment is acknowledged."""
+
+    def permission(self, login: str) -> str:
+        """The account's repository permission: admin, maintain, write, triage, read or none."""
+
+    def react(self, comment_id: int, content: str) -> None:
+        """Put a reaction (`eyes`, `rocket`, `confused`, …) on an issue comment."""
+
+    def reply(self, number: int, marker: str, body: str) -> None:
+        """Answer on the issue once per `marker` (a retried reply never duplicates)."""
+
+
+class WorkflowRuns(Protocol):
+    """Workflow runs: list, cancel, and dispatch a continuation."""
+
+    def list_runs(self, status: str) -> list[WorkflowRun]:
+        """Runs with this status (`in_progress`, `queued`, …)."""
+
+    def cancel_run(self, run_id: int) -> bool:
+        """Ask the forge to cancel a run; False if it had already finished."""
+
+    def dispatch(self, workflow: str, ref: str, inputs: dict[str, str]) -> None:
+        """Start `workflow` on `ref` with string inputs."""

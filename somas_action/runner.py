@@ -27,6 +27,9 @@ from somas_action.store import ProjectStore
 from somas_action.workspace import GitWorkspace, confined_path
 
 EventSink = Callable[[dict[str, Any]], None]
+# Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
+# folder to the state branch and posts event comments here).
+BatchSink = Callable[[State, list[dict[str, Any]]], None]
 STATUS_MARKER = "somas:status"
 
 
@@ -48,10 +51,8 @@ class Services:
     tracker: Tracker
     clock: Clock
     on_event: EventSink = field(default=lambda event: None)
-    # Called once per committed batch (e.g. to commit the project folder to git).
-    on_commit: Callable[[State, list[dict[str, Any]]], None] = field(
-        default=lambda state, events: None
-    )
+    # Called once per committed batch, before the mirror (state branch, git, Actions output).
+    on_commit: BatchSink = field(default=lambda state, written: None)
     base_branch: str = "main"
     # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
     run_budget_seconds: float | None = None
@@ -99,12 +100,12 @@ class Runner:
     def commit(
         self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]
     ) -> State:
-        """Durably record drafts, then report, mirror and hand the batch to `on_commit`."""
+        """Durably record drafts, then report, hand the batch to `on_commit`, and mirror."""
         new_state, written = store.commit(state, drafts)
         for event in written:
             self.s.on_event(event)
-        self._mirror(new_state)
         self.s.on_commit(new_state, written)
+        self._mirror(new_state)
         return new_state
 
     def _mirror(self, state: State) -> None:
@@ -415,7 +416,8 @@ class Runner:
             head=branch,
             base=self.s.base_branch,
             title=f"{state['title']} (#{state['issue_number']})",
-            body=f"Implements #{state['issue_number']}.\n\n{output['summary']}",
+            # "Closes" is what links the pull request to the issue on GitHub.
+            body=f"Closes #{state['issue_number']}.\n\n{output['summary']}",
         )
         return {
             "branch": branch,

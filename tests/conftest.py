@@ -54,3 +54,14 @@ def repo(tmp_path: Path) -> Path:
 def recorded_events() -> Iterator[list[dict[str, Any]]]:
     """Collects events a runner reports."""
     yield []
+
+
+@pytest.fixture
+def github() -> Iterator[Any]:
+    """A fake GitHub on 127.0.0.1; the test fails if anything departed from GitHub's contract."""
+    from tests.fakes.github_server import FakeGitHub
+
+    fake = FakeGitHub().start()
+    yield fake
+    fake.stop()
+    assert fake.violations == [], "\n".join(fake.violations[:20])

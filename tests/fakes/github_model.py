@@ -1,0 +1,397 @@
+"""The fake GitHub's answers: the objects GitHub returns and the operations SOMAS uses.
+
+Answers are built from the OpenAPI description's own examples, corrected where those examples
+break the description (the contract check would otherwise fail the fake, not SOMAS).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import urllib.parse
+from typing import Any
+
+from tests.fakes.openapi import Contract
+
+BOT = {"login": "github-actions[bot]", "type": "Bot"}
+_EPOCH = "2026-01-01T09:00:00Z"
+
+
+class _Reply(Exception):
+    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class GitHubModel:
+    """State of one repository and the REST operations over it (no HTTP here)."""
+
+    owner: str
+    repo: str
+    contract: Contract
+    issues: dict[int, dict[str, Any]]
+    repo_labels: dict[str, dict[str, Any]]
+    comments: dict[int, dict[str, Any]]
+    reactions: dict[int, list[tuple[str, str]]]
+    pulls: dict[int, dict[str, Any]]
+    permissions: dict[str, str]
+    runs: dict[int, dict[str, Any]]
+    dispatches: list[dict[str, Any]]
+    _ids: itertools.count[int]
+
+    @property
+    def api_url(self) -> str:
+        """The API root (the server supplies it)."""
+        raise NotImplementedError
+
+    @property
+    def repository(self) -> str:
+        """owner/name."""
+        return f"{self.owner}/{self.repo}"
+
+    def issue_comments(self, number: int) -> list[dict[str, Any]]:
+        """The issue's comments, oldest first."""
+        return [c for c in self.comments.values() if c["issue"] == number]
+
+    # -- objects as GitHub answers them (examples from the description, corrected) -------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.api_url}/repos/{self.repository}{path}"
+
+    def _user(self, user: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self.contract.example(
+            "GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}", "200"
+        )["user"]
+        body.update(login=user["login"], type=user["type"])
+        return body
+
+    def _repo_label(self, name: str, color: str = "ededed", description: str = "") -> dict:
+        if name not in self.repo_labels:
+            label_id = next(self._ids)
+            self.repo_labels[name] = {
+                "id": label_id,
+                "node_id": f"LA_{label_id}",
+                "url": self._url(f"/labels/{urllib.parse.quote(name, safe='')}"),
+                "name": name,
+                "color": color,
+                "default": False,
+                "description": description or None,
+            }
+        return self.repo_labels[name]
+
+    def _comment(self, comment: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self.contract.example(
+            "POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", "201"
+        )
+        body.update(
+            id=comment["id"],
+            node_id=f"IC_{comment['id']}",
+            url=self._url(f"/issues/comments/{comment['id']}"),
+            html_url=f"https://github.example/{self.repository}/issues/{comment['issue']}",
+            issue_url=self._url(f"/issues/{comment['issue']}"),
+            body=comment["body"],
+            user=self._user(comment["user"]),
+            created_at=_EPOCH,
+            updated_at=_EPOCH,
+        )
+        return body
+
+    def _issue(self, issue: dict[str, Any]) -> dict[str, Any]:
+        body = self._comment_free_issue()
+        number = issue["number"]
+        body.update(
+            id=number,
+            number=number,
+            title=issue["title"],
+            body=issue["body"],
+            state=issue["state"],
+            labels=[self._repo_label(name) for name in issue["labels"]],
+            user=self._user(issue["user"]),
+            url=self._url(f"/issues/{number}"),
+            html_url=f"https://github.example/{self.repository}/issues/{number}",
+            comments=len(self.issue_comments(number)),
+        )
+        return body
+
+    def _comment_free_issue(self) -> dict[str, Any]:
+        # The description's issue example lacks required fields; fill them as GitHub would.
+        body: dict[str, Any] = self.contract.example(
+            "GET", "/repos/{owner}/{repo}/issues/{issue_number}", "200"
+        )
+        for key in ("assignee", "closed_at", "milestone", "closed_by", "pull_request"):
+            body.setdefault(key, None)
+        body.pop("pull_request", None)
+        body.setdefault("comments", 0)
+        for key in ("comments_url", "events_url", "labels_url", "repository_url"):
+            body.setdefault(key, self._url(f"/issues/1/{key.split('_')[0]}"))
+        body.setdefault("assignees", [])
+        body.setdefault("created_at", _EPOCH)
+        body.setdefault("updated_at", _EPOCH)
+        body.setdefault("node_id", "I_1")
+        body.setdefault("locked", False)
+        body.setdefault("author_association", "OWNER")
+        return body
+
+    def _pull(self, pull: dict[str, Any], simple: bool = False) -> dict[str, Any]:
+        if simple:
+            body: dict[str, Any] = self.contract.example(
+                "GET", "/repos/{owner}/{repo}/pulls", "200"
+            )[0]
+        else:
+            body = self.contract.example("POST", "/repos/{owner}/{repo}/pulls", "201")
+        number = pull["number"]
+        body.update(
+            id=number + 5000,
+            number=number,
+            title=pull["title"],
+            body=pull["body"],
+            state=pull["state"],
+            url=self._url(f"/pulls/{number}"),
+            html_url=f"https://github.example/{self.repository}/pull/{number}",
+            requested_teams=[],
+            requested_reviewers=[],
+        )
+        for side in ("head", "base"):
+            body[side]["ref"] = pull[side]
+            body[side]["label"] = f"{self.owner}:{pull[side]}"
+            body[side]["repo"] = self._repository(body[side]["repo"])
+        return body
+
+    def _repository(self, repo: dict[str, Any]) -> dict[str, Any]:
+        # The examples carry fields of the full repository object; a pull's repos are not full.
+        for key in (
+            "template_repository",
+            "subscribers_count",
+            "network_count",
+            "organization",
+            "parent",
+            "source",
+            "code_of_conduct",
+            "security_and_analysis",
+        ):
+            repo.pop(key, None)
+        return repo
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> _Reply:
+        """Route one request below /repos/{owner}/{repo} and return the answer."""
+        routes = (
+            ("GET", r"/issues/(\d+)", self._get_issue),
+            ("POST", r"/issues/(\d+)/labels", self._add_labels),
+            ("DELETE", r"/issues/(\d+)/labels/([^/]+)", self._remove_label),
+            ("GET", r"/issues/(\d+)/comments", self._list_comments),
+            ("POST", r"/issues/(\d+)/comments", self._create_comment),
+            ("PATCH", r"/issues/comments/(\d+)", self._edit_comment),
+            ("POST", r"/issues/comments/(\d+)/reactions", self._react),
+            ("GET", r"/collaborators/([^/]+)/permission", self._permission),
+            ("GET", r"/pulls", self._list_pulls),
+            ("POST", r"/pulls", self._create_pull),
+            ("PATCH", r"/pulls/(\d+)", self._edit_pull),
+            ("GET", r"/labels", self._list_labels),
+            ("POST", r"/labels", self._create_label),
+            ("PATCH", r"/labels/([^/]+)", self._edit_label),
+            ("GET", r"/actions/runs", self._list_runs),
+            ("POST", r"/actions/runs/(\d+)/cancel", self._cancel_run),
+            ("POST", r"/actions/workflows/([^/]+)/dispatches", self._dispatch),
+        )
+        for verb, pattern, handler in routes:
+            match = re.fullmatch(pattern, path)
+            if verb == method and match:
+                args = [urllib.parse.unquote(g) for g in match.groups()]
+                return handler(query, body, *args)  # type: ignore[operator]
+        return _Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com"})
+
+    def _issue_or_404(self, number: str) -> dict[str, Any]:
+        issue = self.issues.get(int(number))
+        if issue is None:
+            raise _Reply(
+                404, {"message": "Not Found", "documentation_url": "https://docs.github.com"}
+            )
+        return issue
+
+    def _get_issue(self, query: Any, body: Any, number: str) -> _Reply:
+        return _Reply(200, self._issue(self._issue_or_404(number)))
+
+    def _labels_of(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
+        return [self._repo_label(name) for name in issue["labels"]]
+
+    def _add_labels(self, query: Any, body: Any, number: str) -> _Reply:
+        issue = self._issue_or_404(number)
+        names = body["labels"] if isinstance(body, dict) else body
+        for name in names:
+            name = name if isinstance(name, str) else name["name"]
+            if name not in issue["labels"]:
+                issue["labels"].append(name)
+        return _Reply(200, self._labels_of(issue))
+
+    def _remove_label(self, query: Any, body: Any, number: str, name: str) -> _Reply:
+        issue = self._issue_or_404(number)
+        if name not in issue["labels"]:
+            raise _Reply(404, {"message": "Label does not exist", "documentation_url": "x"})
+        issue["labels"].remove(name)
+        return _Reply(200, self._labels_of(issue))
+
+    def _list_comments(self, query: dict[str, list[str]], body: Any, number: str) -> _Reply:
+        self._issue_or_404(number)
+        items = [self._comment(c) for c in self.issue_comments(int(number))]
+        return self._page(f"/issues/{number}/comments", items, query)
+
+    def _page(self, path: str, items: list[Any], query: dict[str, list[str]]) -> _Reply:
+        per_page = min(int(query.get("per_page", ["30"])[0]), 100)
+        page = int(query.get("page", ["1"])[0])
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers = {}
+        last = max((len(items) + per_page - 1) // per_page, 1)
+        if page < last:
+            base = self._url(path)
+            headers["Link"] = (
+                f'<{base}?per_page={per_page}&page={page + 1}>; rel="next", '
+                f'<{base}?per_page={per_page}&page={last}>; rel="last"'
+            )
+        return _Reply(200, chunk, headers)
+
+    def _create_comment(self, query: Any, body: dict[str, Any], number: str) -> _Reply:
+        self._issue_or_404(number)
+        comment_id = next(self._ids)
+        comment = {"id": comment_id, "issue": int(number), "body": body["body"], "user": BOT}
+        self.comments[comment_id] = comment
+        return _Reply(201, self._comment(comment))
+
+    def _edit_comment(self, query: Any, body: dict[str, Any], comment_id: str) -> _Reply:
+        comment = self.comments.get(int(comment_id))
+        if comment is None:
+            raise _Reply(404, {"message": "Not Found", "documentation_url": "x"})
+        comment["body"] = body["body"]
+        return _Reply(200, self._comment(comment))
+
+    def _react(self, query: Any, body: dict[str, Any], comment_id: str) -> _Reply:
+        reactions = self.reactions.setdefault(int(comment_id), [])
+        entry = (BOT["login"], body["content"])
+        status = 200 if entry in reactions else 201
+        if status == 201:
+            reactions.append(entry)
+        answer = self.contract.example(
+            "POST", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions", "201"
+        )
+        answer.update(content=body["content"], user=self._user(BOT))
+        return _Reply(status, answer)
+
+    def _permission(self, query: Any, body: Any, login: str) -> _Reply:
+        role = self.permissions.get(login)
+        if role is None:
+            raise _Reply(404, {"message": "Not Found", "documentation_url": "x"})
+        answer = self.contract.example(
+            "GET", "/repos/{owner}/{repo}/collaborators/{username}/permission", "200"
+        )
+        legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+        answer.update(permission=legacy, role_name=role)
+        answer["user"].update(login=login, role_name=role)
+        return _Reply(200, answer)
+
+    def _list_pulls(self, query: dict[str, list[str]], body: Any) -> _Reply:
+        head = query.get("head", [""])[0]
+        state = query.get("state", ["open"])[0]
+        found = [
+            self._pull(p, simple=True)
+            for p in self.pulls.values()
+            if (not head or f"{self.owner}:{p['head']}" == head)
+            and (state == "all" or p["state"] == state)
+        ]
+        return _Reply(200, found)
+
+    def _create_pull(self, query: Any, body: dict[str, Any]) -> _Reply:
+        if any(p["head"] == body["head"] and p["state"] == "open" for p in self.pulls.values()):
+            raise _Reply(
+                422,
+                {
+                    "message": "Validation Failed",
+                    "documentation_url": "https://docs.github.com",
+                    "errors": [
+                        {
+                            "resource": "PullRequest",
+                            "code": "custom",
+                            "message": f"A pull request already exists for {body['head']}.",
+                        }
+                    ],
+                },
+            )
+        number = max([*self.issues, *self.pulls, 0]) + 1
+        pull = {
+            "number": number,
+            "state": "open",
+            "head": body["head"],
+            "base": body["base"],
+            "title": body.get("title", ""),
+            "body": body.get("body", ""),
+        }
+        self.pulls[number] = pull
+        return _Reply(201, self._pull(pull))
+
+    def _edit_pull(self, query: Any, body: dict[str, Any], number: str) -> _Reply:
+        pull = self.pulls.get(int(number))
+        if pull is None:
+            raise _Reply(404, {"message": "Not Found", "documentation_url": "x"})
+        pull.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
+        return _Reply(200, self._pull(pull))
+
+    def _list_labels(self, query: dict[str, list[str]], body: Any) -> _Reply:
+        return self._page("/labels", list(self.repo_labels.values()), query)
+
+    def _create_label(self, query: Any, body: dict[str, Any]) -> _Reply:
+        if body["name"] in self.repo_labels:
+            raise _Reply(
+                422,
+                {
+                    "message": "Validation Failed",
+                    "documentation_url": "x",
+                    "errors": [{"resource": "Label", "code": "already_exists", "field": "name"}],
+                },
+            )
+        label = self._repo_label(
+            body["name"], body.get("color", "ededed"), body.get("description", "")
+        )
+        return _Reply(201, label)
+
+    def _edit_label(self, query: Any, body: dict[str, Any], name: str) -> _Reply:
+        label = self.repo_labels.get(name)
+        if label is None:
+            raise _Reply(404, {"message": "Not Found", "documentation_url": "x"})
+        label.update({k: v for k, v in body.items() if k in ("color", "description")})
+        return _Reply(200, label)
+
+    def _list_runs(self, query: dict[str, list[str]], body: Any) -> _Reply:
+        template = self.contract.example("GET", "/repos/{owner}/{repo}/actions/runs", "200")
+        run_template = template["workflow_runs"][0]
+        status = query.get("status", [None])[0]
+        runs = []
+        for run in self.runs.values():
+            if status and run["status"] != status:
+                continue
+            item = copy.deepcopy(run_template)
+            item.update(
+                id=run["id"],
+                name=run["name"],
+                status=run["status"],
+                html_url=f"https://github.example/{self.repository}/actions/runs/{run['id']}",
+            )
+            runs.append(item)
+        return _Reply(200, {"total_count": len(runs), "workflow_runs": runs})
+
+    def _cancel_run(self, query: Any, body: Any, run_id: str) -> _Reply:
+        run = self.runs.get(int(run_id))
+        if run is None or run["status"] == "completed":
+            raise _Reply(
+                409,
+                {
+                    "message": "Cannot cancel a workflow run that is completed.",
+                    "documentation_url": "x",
+                },
+            )
+        run["status"] = "completed"
+        return _Reply(202, {})
+
+    def _dispatch(self, query: Any, body: dict[str, Any], workflow: str) -> _Reply:
+        self.dispatches.append({"workflow": workflow, **body})
+        return _Reply(204)
