@@ -25,6 +25,7 @@ from somas_action.adapters.github_api import (
     GitHubSettings,
     RateLimitDeferred,
 )
+from somas_action.adapters.github_breaker import github_guard
 from somas_action.adapters.github_tracker import GitHubTracker
 from somas_action.adapters.mirror_buffer import MirrorBuffer
 from somas_action.app import build_runner
@@ -99,7 +100,7 @@ class GitHubFlow:
         self.clock = clock
         self.out = out or sys.stdout
         self.default_branch = default_branch
-        self.api = api or GitHubApi(settings, clock)
+        self.api = api or GitHubApi(settings, clock, github_guard(repo, self.config, clock))
         self.branch = StateBranch.from_config(repo, clock, self.config.raw["state"])
         self.tracker = GitHubTracker(self.api, before_pull_request=self.branch.push_branch)
         self.notifier = Notifier(self.tracker, self.config, settings.run_url)

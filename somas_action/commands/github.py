@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.adapters.github_api import GitHubApi, GitHubSettings
+from somas_action.adapters.github_breaker import github_guard
 from somas_action.adapters.github_tracker import GitHubTracker
 from somas_action.clock import Clock, SystemClock
 from somas_action.commands import Subparsers
@@ -86,7 +87,8 @@ def setup_labels(repo: Path, env: Mapping[str, str], clock: Clock | None = None)
     """Create missing `somas:*` labels and fix drifted colours/descriptions; idempotent."""
     config = load_config(repo)
     settings = GitHubSettings.from_env(env, config.raw["github"])
-    tracker = GitHubTracker(GitHubApi(settings, clock or SystemClock()))
+    clock = clock or SystemClock()
+    tracker = GitHubTracker(GitHubApi(settings, clock, github_guard(repo, config, clock)))
     created, updated = tracker.ensure_labels(label_specs(config.stage_names))
     for label in created:
         print(f"created {label}")
