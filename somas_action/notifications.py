@@ -52,12 +52,7 @@ class Notifier:
     """Posts one comment per notified event of a committed batch."""
 
     def __init__(self, tracker: Tracker, config: Config, run_url: str | None = None) -> None:
-        # The schema's defaults do not reach through its $ref here; the same defaults apply.
-        settings = {
-            "enabled": True,
-            "notify_on": list(NOTIFIED_EVENTS),
-            **(config.raw["monitoring"].get("notifications") or {}),
-        }
+        settings = config.raw["monitoring"]["notifications"]  # defaults filled by the schema
         self.tracker = tracker
         self.enabled = bool(settings["enabled"])
         self.wanted = {NOTIFIED_EVENTS[name] for name in settings["notify_on"]}

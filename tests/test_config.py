@@ -32,6 +32,11 @@ def test_default_pipeline_has_seven_stages_with_defaults(repo: Path) -> None:
     }
     assert config.raw["monitoring"]["alerts"]["thresholds"]["human_wait_time_hours"] == 48
     assert "pipeline_completed" in config.raw["monitoring"]["notifications"]["notify_on"]
+    # Defaults reach through $ref too: an empty monitoring section gets the notifications.
+    from somas_action.config import parse_config
+
+    bare = parse_config({"monitoring": {}}, repo / "x.yml")
+    assert bare.raw["monitoring"]["notifications"]["enabled"] is True
     assert set(load_agents(repo, config)) >= {
         "intake-analyst",
         "implementer",
