@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action import names
-from somas_action.report import describe_batch
+from somas_action.state_branch import describe_batch
 from somas_action.workspace import GitWorkspace
 
 
