@@ -37,6 +37,7 @@ from somas_action.notifications import Notifier, fenced, plain
 from somas_action.operator import Operator
 from somas_action.projection import State
 from somas_action.report import status_markdown, status_table
+from somas_action.resilience.errors import RUN_DEADLINE
 from somas_action.runner import STATUS_MARKER, Runner
 from somas_action.state_branch import StateBranch, StateConflict, describe_batch
 from somas_action.triggers import ADVANCING, Malformed, Trigger
@@ -180,6 +181,8 @@ class GitHubFlow:
         except SomasError as exc:
             self._report_failure(trigger, exc)
             raise
+        if _out_of_time(state):
+            return self._continue(trigger, "the run's time budget is used up")
         if trigger.comment_id is not None:
             self.tracker.react(trigger.comment_id, DONE)
             if trigger.verb == "status":
@@ -292,27 +295,46 @@ class GitHubFlow:
 
     def _defer(self, trigger: Trigger, exc: RateLimitDeferred) -> Outcome:
         """Too long a wait: the state is on the branch already; hand over to a later run."""
+        return self._continue(trigger, str(exc))
+
+    def _continue(self, trigger: Trigger, why: str) -> Outcome:
+        """Hand the project to a continuation run (bounded hops); its state is pushed already."""
         workflow = self.config.raw["github"]["continuation_workflow"]
+        hop = int(trigger.args.get("hop", "0")) + 1
+        limit = self.config.raw["github"]["max_continuations"]
+        if hop > limit:
+            return Outcome(
+                1,
+                f"{why}; {limit} continuation runs in a row already, so this one stops here: "
+                f"`gh workflow run {workflow} -f project_id={trigger.project_id}` continues it",
+            )
         try:
             _, state = self.runner.load(trigger.project_id, trigger.actor)
             checkpoint = state["recovery_info"]["last_successful_checkpoint"] or ""
             self.tracker.dispatch(
                 workflow,
                 self.default_branch,
-                {"project_id": trigger.project_id, "checkpoint_id": checkpoint},
+                {"project_id": trigger.project_id, "checkpoint_id": checkpoint, "hop": str(hop)},
             )
         except (SomasError, GitHubError) as again:
             return Outcome(
                 1,
-                f"{exc}; the state is saved on {self.branch.branch}, but dispatching {workflow} "
+                f"{why}; the state is saved on {self.branch.branch}, but dispatching {workflow} "
                 f"failed too ({again}); run it by hand: gh workflow run {workflow} "
                 f"-f project_id={trigger.project_id}",
             )
         return Outcome(
             0,
-            f"{exc}; state saved on {self.branch.branch}, continuing in {workflow} "
-            f"(project_id={trigger.project_id}, checkpoint_id={checkpoint or '-'})",
+            f"{why}; state saved on {self.branch.branch}, continuing in {workflow} "
+            f"(project_id={trigger.project_id}, checkpoint_id={checkpoint or '-'}, hop {hop})",
         )
+
+
+def _out_of_time(state: State) -> bool:
+    """Parked because the run's time budget ran out (not an outage: that waits for a person
+    or the breaker's retry time, and a continuation would only find it parked again)."""
+    parked = state["recovery_info"].get("parked") or {}
+    return state["status"] == names.PARKED and parked.get("kind") == RUN_DEADLINE
 
 
 def default_branch_of(payload: Mapping[str, Any], env: Mapping[str, str]) -> str:

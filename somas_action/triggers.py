@@ -183,7 +183,11 @@ def _dispatch(payload: Mapping[str, Any], run_id: str) -> Outcome:
     checkpoint = inputs.get("checkpoint_id", "")
     if checkpoint and not _CHECKPOINT_RE.match(checkpoint):
         raise PayloadError(f"inputs.checkpoint_id: {checkpoint!r} is not a checkpoint id")
+    hop = inputs.get("hop", "0") or "0"
+    if not hop.isdigit() or len(hop) > 3:
+        raise PayloadError(f"inputs.hop: {hop!r} is not a continuation count")
     args = {"checkpoint": checkpoint} if checkpoint else {}
+    args["hop"] = str(int(hop))
     return Trigger("resume", project_id, number, actor, delivery, args, login=login)
 
 
