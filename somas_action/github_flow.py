@@ -11,6 +11,8 @@ the same `Operator` as the CLI commands, with the comment as their idempotency k
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from somas_action.app import build_runner
 from somas_action.clock import Clock
 from somas_action.config import Config, load_config
 from somas_action.errors import CommandRefused, SomasError, StateError
+from somas_action.jsonio import json_problem
 from somas_action.labels import label_changes
 from somas_action.notifications import Notifier, fenced, plain
 from somas_action.operator import Operator
@@ -39,6 +42,7 @@ from somas_action.projection import State
 from somas_action.report import status_markdown, status_table
 from somas_action.resilience.errors import RUN_DEADLINE
 from somas_action.runner import STATUS_MARKER, Runner
+from somas_action.schemas import first_problem
 from somas_action.state_branch import StateBranch, StateConflict, describe_batch
 from somas_action.triggers import ADVANCING, Malformed, Trigger
 
@@ -255,6 +259,11 @@ class GitHubFlow:
             return state
         if verb == "agent":
             return self._agent(trigger, state)
+        if verb == "agent_apply":
+            reply = read_agent_reply(self.repo, trigger.project_id, trigger.args)
+            return runner.apply_reply(
+                pid, trigger.args["agent"], trigger.args["stage"], reply, actor, delivery
+            )
         if verb == "resume" and self._is_continuation(trigger, state):
             self.mirror(state)  # a deferred run may have stopped before mirroring
             return state
@@ -328,6 +337,34 @@ class GitHubFlow:
             f"{why}; state saved on {self.branch.branch}, continuing in {workflow} "
             f"(project_id={trigger.project_id}, checkpoint_id={checkpoint or '-'}, hop {hop})",
         )
+
+
+AGENT_REPLY_FILE = ".somas-agent-reply/agent-reply.json"
+
+
+def read_agent_reply(repo: Path, project_id: str, args: Mapping[str, str]) -> dict[str, Any]:
+    """The reply somas-agent.yml's read-only job produced, checked before it is applied.
+
+    The file must be ours (schema), and for this very project, agent and stage, so an
+    artifact cannot be swapped for another project's; the reply itself is then validated
+    against the stage's output schema like any agent reply.
+    """
+    path = repo / os.environ.get("SOMAS_AGENT_REPLY", AGENT_REPLY_FILE)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandRefused(f"{path}: no agent reply; the agent job did not produce one") from None
+    except ValueError as exc:
+        raise CommandRefused(f"{path}: not JSON ({json_problem(exc)})") from None
+    problem = first_problem("agent_reply", data)
+    if problem:
+        raise CommandRefused(f"{path}: {problem}")
+    wanted = {"project_id": project_id, "agent": args["agent"], "stage": args["stage"]}
+    got = {key: data[key] for key in wanted}
+    if got != wanted:
+        raise CommandRefused(f"{path}: the reply is for {got}, this run applies {wanted}")
+    reply: dict[str, Any] = data["reply"]
+    return reply
 
 
 def _out_of_time(state: State) -> bool:

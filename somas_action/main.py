@@ -13,6 +13,7 @@ from pathlib import Path
 
 from somas_action import __version__, actions_runtime
 from somas_action.commands import (
+    agent,
     breaker,
     control,
     demo,
@@ -40,6 +41,7 @@ COMMAND_MODULES = (
     doctor,
     breaker,
     github_commands,
+    agent,
 )
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from somas_action import debugger, engine, labels, names, operations
 from somas_action.clock import Clock, format_ts
-from somas_action.config import AgentConfig, Config, StageConfig, load_agents
+from somas_action.config import AgentConfig, Config, StageConfig, load_agent, load_agents
 from somas_action.engine import Context, RunStage, Stop
-from somas_action.errors import ProviderError, WorkspaceError
+from somas_action.errors import CommandRefused, ProviderError, WorkspaceError
 from somas_action.gates import GateInputs, evaluate
 from somas_action.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.projection import State
@@ -209,18 +209,21 @@ class Runner:
 
     # -- one attempt ---------------------------------------------------------------------------
 
-    def _run_attempt(
+    def _agent(self, name: str) -> AgentConfig:
+        """A pipeline agent, or any other defined agent an operator names."""
+        return self.agents.get(name) or load_agent(self.s.repo, name)
+
+    def _request(
         self,
         store: ProjectStore,
         state: State,
-        step: RunStage,
-        actor: str,
-        deadline: float | None = None,
-    ) -> State:
-        stage, attempt = step.stage, step.attempt
-        agent = self.agents[stage.agent]
-        observations: list[Observation] = []
-        request = AgentRequest(
+        stage: StageConfig,
+        attempt: int,
+        deadline: float | None,
+        observations: list[Observation],
+    ) -> AgentRequest:
+        agent = self._agent(stage.agent)
+        return AgentRequest(
             project_id=state["project_id"],
             stage=stage.name,
             agent=agent.name,
@@ -231,6 +234,61 @@ class Runner:
             output_schema=load_schema(_output_schema_name(stage)),
             options=runtime.call_options(self, state, agent, deadline, observations),
         )
+
+    def invoke_agent(
+        self, project_id: str, agent_name: str, stage_name: str, instructions: str
+    ) -> dict[str, Any]:
+        """One agent call for a stage, with an operator's instructions; records nothing.
+
+        This is the read-only half of `somas-agent.yml`: it runs without write access, and its
+        reply is applied (validated, as any reply) by `apply_reply` in a separate job.
+        """
+        store = self.store(project_id)
+        state, _ = store.load()
+        stage = replace(self.s.config.stage(stage_name), agent=agent_name)
+        attempt = state["stages"][stage.name]["attempts"] + 1
+        request = self._request(store, state, stage, attempt, None, [])
+        request.inputs["operator_instructions"] = instructions  # data for the agent, not a prompt
+        return self.s.provider.invoke(request)
+
+    def apply_reply(
+        self,
+        project_id: str,
+        agent_name: str,
+        stage_name: str,
+        reply: dict[str, Any],
+        actor: str,
+        delivery_id: str | None = None,
+    ) -> State:
+        """Apply an agent reply made elsewhere as an attempt of the project's current stage."""
+        store, state = self.load(project_id, actor)
+        if delivery_id and delivery_id in state["applied_commands"]:
+            return state
+        if state["current_stage"] != stage_name:
+            raise CommandRefused(
+                f"{project_id} is at {state['current_stage']}, the reply is for {stage_name}; "
+                "run the agent again"
+            )
+        if state["status"] in (names.COMPLETED, names.CANCELLED, names.PAUSED):
+            raise CommandRefused(f"{project_id} is {state['status']}; no reply is applied")
+        stage = replace(self.s.config.stage(stage_name), agent=agent_name)
+        step = RunStage(stage=stage, attempt=state["stages"][stage_name]["attempts"] + 1)
+        return self._run_attempt(store, state, step, actor, reply=reply, delivery_id=delivery_id)
+
+    def _run_attempt(
+        self,
+        store: ProjectStore,
+        state: State,
+        step: RunStage,
+        actor: str,
+        deadline: float | None = None,
+        reply: dict[str, Any] | None = None,
+        delivery_id: str | None = None,
+    ) -> State:
+        stage, attempt = step.stage, step.attempt
+        agent = self._agent(stage.agent)
+        observations: list[Observation] = []
+        request = self._request(store, state, stage, attempt, deadline, observations)
         state = self.commit(
             store,
             state,
@@ -239,14 +297,14 @@ class Runner:
                 stage,
                 attempt,
                 request.model,
-                self.context(actor, f"advance:{state['metrics']['events']}"),
+                self.context(actor, delivery_id or f"advance:{state['metrics']['events']}"),
             ),
         )
         artifacts: list[dict[str, Any]] = []
         gate_results: list[dict[str, Any]] = []
         deferral: Deferral | None = None
         try:
-            output = self.s.provider.invoke(request)
+            output = reply if reply is not None else self.s.provider.invoke(request)
             problem = first_problem(_output_schema_name(stage), output)
             if problem:
                 raise AttemptFailed("invalid_output", f"agent {agent.name} reply: {problem}")
@@ -319,6 +377,8 @@ class Runner:
             return state
         if error["kind"] == "quality_gate" and stage.handler == "validation":
             state = debugger.fix_validation(self, store, state, stage, attempt, actor, deadline)
+        if reply is not None:
+            return state  # an applied reply failed: nothing to wait for, the next run retries
         return self._wait_before_retry(store, state, stage, attempt, actor, deadline)
 
     def _wait_before_retry(

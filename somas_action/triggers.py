@@ -17,7 +17,10 @@ from somas_action.slash import GrammarError, parse
 from somas_action.store import validate_project_id
 
 # Verbs that may be followed by `advance` in the same run (the pipeline can move on).
-ADVANCING = frozenset({"start", "approve", "reject", "retry", "restart", "resume", "unpause"})
+ADVANCING = frozenset(
+    {"start", "approve", "reject", "retry", "restart", "resume", "unpause", "agent_apply"}
+)
+_AGENT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _CHECKPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 
@@ -173,6 +176,15 @@ def _dispatch(payload: Mapping[str, Any], run_id: str) -> Outcome:
         )
     validate_project_id(project_id)
     number = int(project_id.split("-", 1)[1])
+    if inputs.get("agent"):
+        # somas-agent.yml's apply job: the reply made by its read-only job is applied.
+        agent, stage = inputs["agent"], inputs.get("stage", "")
+        if not _AGENT_RE.match(agent):
+            raise PayloadError(f"inputs.agent: {agent!r} is not an agent name")
+        if not names.STAGE_NAME_RE.match(stage):
+            raise PayloadError(f"inputs.stage: {stage!r} is not a stage name")
+        args = {"agent": agent, "stage": stage}
+        return Trigger("agent_apply", project_id, number, actor, delivery, args, login=login)
     if inputs.get("start_stage"):
         stage = inputs["start_stage"]
         if not names.STAGE_NAME_RE.match(stage):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from somas_action import actions_runtime
 from somas_action.adapters.github_api import GitHubApi, GitHubSettings
 from somas_action.adapters.github_breaker import github_guard
 from somas_action.adapters.github_tracker import GitHubTracker
@@ -52,6 +55,31 @@ def read_event(env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     return name, payload
 
 
+def authorize_git(repo: Path, settings: GitHubSettings) -> None:
+    """Let this process's git push the state and project branches with the workflow token.
+
+    The workflows check out with `persist-credentials: false`, so no token is left in
+    `.git/config` for other steps; this header lives only in our environment, the way
+    actions/checkout would set it, and only when the checkout did not persist one already.
+    """
+    key = f"http.{settings.server_url.rstrip('/')}/.extraheader"
+    existing = subprocess.run(
+        ["git", "-C", str(repo), "config", "--get-all", key], capture_output=True, text=True
+    )
+    if existing.stdout.strip():
+        return
+    basic = base64.b64encode(f"x-access-token:{settings.token}".encode()).decode()
+    actions_runtime.mask(basic)
+    count = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    os.environ.update(
+        {
+            "GIT_CONFIG_COUNT": str(count + 1),
+            f"GIT_CONFIG_KEY_{count}": key,
+            f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
+        }
+    )
+
+
 def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None) -> int:
     """Turn the event into a command, run it, and say in one line what happened."""
     name, payload = read_event(env)
@@ -69,9 +97,12 @@ def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None)
     if isinstance(outcome, Ignored):
         print(f"somas: nothing to do: {outcome.reason}")
         return 0
+    settings = GitHubSettings.from_env(env, github)
+    if env.get("GITHUB_ACTIONS") == "true":
+        authorize_git(repo, settings)
     flow = GitHubFlow(
         repo,
-        GitHubSettings.from_env(env, github),
+        settings,
         clock or SystemClock(),
         config=config,
         default_branch=default_branch_of(payload, env),
