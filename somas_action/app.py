@@ -110,3 +110,15 @@ def run_budget_seconds(config: Config) -> float | None:
         return value
     configured = config.raw["error_handling"]["run_budget_seconds"]
     return None if configured is None else float(configured)
+
+
+def tracker_for(repo: Path, config: Config, clock: Clock) -> Tracker:
+    """GitHub's issues inside Actions (GITHUB_REPOSITORY set), else the local file tracker."""
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_REPOSITORY"):
+        from somas_action.adapters.github_api import GitHubApi, GitHubSettings
+        from somas_action.adapters.github_breaker import github_guard
+        from somas_action.adapters.github_tracker import GitHubTracker
+
+        settings = GitHubSettings.from_env(os.environ, config.raw["github"])
+        return GitHubTracker(GitHubApi(settings, clock, github_guard(repo, config, clock)))
+    return LocalTracker(repo)

@@ -18,6 +18,7 @@ CANCELLED = "somas:cancelled"
 PARKED = "somas:parked"
 STAGE_PREFIX = "somas:stage:"
 CIRCUIT_OPEN = "somas:circuit-open"
+ALERT = "somas:alert"  # the monitor's one alert issue, never a project's
 
 _STATUS_LABELS = {
     names.PENDING: IN_PROGRESS,
@@ -68,7 +69,9 @@ _FIXED_SPECS = (
     LabelSpec(COMPLETED, "0075ca", "SOMAS completed the pipeline"),
     LabelSpec(PAUSED, "c5def5", "SOMAS project paused: /somas unpause to continue"),
     LabelSpec(CANCELLED, "6a737d", "SOMAS project cancelled"),
+    LabelSpec(PARKED, "f9d0c4", "SOMAS project parked until a service recovers: /somas resume"),
     LabelSpec(CIRCUIT_OPEN, "b60205", "An external service breaker is open; calls fail fast"),
+    LabelSpec(ALERT, "b60205", "SOMAS monitor: thresholds crossed (one issue, kept up to date)"),
 )
 _STAGE_COLOR = "bfd4f2"
 

@@ -101,6 +101,9 @@ class Tracker(Protocol):
     def cancel_in_progress_runs(self) -> list[str]:
         """Cancel the tracker's running pipeline runs, where it has any; return their ids."""
 
+    def upsert_alert(self, title: str, body: str | None) -> str | None:
+        """Keep one open alert issue (`somas:alert`): create or update it, close it on None."""
+
 
 # -- what the GitHub triggers need beyond the Tracker (the local tracker has no such things) --
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from somas_action.adapters.github_api import AmbiguousWrite, GitHubApi, GitHubError
-from somas_action.labels import LabelSpec
+from somas_action.labels import ALERT, LabelSpec
 from somas_action.ports import Issue, WorkflowRun
 
 BranchPusher = Callable[[str], None]
@@ -261,6 +261,36 @@ class GitHubTracker:
                 return False
             raise
         return True
+
+    def upsert_alert(self, title: str, body: str | None) -> str | None:
+        """One open `somas:alert` issue: edited in place while alerts last, closed after."""
+        found = self.api.send(
+            "list alert issues", "GET", "/issues", state="open", labels=ALERT, per_page=100
+        )
+        current = [i for i in found if "pull_request" not in i]
+        if body is None:
+            for issue in current:
+                self.api.send(
+                    f"close alert #{issue['number']}",
+                    "PATCH",
+                    f"/issues/{issue['number']}",
+                    {"state": "closed"},
+                )
+            return None
+        if current:
+            issue = current[0]
+            if issue["title"] != title or (issue["body"] or "") != body:
+                self.api.send(
+                    f"update alert #{issue['number']}",
+                    "PATCH",
+                    f"/issues/{issue['number']}",
+                    {"title": title, "body": body},
+                )
+            return str(issue["html_url"])
+        created = self.api.send(
+            "open alert issue", "POST", "/issues", {"title": title, "body": body, "labels": [ALERT]}
+        )
+        return str(created["html_url"])
 
     def cancel_in_progress_runs(self) -> list[str]:
         """The runbook's emergency stop: cancel SOMAS workflow runs that are queued or running.

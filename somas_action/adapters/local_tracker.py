@@ -9,6 +9,7 @@ from typing import Any
 from somas_action import names
 from somas_action.errors import CommandRefused, StateError
 from somas_action.jsonio import atomic_write_json, json_problem
+from somas_action.labels import ALERT
 from somas_action.ports import Issue
 
 
@@ -93,6 +94,22 @@ class LocalTracker:
         else:
             record["comments"].append({"id": len(record["comments"]) + 1, "body": text})
         atomic_write_json(path, record)
+
+    def upsert_alert(self, title: str, body: str | None) -> str | None:
+        """The one open local issue labelled `somas:alert`: created, updated, or closed."""
+        self.issues_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.issues_dir.glob("*.json")):
+            record = self._read(path)
+            if ALERT in record["labels"] and record["state"] == "open":
+                if body is None:
+                    record["state"] = "closed"
+                else:
+                    record.update(title=title, body=body)
+                atomic_write_json(path, record)
+                return None if body is None else str(path)
+        if body is None:
+            return None
+        return self.create_issue(title, body, [ALERT]).url
 
     def cancel_in_progress_runs(self) -> list[str]:
         """The local tracker runs nothing in the background: there is nothing to cancel."""

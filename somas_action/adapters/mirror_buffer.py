@@ -47,6 +47,10 @@ class MirrorBuffer:
         """Pull requests are not held: the runner records the reference it gets back."""
         return self.tracker.upsert_pull_request(head, base, title, body)
 
+    def upsert_alert(self, title: str, body: str | None) -> str | None:
+        """Not held: the monitor writes it once per run."""
+        return self.tracker.upsert_alert(title, body)
+
     def cancel_in_progress_runs(self) -> list[str]:
         """Not held: cancelling is an operator's immediate action."""
         return self.tracker.cancel_in_progress_runs()

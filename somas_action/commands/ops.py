@@ -32,7 +32,12 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("monitor", help="key metrics across all projects (exit 0/1/2)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lambda a: monitor(a.repo, a.json))
+    p.add_argument(
+        "--alert-issue",
+        action="store_true",
+        help="keep one somas:alert issue open while thresholds are crossed",
+    )
+    p.set_defaults(func=lambda a: monitor(a.repo, a.json, a.alert_issue))
 
     p = sub.add_parser("verify", help="schemas, hash chain and log/state agreement")
     p.add_argument("project_id")
@@ -189,7 +194,7 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     return EXIT_CODES[level]
 
 
-def monitor(repo: Path, as_json: bool) -> int:
+def monitor(repo: Path, as_json: bool, alert_issue: bool = False) -> int:
     """Key metrics across all projects; exit 0 ok, 1 warning, 2 critical."""
     from somas_action.health import CRITICAL, EXIT_CODES, escalation_line, project_findings, worst
 
@@ -207,6 +212,8 @@ def monitor(repo: Path, as_json: bool) -> int:
     level = worst(findings)
     if unreadable:
         level = CRITICAL
+    if alert_issue:
+        _alert(repo, config, level, findings, unreadable, escalation_line(findings, config))
     if as_json:
         print(
             json.dumps(
@@ -251,3 +258,40 @@ def verify(repo: Path, project_id: str, as_json: bool) -> int:
         for check in checks:
             echo(f"{'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
     return 0 if all(c["ok"] for c in checks) else 1
+
+
+def _alert(
+    repo: Path,
+    config: Any,
+    level: str,
+    findings: list[Any],
+    unreadable: list[dict[str, Any]],
+    escalation: str | None,
+) -> None:
+    """One alert issue: opened or updated while anything is found, closed when all is well."""
+    from somas_action.app import tracker_for
+    from somas_action.clock import SystemClock
+
+    tracker = tracker_for(repo, config, SystemClock())
+    if level == "ok":
+        tracker.upsert_alert("SOMAS monitor", None)
+        return
+    rows = [f"| {f.level} | {f.severity} | `{f.project_id}` | {f.message} |" for f in findings]
+    rows += [
+        f"| critical | critical | `{u['project_id']}` | unreadable: {u['error']} |"
+        for u in unreadable
+    ]
+    body = "\n".join(
+        [
+            f"`somas monitor` found **{level}** conditions ({len(rows)} finding(s)).",
+            "",
+            "| level | severity | project | finding |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            escalation or "",
+            "",
+            "This issue is updated by each monitor run and closed when nothing is found.",
+        ]
+    )
+    tracker.upsert_alert(f"SOMAS monitor: {level} ({len(rows)} finding(s))", body)

@@ -178,6 +178,9 @@ class GitHubModel:
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> _Reply:
         """Route one request below /repos/{owner}/{repo} and return the answer."""
         routes = (
+            ("GET", r"/issues", self._list_issues),
+            ("POST", r"/issues", self._create_issue),
+            ("PATCH", r"/issues/(\d+)", self._edit_issue),
             ("GET", r"/issues/(\d+)", self._get_issue),
             ("POST", r"/issues/(\d+)/labels", self._add_labels),
             ("DELETE", r"/issues/(\d+)/labels/([^/]+)", self._remove_label),
@@ -213,6 +216,37 @@ class GitHubModel:
 
     def _get_issue(self, query: Any, body: Any, number: str) -> _Reply:
         return _Reply(200, self._issue(self._issue_or_404(number)))
+
+    def _list_issues(self, query: dict[str, list[str]], body: Any) -> _Reply:
+        state = query.get("state", ["open"])[0]
+        wanted = set(query.get("labels", [""])[0].split(",")) - {""}
+        items = [
+            self._issue(issue)
+            for _, issue in sorted(self.issues.items())
+            if (state == "all" or issue["state"] == state) and wanted <= set(issue["labels"])
+        ]
+        return self._page("/issues", items, query)
+
+    def _create_issue(self, query: Any, body: dict[str, Any]) -> _Reply:
+        number = max(self.issues, default=0) + 1
+        for name in body.get("labels") or []:
+            self._repo_label(name if isinstance(name, str) else name["name"])
+        self.issues[number] = {
+            "number": number,
+            "title": body["title"],
+            "body": body.get("body") or "",
+            "labels": [n if isinstance(n, str) else n["name"] for n in body.get("labels") or []],
+            "user": BOT,
+            "state": "open",
+        }
+        return _Reply(201, self._issue(self.issues[number]))
+
+    def _edit_issue(self, query: Any, body: dict[str, Any], number: str) -> _Reply:
+        issue = self._issue_or_404(number)
+        for key in ("title", "body", "state"):
+            if key in body:
+                issue[key] = body[key]
+        return _Reply(200, self._issue(issue))
 
     def _labels_of(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
         return [self._repo_label(name) for name in issue["labels"]]

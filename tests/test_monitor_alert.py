@@ -1,0 +1,52 @@
+"""`somas monitor --alert-issue`: one alert issue, updated, closed when all is well."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from somas_action.clock import FakeClock
+from somas_action.main import main
+from tests import github_env, scenarios
+from tests.fakes.github_server import FakeGitHub
+from tests.scenarios import error
+
+
+@pytest.fixture
+def failed_project(repo: Path, tmp_path: Path) -> Path:
+    recording = scenarios.make_recording(tmp_path / "rec", intake=[error("permanent", "no")])
+    recent = FakeClock(start=datetime.now(UTC) - timedelta(minutes=10), step_seconds=0.01)
+    scenarios.run_to_gate(repo, recent, recording)
+    assert scenarios.state_of(repo)["status"] == "failed"
+    return repo
+
+
+def test_one_alert_issue_on_github(
+    failed_project: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = github_env.actions_env(github, "schedule", failed_project / "event.json", "77")
+    for key, value in {**env, "GITHUB_ACTIONS": "true"}.items():
+        monkeypatch.setenv(key, value)
+
+    def alerts() -> list[dict]:
+        return [i for i in github.issues.values() if "somas:alert" in i["labels"]]
+
+    assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
+    assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
+    [alert] = alerts()
+    assert alert["state"] == "open" and alert["title"].startswith("SOMAS monitor: warning")
+    assert "`project-1`" in alert["body"] and "failed at intake" in alert["body"]
+
+    assert main(["--repo", str(failed_project), "cancel", "project-1"]) == 0
+    assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 0
+    [alert] = alerts()
+    assert alert["state"] == "closed"
+
+
+def test_local_alert_issue(failed_project: Path) -> None:
+    assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
+    assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
+    issues = sorted((failed_project / ".somas" / "tracker" / "issues").glob("*.json"))
+    assert len(issues) == 2  # the project's issue and one alert
