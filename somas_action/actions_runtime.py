@@ -33,9 +33,18 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+# While untrusted text is being printed, the runner ignores commands: ours wait until after.
+_held: list[str] = []
+_stopped: list[str] = []
+
+
 def _command(name: str, message: str, **props: str) -> None:
     attrs = ",".join(f"{k}={_escape_property(v)}" for k, v in props.items() if v)
-    print(f"::{name}{' ' + attrs if attrs else ''}::{_escape_data(message)}", flush=True)
+    line = f"::{name}{' ' + attrs if attrs else ''}::{_escape_data(message)}"
+    if _stopped:
+        _held.append(line)
+    else:
+        print(line, flush=True)
 
 
 def error(message: str, title: str = "SOMAS", file: str = "") -> None:
@@ -55,7 +64,7 @@ def mask(value: str) -> None:
     if active() and value:
         for line in value.splitlines():
             if line.strip():
-                print(f"::add-mask::{_escape_data(line)}", flush=True)
+                _command("add-mask", line)
 
 
 @contextmanager
@@ -65,15 +74,19 @@ def untrusted_output() -> Iterator[None]:
     Between `::stop-commands::<token>` and `::<token>::` the runner ignores `::` commands, so
     text like `::set-output` or `::add-mask` inside an issue cannot act on the run.
     """
-    if not active():
+    if not active() or _stopped:
         yield
         return
     token = secrets.token_hex(16)
     print(f"::stop-commands::{token}", flush=True)
+    _stopped.append(token)
     try:
         yield
     finally:
+        _stopped.pop()
         print(f"::{token}::", flush=True)
+        while _held:
+            print(_held.pop(0), flush=True)
 
 
 def set_outputs(values: dict[str, str]) -> None:

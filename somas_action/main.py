@@ -64,7 +64,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.repo = args.repo.resolve()
     try:
-        return int(args.func(args))
+        # Everything a command prints may quote issue text or agent replies: in Actions it is
+        # printed with workflow commands disabled (our own annotations follow the block).
+        with actions_runtime.untrusted_output():
+            return int(args.func(args))
     finally:
         actions_runtime.flush()
 
