@@ -98,7 +98,11 @@ def test_failed_attempts_become_error_annotations(
     main(["--repo", str(repo), "start", "--issue", "1", "--title", "x"])
     capsys.readouterr()
     main(["--repo", str(repo), "advance", "project-1"])
-    out = capsys.readouterr().out
-    assert (
-        "::error title=SOMAS stage attempt failed::project-1 intake attempt 1: timeout: slow" in out
+    out = capsys.readouterr().out.splitlines()
+    annotation = (
+        "::error title=SOMAS stage attempt failed::project-1 intake attempt 1: timeout: slow"
     )
+    # Everything the command printed is inside a stop-commands block; our annotation follows it.
+    token = out[0].removeprefix("::stop-commands::")
+    assert out[0].startswith("::stop-commands::") and f"::{token}::" in out
+    assert out.index(annotation) > out.index(f"::{token}::")
