@@ -126,3 +126,15 @@ def test_installed_runtime_size(runner_temp: Path) -> None:
     size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file())
     assert size < 200 * 1024 * 1024
     print(f"HARNESS-VENV-MB {size / 1e6:.1f}")
+
+
+def test_a_dispatch_with_issue_number_starts_fresh_through_action_yml(
+    tmp_path: Path, github: FakeGitHub, runner_temp: Path
+) -> None:
+    """The runbook's `gh workflow run somas-pipeline.yml -f issue_number=<n>`."""
+    repo = github_env.repo_with_origin(tmp_path)
+    github.add_issue(ISSUE, "Add a slugify helper", "Page URLs need slugs.", ())
+    payload = payloads.workflow_dispatch(github.repository, {"issue_number": str(ISSUE)})
+    run = job(repo, github, runner_temp, "workflow_dispatch", payload, 4)
+    assert run.code == 0, run.steps[-1].stderr
+    assert run.outputs == {"project_id": "project-7", "stage": "review", "status": "waiting"}
