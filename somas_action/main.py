@@ -66,6 +66,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         # Everything a command prints may quote issue text or agent replies: in Actions it is
         # printed with workflow commands disabled (our own annotations follow the block).
+        # JSON needs no block: no line of json.dumps output can start with `::`.
+        if getattr(args, "json", False):
+            return int(args.func(args))
         with actions_runtime.untrusted_output():
             return int(args.func(args))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,3 +51,22 @@ def test_local_alert_issue(failed_project: Path) -> None:
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
     issues = sorted((failed_project / ".somas" / "tracker" / "issues").glob("*.json"))
     assert len(issues) == 2  # the project's issue and one alert
+
+
+def test_stop_all_cancels_somas_runs_on_github(
+    repo: Path,
+    github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The runbook's `gh run list --status in_progress … | xargs gh run cancel`, for SOMAS runs."""
+    env = github_env.actions_env(github, "workflow_dispatch", repo / "event.json", "500")
+    for key, value in {**env, "GITHUB_ACTIONS": "true"}.items():
+        monkeypatch.setenv(key, value)
+    running = github.add_run("in_progress", "SOMAS pipeline")
+    queued = github.add_run("queued", "SOMAS resume")
+    other = github.add_run("in_progress", "CI")
+    assert main(["--repo", str(repo), "stop-all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)  # pure JSON, even inside Actions
+    assert sorted(result["runs_cancelled"]) == sorted([str(running), str(queued)])
+    assert github.runs[other]["status"] == "in_progress"

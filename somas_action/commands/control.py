@@ -145,7 +145,9 @@ def stop_all(repo: Path, actor: str | None, as_json: bool) -> int:
             paused.append(pid)
         elif error:
             skipped.append({"project_id": pid, "error": error})
-    cancelled = op.runner.s.tracker.cancel_in_progress_runs()
+    from somas_action.app import tracker_for  # GitHub's runs inside Actions, else none
+
+    cancelled = tracker_for(repo, op.runner.s.config, op.runner.s.clock).cancel_in_progress_runs()
     result = {
         "pipeline_enabled": False,
         "config": str(path),
