@@ -64,6 +64,10 @@ STAGE_STATUSES = (
     STAGE_FAILED,
 )
 
+# Circuit-breaker services besides each AI provider's own.
+AI_API = "ai_api"  # the AI layer as a whole: open = no agent call at all
+GITHUB_API = "github_api"  # the GitHub API used by the tracker adapter
+
 PROJECT_LABEL = "somas:project"
 LABEL_PREFIX = "somas:"
 

@@ -149,3 +149,11 @@ def test_demo_refuses_a_non_empty_folder(
     assert main(["demo", "--dir", str(tmp_path)]) == 1
     assert "folder is not empty" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_starting_somas_does_not_import_the_heavy_libraries() -> None:
+    """Cold start is a benchmark figure; this keeps PyGithub and jsonschema out of it."""
+    heavy = "{'github', 'jsonschema', 'yaml'}"
+    code = f"import sys, somas_action.main; print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -14,12 +14,13 @@ from typing import Any
 import requests
 from github import GithubException
 
+from somas_action import names
 from somas_action.adapters.github_api import Guard, rate_limit_wait
 from somas_action.clock import Clock
 from somas_action.config import Config
 from somas_action.resilience.breaker import BreakerSettings, CircuitBreaker
 
-GITHUB_API = "github_api"
+GITHUB_API = names.GITHUB_API
 
 
 def github_guard(repo: Path, config: Config, clock: Clock, actor: str | None = None) -> Guard:

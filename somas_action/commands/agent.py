@@ -16,7 +16,6 @@ from somas_action.commands import Subparsers
 from somas_action.errors import ConfigError
 from somas_action.jsonio import atomic_write_json, json_problem
 from somas_action.output import echo
-from somas_action.schemas import first_problem
 from somas_action.store import validate_project_id
 
 FIELDS = ("project_id", "agent", "stage", "instructions")
@@ -58,6 +57,7 @@ def _request(args: argparse.Namespace) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Call the agent and write `{project_id, agent, stage, instructions, reply}`."""
     from somas_action.app import build_runner
+    from somas_action.schemas import first_problem
     from somas_action.state_branch import StateBranch
 
     request = _request(args)

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from somas_action.actor import default_actor
-from somas_action.clock import SystemClock
 from somas_action.commands import Subparsers
-from somas_action.config import load_config
 from somas_action.errors import CommandRefused
-from somas_action.resilience.breaker import (
-    AI_API,
-    BreakerSettings,
-    BreakerStore,
-    CircuitBreaker,
-    known_services,
-    new_record,
-)
+from somas_action.names import AI_API
+
+if TYPE_CHECKING:
+    from somas_action.resilience.breaker import BreakerSettings
 
 
 def register(sub: Subparsers) -> None:
@@ -37,6 +31,12 @@ def register(sub: Subparsers) -> None:
 
 
 def _checked(repo: Path, service: str) -> tuple[list[str], BreakerSettings]:
+    from somas_action.config import load_config
+    from somas_action.resilience.breaker import (
+        BreakerSettings,
+        known_services,
+    )
+
     config = load_config(repo)
     services = known_services(config, repo)
     if service not in services:
@@ -45,6 +45,12 @@ def _checked(repo: Path, service: str) -> tuple[list[str], BreakerSettings]:
 
 
 def _rows(repo: Path, services: list[str], settings: BreakerSettings) -> list[dict[str, Any]]:
+    from somas_action.resilience.breaker import (
+        BreakerStore,
+        CircuitBreaker,
+        new_record,
+    )
+
     records = BreakerStore(repo).read()
     rows = []
     for service in services:
@@ -67,6 +73,12 @@ def _rows(repo: Path, services: list[str], settings: BreakerSettings) -> list[di
 
 def show(repo: Path, service: str | None, as_json: bool) -> int:
     """Print the breakers (the live failure counts, which state.json does not mirror)."""
+    from somas_action.config import load_config
+    from somas_action.resilience.breaker import (
+        BreakerSettings,
+        known_services,
+    )
+
     config = load_config(repo)
     services = known_services(config, repo)
     if service is not None:
@@ -90,6 +102,11 @@ def show(repo: Path, service: str | None, as_json: bool) -> int:
 
 def change(repo: Path, action: str, service: str, actor: str | None) -> int:
     """Reset or trip one breaker and say which projects recorded it."""
+    from somas_action.clock import SystemClock
+    from somas_action.resilience.breaker import (
+        CircuitBreaker,
+    )
+
     _, settings = _checked(repo, service)
     breaker = CircuitBreaker(
         service,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.commands import Subparsers
-from somas_action.config import agent_path, config_path, read_yaml
 from somas_action.errors import ConfigError, SomasError
 from somas_action.output import echo
 
@@ -43,7 +42,7 @@ def _line(ok: bool | None, check: str, detail: str) -> dict[str, Any]:
 
 def diagnose(repo: Path, github: bool, live: bool | None = None) -> list[dict[str, Any]]:
     """Every check as {status, check, detail}; `problem` lines name the file/field/secret."""
-    from somas_action.config import parse_config
+    from somas_action.config import agent_path, config_path, parse_config, read_yaml
     from somas_action.schemas import problems
 
     lines: list[dict[str, Any]] = []

@@ -8,20 +8,19 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from somas_action import actions_runtime
-from somas_action.adapters.github_api import GitHubApi, GitHubSettings
-from somas_action.adapters.github_breaker import github_guard
-from somas_action.adapters.github_tracker import GitHubTracker
-from somas_action.clock import Clock, SystemClock
 from somas_action.commands import Subparsers
-from somas_action.config import load_config
 from somas_action.errors import ConfigError
-from somas_action.github_flow import GitHubFlow, default_branch_of
 from somas_action.jsonio import json_problem
-from somas_action.labels import label_specs
-from somas_action.triggers import Ignored, Malformed, PayloadError, from_event
+
+if TYPE_CHECKING:
+    from somas_action.adapters.github_api import GitHubSettings
+    from somas_action.clock import Clock
+
+# PyGithub, requests and the GitHub flow cost ~130 ms to import: only the two commands here
+# need them, so they are imported inside the functions, not when `somas` starts.
 
 
 def register(sub: Subparsers) -> None:
@@ -82,6 +81,12 @@ def authorize_git(repo: Path, settings: GitHubSettings) -> None:
 
 def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None) -> int:
     """Turn the event into a command, run it, and say in one line what happened."""
+    from somas_action.adapters.github_api import GitHubSettings
+    from somas_action.clock import SystemClock
+    from somas_action.config import load_config
+    from somas_action.github_flow import GitHubFlow, default_branch_of
+    from somas_action.triggers import Ignored, Malformed, PayloadError, from_event
+
     name, payload = read_event(env)
     config = load_config(repo)
     github = config.raw["github"]
@@ -116,6 +121,13 @@ def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None)
 
 def setup_labels(repo: Path, env: Mapping[str, str], clock: Clock | None = None) -> int:
     """Create missing `somas:*` labels and fix drifted colours/descriptions; idempotent."""
+    from somas_action.adapters.github_api import GitHubApi, GitHubSettings
+    from somas_action.adapters.github_breaker import github_guard
+    from somas_action.adapters.github_tracker import GitHubTracker
+    from somas_action.clock import SystemClock
+    from somas_action.config import load_config
+    from somas_action.labels import label_specs
+
     config = load_config(repo)
     settings = GitHubSettings.from_env(env, config.raw["github"])
     clock = clock or SystemClock()

@@ -34,8 +34,8 @@ from somas_action.resilience.errors import CIRCUIT_OPEN
 from somas_action.schemas import first_problem
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-AI_API = "ai_api"  # the AI layer as a whole: open = no agent call at all
-GITHUB_API = "github_api"  # the GitHub API used by the tracker adapter
+AI_API = names.AI_API
+GITHUB_API = names.GITHUB_API
 BUILTIN_SERVICES = (AI_API, GITHUB_API)
 SERVICE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 # What is mirrored into state.json: it changes only on a transition, so mirroring is quiet.
