@@ -17,7 +17,6 @@ import random
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from somas_action import names
 from somas_action.clock import Clock
 from somas_action.errors import SomasError, WorkspaceError
 from somas_action.store import projects_dir, validate_project_id
-from somas_action.workspace import BOT_EMAIL, BOT_NAME, GitWorkspace
+from somas_action.workspace import GitWorkspace, scratch_index
 
 # Events that only detail a batch another event of it already names.
 _QUIET = frozenset(
@@ -180,15 +179,7 @@ class StateBranch:
         """(commit, project tree): `base` with the project folder replaced by `tree`, or by the
         working tree's folder; None when that changes nothing."""
         path = project_path(project_id)
-        with tempfile.TemporaryDirectory(prefix="somas-state-index-") as tmp:
-            env = {
-                "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-                "GIT_AUTHOR_NAME": BOT_NAME,
-                "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-                "GIT_COMMITTER_NAME": BOT_NAME,
-                "GIT_COMMITTER_EMAIL": BOT_EMAIL,
-            }
-            self.git.git("read-tree", *([base] if base else ["--empty"]), env=env)
+        with scratch_index(self.git, base, "somas-state-index-") as env:
             self.git.git(
                 "rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", path, env=env
             )

@@ -10,6 +10,8 @@ import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,6 +41,24 @@ def confined_path(path: str, allowed_prefixes: list[str]) -> str:
             f"file path {path!r} is outside workspace.allowed_paths ({', '.join(allowed_prefixes)})"
         )
     return str(pure)
+
+
+@contextmanager
+def scratch_index(base: GitWorkspace, parent: str | None, prefix: str) -> Iterator[dict[str, str]]:
+    """Environment for git plumbing on a private index holding `parent`'s tree, as the bot.
+
+    Commits built this way never touch the user's working tree or index.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        env = {
+            "GIT_INDEX_FILE": str(Path(tmp) / "index"),
+            "GIT_AUTHOR_NAME": BOT_NAME,
+            "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+            "GIT_COMMITTER_NAME": BOT_NAME,
+            "GIT_COMMITTER_EMAIL": BOT_EMAIL,
+        }
+        base.git("read-tree", *([parent] if parent else ["--empty"]), env=env)
+        yield env
 
 
 @dataclass(frozen=True)
@@ -106,15 +126,7 @@ class GitWorkspace:
     def commit_files(self, branch: str, files: list[tuple[str, str]], message: str) -> str:
         """Commit `files` onto `branch` (created from HEAD if new) without a checkout."""
         parent = self.rev(f"refs/heads/{branch}") or self.rev("HEAD")
-        with tempfile.TemporaryDirectory(prefix="somas-index-") as tmp:
-            env = {
-                "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-                "GIT_AUTHOR_NAME": BOT_NAME,
-                "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-                "GIT_COMMITTER_NAME": BOT_NAME,
-                "GIT_COMMITTER_EMAIL": BOT_EMAIL,
-            }
-            self.git("read-tree", *([parent] if parent else ["--empty"]), env=env)
+        with scratch_index(self, parent, "somas-index-") as env:
             for path, content in files:
                 blob = self.git("hash-object", "-w", "--stdin", stdin=content.encode())
                 self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)

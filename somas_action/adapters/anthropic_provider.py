@@ -6,7 +6,7 @@ import inspect
 import json
 from typing import Any
 
-from somas_action.adapters.http_errors import classify_status, connection_error, timeout_error
+from somas_action.adapters.http_errors import sdk_errors
 from somas_action.adapters.structured import Conversation, Reply, parse_json_text, repair_prompt
 from somas_action.clock import Clock
 from somas_action.errors import ProviderError
@@ -63,29 +63,15 @@ class AnthropicMessagesClient:
         }
         if conversation.temperature is not None and self._takes_temperature:
             kwargs["temperature"] = conversation.temperature
-        try:
+        with sdk_errors(
+            anthropic,
+            self.provider,
+            conversation.model,
+            self.timeout,
+            self.clock.now,
+            self._secrets,
+        ):
             message = self._client.messages.create(**kwargs)
-        except anthropic.APITimeoutError:
-            raise timeout_error(self.provider, conversation.model, self.timeout) from None
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(self.provider, conversation.model, exc) from None
-        except anthropic.APIStatusError as exc:
-            raise classify_status(
-                self.provider,
-                conversation.model,
-                exc.status_code,
-                exc.body,
-                exc.response.headers,
-                self.clock.now(),
-                self._secrets,
-            ) from None
-        except anthropic.APIError as exc:
-            # A response the SDK could not read (e.g. a proxy's HTML page): the service hiccuped.
-            raise ProviderError(
-                f"{self.provider}/{conversation.model}: unreadable response ({type(exc).__name__})",
-                kind=TRANSIENT,
-                service=self.provider,
-            ) from None
         return self._reply(conversation, message)
 
     def _reply(self, conversation: Conversation, message: Any) -> Reply:

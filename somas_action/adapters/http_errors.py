@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -124,3 +125,32 @@ def connection_error(provider: str, model: str, cause: BaseException) -> Provide
         kind=TRANSIENT,
         service=provider,
     )
+
+
+@contextmanager
+def sdk_errors(
+    sdk: Any,
+    provider: str,
+    model: str,
+    timeout: float,
+    now: Callable[[], datetime],
+    secrets: list[str],
+) -> Iterator[None]:
+    """Turn an official SDK's exceptions (openai and anthropic name them alike) into ours."""
+    try:
+        yield
+    except sdk.APITimeoutError:
+        raise timeout_error(provider, model, timeout) from None
+    except sdk.APIConnectionError as exc:
+        raise connection_error(provider, model, exc) from None
+    except sdk.APIStatusError as exc:
+        raise classify_status(
+            provider, model, exc.status_code, exc.body, exc.response.headers, now(), secrets
+        ) from None
+    except sdk.APIError as exc:
+        # A response the SDK could not read (e.g. a proxy's HTML page): the service hiccuped.
+        raise ProviderError(
+            f"{provider}/{model}: unreadable response ({type(exc).__name__})",
+            kind=TRANSIENT,
+            service=provider,
+        ) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from somas_action.adapters.http_errors import classify_status, connection_error, timeout_error
+from somas_action.adapters.http_errors import sdk_errors
 from somas_action.adapters.structured import Conversation, Reply, parse_json_text, repair_prompt
 from somas_action.clock import Clock
 from somas_action.errors import ProviderError
@@ -56,29 +56,10 @@ class OpenAIChatClient:
         kwargs[limit] = conversation.max_tokens
         if conversation.temperature is not None:
             kwargs["temperature"] = conversation.temperature
-        try:
+        with sdk_errors(
+            openai, self.provider, conversation.model, self.timeout, self.clock.now, self._secrets
+        ):
             completion = self._client.chat.completions.create(**kwargs)
-        except openai.APITimeoutError:
-            raise timeout_error(self.provider, conversation.model, self.timeout) from None
-        except openai.APIConnectionError as exc:
-            raise connection_error(self.provider, conversation.model, exc) from None
-        except openai.APIStatusError as exc:
-            raise classify_status(
-                self.provider,
-                conversation.model,
-                exc.status_code,
-                exc.body,
-                exc.response.headers,
-                self.clock.now(),
-                self._secrets,
-            ) from None
-        except openai.APIError as exc:
-            # A response the SDK could not read (e.g. a proxy's HTML page): the service hiccuped.
-            raise ProviderError(
-                f"{self.provider}/{conversation.model}: unreadable response ({type(exc).__name__})",
-                kind=TRANSIENT,
-                service=self.provider,
-            ) from None
         return self._reply(conversation, completion)
 
     def _reply(self, conversation: Conversation, completion: Any) -> Reply:
