@@ -27,7 +27,8 @@ def register(sub: Subparsers) -> None:
         q = actions.add_parser(name, help=f"{verb}; recorded in every active project")
         q.add_argument("service", nargs="?", default=AI_API, help=f"default: {AI_API}")
         q.add_argument("--actor", help="who is acting (default: $SOMAS_ACTOR or local:<user>)")
-        q.set_defaults(func=lambda a, name=name: change(a.repo, name, a.service, a.actor))
+        q.add_argument("--json", action="store_true", help="print JSON")
+        q.set_defaults(func=lambda a, name=name: change(a.repo, name, a.service, a.actor, a.json))
 
 
 def _checked(repo: Path, service: str) -> tuple[list[str], BreakerSettings]:
@@ -100,7 +101,7 @@ def show(repo: Path, service: str | None, as_json: bool) -> int:
     return 0
 
 
-def change(repo: Path, action: str, service: str, actor: str | None) -> int:
+def change(repo: Path, action: str, service: str, actor: str | None, as_json: bool = False) -> int:
     """Reset or trip one breaker and say which projects recorded it."""
     from somas_action.clock import SystemClock
     from somas_action.resilience.breaker import (
@@ -116,6 +117,20 @@ def change(repo: Path, action: str, service: str, actor: str | None) -> int:
         actor=actor or default_actor(),
     )
     transition = breaker.reset() if action == "reset" else breaker.trip()
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "service": service,
+                    "from": transition.from_state,
+                    "to": transition.to_state,
+                    "reason": transition.reason,
+                    "recorded_in": breaker.last_mirrored,
+                },
+                indent=2,
+            )
+        )
+        return 0
     print(f"{service}: {transition.from_state} -> {transition.to_state} ({transition.reason})")
     where = ", ".join(breaker.last_mirrored) or "no active project"
     print(f"recorded in: {where}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -42,12 +43,18 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--no-workflow", action="store_true", help="do not write .github/workflows/somas.yml"
     )
-    p.set_defaults(func=lambda a: run(a.repo, force=a.force, workflow=not a.no_workflow))
+    p.add_argument("--json", action="store_true", help="print the written files as JSON")
+    p.set_defaults(
+        func=lambda a: run(a.repo, force=a.force, workflow=not a.no_workflow, as_json=a.json)
+    )
 
 
-def run(repo: Path, force: bool, workflow: bool = True) -> int:
+def run(repo: Path, force: bool, workflow: bool = True, as_json: bool = False) -> int:
     """Scaffold and say what was written."""
     written = scaffold(repo, force, workflow)
+    if as_json:
+        print(json.dumps({"written": [str(p.relative_to(repo)) for p in written]}, indent=2))
+        return 0
     for path in written:
         print(f"wrote {path.relative_to(repo)}")
     if not written:
