@@ -21,6 +21,7 @@ from somas_action.projection import State
 from somas_action.resilience import records, runtime
 from somas_action.resilience.errors import INVALID_OUTPUT, WORKSPACE, error_record
 from somas_action.schemas import first_problem, load_schema
+from somas_action.stage_handlers import AttemptFailed
 from somas_action.store import ProjectStore
 from somas_action.workspace import confined_path
 
@@ -74,7 +75,6 @@ def fix_validation(
     deadline: float | None,
 ) -> State:
     """Ask the debugger for a fix of the failing tests and commit it; record what happened."""
-    from somas_action.runner import AttemptFailed  # the runner imports this module
 
     if DEBUGGER not in stage.secondary_agents:
         return state
@@ -107,7 +107,7 @@ def fix_validation(
         problem = first_problem(OUTPUT_SCHEMA, output)
         if problem:
             raise AttemptFailed(INVALID_OUTPUT, f"agent {DEBUGGER} reply: {problem}")
-        fix = runner._implement(state, output)
+        fix = runner.handlers.implement(state, output)
         store.write_artifact(FIX_ARTIFACT, fix)
     except ProviderError as exc:
         error = error_record(exc)

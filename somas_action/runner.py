@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,22 +22,15 @@ from somas_action.resilience import runtime
 from somas_action.resilience.errors import RUN_DEADLINE, error_record, policy_for
 from somas_action.resources import schemas_dir
 from somas_action.schemas import first_problem, load_schema
+from somas_action.stage_handlers import AttemptFailed, StageHandlers
 from somas_action.store import ProjectStore
-from somas_action.workspace import GitWorkspace, confined_path
+from somas_action.workspace import GitWorkspace
 
 EventSink = Callable[[dict[str, Any]], None]
 # Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
 # folder to the state branch and posts event comments here).
 BatchSink = Callable[[State, list[dict[str, Any]]], None]
 STATUS_MARKER = "somas:status"
-
-
-class AttemptFailed(Exception):
-    """An attempt's output was unusable; carries the classified error."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.error = {"kind": kind, "message": message}
 
 
 @dataclass
@@ -64,6 +56,9 @@ class Runner:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.workspace = GitWorkspace(services.repo)
+        self.handlers = StageHandlers(
+            services.config, services.tracker, self.workspace, services.base_branch
+        )
         self._agents: dict[str, AgentConfig] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
@@ -308,7 +303,7 @@ class Runner:
             problem = first_problem(_output_schema_name(stage), output)
             if problem:
                 raise AttemptFailed("invalid_output", f"agent {agent.name} reply: {problem}")
-            artifacts, test_results = self._write_outputs(store, state, stage, output)
+            artifacts, test_results = self.handlers.write_outputs(store, state, stage, output)
             gate_results = evaluate(
                 stage.quality_gates,
                 GateInputs(
@@ -433,97 +428,9 @@ class Runner:
             }
         return inputs
 
-    # -- stage handlers ------------------------------------------------------------------------
-
-    def _write_outputs(
-        self, store: ProjectStore, state: State, stage: StageConfig, output: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        written: dict[str, Any] = {f"{stage.name}.output.json": output}
-        for name, content in (output.get("artifacts") or {}).items():
-            written[name] = content
-        test_results = None
-        if stage.handler == "implementation":
-            written["implementation.json"] = self._implement(state, output)
-        elif stage.handler == "validation":
-            test_results, report = self._validate(state, stage, output)
-            written[names.TEST_RESULTS_ARTIFACT] = test_results
-            written[names.VALIDATION_REPORT_ARTIFACT] = report
-        records = []
-        for name, content in written.items():
-            path = store.write_artifact(name, content)
-            data = path.read_bytes()
-            records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
-        return records, test_results
-
-    def _implement(self, state: State, output: dict[str, Any]) -> dict[str, Any]:
-        settings = self.s.config.raw["workspace"]
-        files = output["files"]
-        if len(files) > settings["max_files"]:
-            raise AttemptFailed(
-                "invalid_output",
-                f"{len(files)} files exceed workspace.max_files ({settings['max_files']})",
-            )
-        checked = []
-        for item in files:
-            path = _agent_path(item["path"], settings["allowed_paths"])
-            if len(item["content"].encode()) > settings["max_file_bytes"]:
-                raise AttemptFailed("invalid_output", f"{path} exceeds workspace.max_file_bytes")
-            checked.append((path, item["content"]))
-        branch = names.project_branch_for(state["project_id"])
-        message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
-        commit = self.workspace.commit_files(branch, checked, message)
-        pull = self.s.tracker.upsert_pull_request(
-            head=branch,
-            base=self.s.base_branch,
-            title=f"{state['title']} (#{state['issue_number']})",
-            # "Closes" is what links the pull request to the issue on GitHub.
-            body=f"Closes #{state['issue_number']}.\n\n{output['summary']}",
-        )
-        return {
-            "branch": branch,
-            "commit": commit,
-            "pull_request": pull,
-            "files": [
-                {"path": p, "bytes": len(c.encode()), "sha256": _sha256(c.encode())}
-                for p, c in checked
-            ],
-        }
-
-    def _validate(
-        self, state: State, stage: StageConfig, output: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        branch = names.project_branch_for(state["project_id"])
-        settings = self.s.config.raw["workspace"]
-        paths = [_agent_path(p, settings["allowed_paths"]) for p in output["test_paths"]]
-        run = self.workspace.run_tests(f"refs/heads/{branch}", paths, stage.timeout_minutes * 60)
-        results = run.as_artifact(branch, paths)
-        gates = evaluate(stage.quality_gates, GateInputs(output, set(), results))
-        report = {
-            "status": "passed" if all(g["passed"] for g in gates) else "failed",
-            "branch": branch,
-            "commit": run.commit,
-            "tests": {k: results[k] for k in ("total", "passed", "failed", "errors", "skipped")},
-            "quality_gates": gates,
-            "risks": output.get("risks", []),
-            "agent_summary": output["summary"],
-        }
-        return results, report
-
-
-def _agent_path(path: str, allowed: list[str]) -> str:
-    """A path from an agent's reply; a hostile or stray one is invalid output, not a crash."""
-    try:
-        return confined_path(path, allowed)
-    except WorkspaceError as exc:
-        raise AttemptFailed("invalid_output", str(exc)) from None
-
 
 def _output_schema_name(stage: StageConfig) -> str:
     specific = f"agent-output/{stage.name}"
     if (schemas_dir() / f"{specific}.schema.json").exists():
         return specific
     return "agent-output/generic"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
