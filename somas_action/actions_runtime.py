@@ -12,7 +12,6 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from somas_action.report import status_markdown
@@ -139,10 +138,3 @@ def flush() -> None:
         }
     )
     append_summary(status_markdown(state))
-
-
-def workspace_path(environ: dict[str, str] | None = None) -> Path | None:
-    """The checked-out repository (`$GITHUB_WORKSPACE`) when in Actions."""
-    env = os.environ if environ is None else environ
-    value = env.get("GITHUB_WORKSPACE")
-    return Path(value) if value else None

@@ -15,7 +15,6 @@ PyGithub's own retry is switched off (it would re-send POSTs and sleep for real)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -262,8 +261,3 @@ class GitHubApi:
             )
         self.waited.append(wait)
         self.clock.sleep(wait)
-
-
-def settings_from_environment(github_config: Mapping[str, Any]) -> GitHubSettings:
-    """`GitHubSettings.from_env` over the process environment."""
-    return GitHubSettings.from_env(os.environ, github_config)

@@ -34,21 +34,6 @@ RUN_DEADLINE = "run_deadline"  # the run has no time left for this call or wait:
 QUALITY_GATE = "quality_gate"
 WORKSPACE = "workspace"
 
-PROVIDER_KINDS = (
-    TRANSIENT,
-    RATE_LIMITED,
-    QUOTA,
-    AUTH,
-    CONFIG,
-    TIMEOUT,
-    INVALID_OUTPUT,
-    PERMANENT,
-    CANCELLED,
-    CIRCUIT_OPEN,
-    BUDGET,
-    RUN_DEADLINE,
-)
-
 
 @dataclass(frozen=True)
 class Policy:
