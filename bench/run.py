@@ -33,12 +33,12 @@ from somas_action.adapters.local_tracker import LocalTracker
 from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
 from somas_action.app import build_runner
 from somas_action.clock import SystemClock, format_ts
+from somas_action.commands.demo import prepare_repo
 from somas_action.commands.init import scaffold
 from somas_action.config import Config, load_agent, load_config
 from somas_action.engine import Context
 from somas_action.jsonio import atomic_write_text
 from somas_action.store import ProjectStore
-from somas_action.workspace import GitWorkspace
 
 PROJECT_ID = "project-1"
 BOT = "local:somas-bench"
@@ -103,20 +103,6 @@ def count_lines(path: Path) -> int:
 def tempdir(prefix: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         yield Path(tmp).resolve()
-
-
-def prepare_repo(folder: Path) -> GitWorkspace:
-    """What `somas demo` does before the engine runs: git init, README, scaffold, commit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    workspace = GitWorkspace(folder)
-    workspace.git("init", "-q", "-b", "main")
-    workspace.git("config", "user.name", "SOMAS bench")
-    workspace.git("config", "user.email", "bench@somas.invalid")
-    (folder / "README.md").write_text("# Bench repository\n")
-    scaffold(folder)
-    workspace.git("add", "-A")
-    workspace.git("commit", "-q", "-m", "Initial commit with the default SOMAS configuration")
-    return workspace
 
 
 # -- 1. a full demo run --------------------------------------------------------------------

@@ -75,7 +75,6 @@ def fix_validation(
     deadline: float | None,
 ) -> State:
     """Ask the debugger for a fix of the failing tests and commit it; record what happened."""
-
     if DEBUGGER not in stage.secondary_agents:
         return state
     agent = runner.agents[DEBUGGER]

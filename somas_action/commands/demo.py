@@ -18,7 +18,8 @@ from somas_action.workspace import GitWorkspace
 DEMO_BOT = "local:somas-demo"
 
 
-def _prepare(folder: Path) -> None:
+def prepare_repo(folder: Path) -> None:
+    """A new git repository with the default `.somas/` committed on main (empty folders only)."""
     if folder.exists() and any(folder.iterdir()):
         raise SomasError(f"--dir {folder}: folder is not empty; choose a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,7 @@ def run(directory: Path | None) -> int:
     from somas_action.config import load_config
 
     folder = (directory or Path(tempfile.mkdtemp(prefix="somas-demo-"))).resolve()
-    _prepare(folder)
+    prepare_repo(folder)
     config = load_config(folder)
     issue_text = RecordedProvider(
         resolve_recording(folder, config.raw["agent_provider"]["recording"])
