@@ -28,17 +28,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from somas_action import engine, names, projection
-from somas_action.adapters.local_tracker import LocalTracker
-from somas_action.adapters.recorded_provider import RecordedProvider, resolve_recording
-from somas_action.app import build_runner
-from somas_action.clock import SystemClock, format_ts
-from somas_action.commands.demo import prepare_repo
-from somas_action.commands.init import scaffold
-from somas_action.config import Config, load_agent, load_config
-from somas_action.engine import Context
-from somas_action.jsonio import atomic_write_text
-from somas_action.store import ProjectStore
+from somas_action.app.compose import build_runner
+
+from somas_action.cli.commands.demo import prepare_repo
+from somas_action.cli.commands.init import scaffold
+from somas_action.config.loader import Config, load_agent, load_config
+from somas_action.core import engine, names, projection
+from somas_action.core.clock import SystemClock, format_ts
+from somas_action.core.engine import Context
+from somas_action.providers.recorded import RecordedProvider, resolve_recording
+from somas_action.state.jsonio import atomic_write_text
+from somas_action.state.local_tracker import LocalTracker
+from somas_action.state.store import ProjectStore
 
 PROJECT_ID = "project-1"
 BOT = "local:somas-bench"
@@ -283,9 +284,9 @@ def bench_status(runs: int) -> None:
         status = [sys.executable, "-m", "somas_action", "--repo", str(folder), "status", PROJECT_ID]
         run_cmd(status, 1)  # warm the page cache and __pycache__
         t_status = run_cmd(status, runs)
-        t_import = run_cmd([sys.executable, "-c", "import somas_action.main"], runs)
+        t_import = run_cmd([sys.executable, "-c", "import somas_action.cli.main"], runs)
         t_import_status = run_cmd(
-            [sys.executable, "-c", "import somas_action.commands.status"], runs
+            [sys.executable, "-c", "import somas_action.cli.commands.status"], runs
         )
         t_pass = run_cmd([sys.executable, "-c", "pass"], runs)
     RESULTS["status_cold_start"] = {
@@ -297,12 +298,12 @@ def bench_status(runs: int) -> None:
     }
     line("somas status project-1 (demo repo)", f"{median(t_status) * 1000:.0f} ms")
     line(
-        "  python -c 'import somas_action.main'",
+        "  python -c 'import somas_action.cli.main'",
         f"{median(t_import) * 1000:.0f} ms",
         "(what the CLI imports)",
     )
     line(
-        "  python -c 'import somas_action.commands.status'",
+        "  python -c 'import somas_action.cli.commands.status'",
         f"{median(t_import_status) * 1000:.0f} ms",
         "(what status needs)",
     )

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from somas_action.main import main
+from somas_action.cli.main import main
 
 raise SystemExit(main())

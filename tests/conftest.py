@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from somas_action.clock import FakeClock
+from somas_action.core.clock import FakeClock
 from tests import scenarios
 
 _SECRETS = ("GITHUB_TOKEN", "GH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from somas_action.clock import Clock
-from somas_action.commands.github import handle_event
+from somas_action.cli.commands.github import handle_event
+from somas_action.core.clock import Clock
 from tests import scenarios
 from tests.fakes.github_server import TOKEN, FakeGitHub
 

@@ -8,14 +8,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from somas_action import names
-from somas_action.adapters.local_tracker import LocalTracker
-from somas_action.app import build_runner
-from somas_action.clock import Clock
-from somas_action.commands.init import scaffold
-from somas_action.resources import recordings_dir
-from somas_action.runner import Runner
-from somas_action.schemas import problems
+from somas_action.app.compose import build_runner
+
+from somas_action.cli.commands.init import scaffold
+from somas_action.config.resources import recordings_dir
+from somas_action.config.schemas import problems
+from somas_action.core import names
+from somas_action.core.clock import Clock
+from somas_action.pipeline.runner import Runner
+from somas_action.state.local_tracker import LocalTracker
 
 DEMO_ISSUE_TITLE = "Add a slugify helper for page URLs"
 

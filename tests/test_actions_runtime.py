@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import actions_runtime
-from somas_action.main import main
+from somas_action.cli.main import main
+from somas_action.github import actions_runtime
 from tests import scenarios
 
 

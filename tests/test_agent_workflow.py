@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.commands.github import handle_event
-from somas_action.main import main
+from somas_action.cli.commands.github import handle_event
+from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
 from tests import github_env, scenarios
 from tests.fakes import payloads
 from tests.fakes.github_server import FakeGitHub

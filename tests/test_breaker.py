@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.errors import ProviderError, StateError
-from somas_action.main import main
-from somas_action.resilience.breaker import BreakerSettings, CircuitBreaker
-from somas_action.store import ProjectStore
+from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
+from somas_action.core.errors import ProviderError, StateError
+from somas_action.state.breakers import BreakerSettings, CircuitBreaker
+from somas_action.state.store import ProjectStore
 from tests import scenarios
 
 SETTINGS = BreakerSettings(failure_threshold=3, recovery_timeout=60, half_open_requests=2)
@@ -173,8 +173,8 @@ _CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from somas_action.clock import FakeClock
-    from somas_action.resilience.breaker import BreakerSettings, CircuitBreaker
+    from somas_action.core.clock import FakeClock
+    from somas_action.state.breakers import BreakerSettings, CircuitBreaker
     b = CircuitBreaker("openai", repo=Path(sys.argv[1]), clock=FakeClock(step_seconds=0),
                        settings=BreakerSettings(failure_threshold=1000), actor="child")
     for _ in range(int(sys.argv[2])):

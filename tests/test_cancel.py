@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.main import main
+from somas_action.cli.main import main
 from tests import scenarios
 from tests.scenarios import demo_output, log_of, state_of
 

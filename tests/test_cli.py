@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.main import main
+from somas_action.cli.main import main
 from tests import scenarios
 
 
@@ -80,7 +80,7 @@ def test_broken_config_is_reported_without_a_traceback(
 def test_unexpected_errors_exit_3_with_a_log(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from somas_action.commands import status
+    from somas_action.cli.commands import status
 
     monkeypatch.setattr(status, "run", lambda *a, **k: 1 / 0)
     assert somas(repo, "status") == 3
@@ -154,6 +154,6 @@ def test_demo_refuses_a_non_empty_folder(
 def test_starting_somas_does_not_import_the_heavy_libraries() -> None:
     """Cold start is a benchmark figure; this keeps PyGithub and jsonschema out of it."""
     heavy = "{'github', 'jsonschema', 'yaml'}"
-    code = f"import sys, somas_action.main; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, somas_action.cli.main; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

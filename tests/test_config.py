@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import names
-from somas_action.config import load_agents, load_config
-from somas_action.errors import ConfigError
+from somas_action.config.loader import load_agents, load_config
+from somas_action.core import names
+from somas_action.core.errors import ConfigError
 
 
 def _write_config(repo: Path, text: str) -> Path:
@@ -33,7 +33,7 @@ def test_default_pipeline_has_seven_stages_with_defaults(repo: Path) -> None:
     assert config.raw["monitoring"]["alerts"]["thresholds"]["human_wait_time_hours"] == 48
     assert "pipeline_completed" in config.raw["monitoring"]["notifications"]["notify_on"]
     # Defaults reach through $ref too: an empty monitoring section gets the notifications.
-    from somas_action.config import parse_config
+    from somas_action.config.loader import parse_config
 
     bare = parse_config({"monitoring": {}}, repo / "x.yml")
     assert bare.raw["monitoring"]["notifications"]["enabled"] is True

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
+from somas_action.core.clock import FakeClock
 from tests import github_env, scenarios
 from tests.fakes import payloads
 from tests.fakes.github_server import FakeGitHub

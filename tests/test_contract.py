@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from somas_action.adapters.github_api import GitHubApi, GitHubSettings
-from somas_action.clock import FakeClock
+from somas_action.core.clock import FakeClock
+from somas_action.github.api import GitHubApi, GitHubSettings
 from tests.fakes.github_server import TOKEN, FakeGitHub
 from tests.fakes.openapi import contract
 

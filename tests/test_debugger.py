@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from somas_action.clock import FakeClock
+from somas_action.core.clock import FakeClock
 from tests import scenarios
 from tests.scenarios import demo_output, log_of, state_of
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import engine, names
-from somas_action.config import load_config
-from somas_action.engine import Context, RunStage, Stop
-from somas_action.projection import apply_all, fold
+from somas_action.config.loader import load_config
+from somas_action.core import engine, names
+from somas_action.core.engine import Context, RunStage, Stop
+from somas_action.core.projection import apply_all, fold
 
 CTX = Context(actor="local:t", ts="2026-01-01T00:00:00.000Z", command_id="cmd")
 
@@ -92,9 +92,9 @@ def test_from_and_to_stage_follow_the_current_stage(config) -> None:  # type: ig
 
 
 def test_every_event_type_is_projected_and_in_the_schema() -> None:
-    from somas_action import events
-    from somas_action.projection import _HANDLERS
-    from somas_action.schemas import load_schema
+    from somas_action.config.schemas import load_schema
+    from somas_action.core import events
+    from somas_action.core.projection import _HANDLERS
 
     assert set(_HANDLERS) == set(events.EVENT_TYPES)
     assert load_schema("event")["properties"]["event_type"]["enum"] == list(events.EVENT_TYPES)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import events as ev
-from somas_action.errors import StateError
-from somas_action.eventlog import GENESIS_HASH, EventLog
+from somas_action.core import events as ev
+from somas_action.core.errors import StateError
+from somas_action.state.eventlog import GENESIS_HASH, EventLog
 
 
 def _drafts(count: int, start: int = 0) -> list[dict]:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from somas_action.adapters.github_api import GitHubApi, GitHubError, GitHubSettings
-from somas_action.adapters.github_breaker import github_guard
-from somas_action.adapters.github_tracker import GitHubTracker
-from somas_action.clock import FakeClock
-from somas_action.config import load_config
-from somas_action.errors import ProviderError
-from somas_action.main import main
+from somas_action.cli.main import main
+from somas_action.config.loader import load_config
+from somas_action.core.clock import FakeClock
+from somas_action.core.errors import ProviderError
+from somas_action.github.api import GitHubApi, GitHubError, GitHubSettings
+from somas_action.github.breaker_guard import github_guard
+from somas_action.github.tracker import GitHubTracker
 from tests import github_env
 from tests.fakes.github_server import Fault
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.main import main
+from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
 from tests import github_env, scenarios
 from tests.fakes import payloads
 from tests.fakes.github_server import BOT, FakeGitHub
@@ -417,7 +417,7 @@ def test_a_failed_stage_is_reported_with_its_dead_letter_and_the_run_link(
 def test_a_command_that_breaks_off_says_so_on_the_issue(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
-    from somas_action.errors import WorkspaceError
+    from somas_action.core.errors import WorkspaceError
 
     scenarios.git(gated, "remote", "set-url", "origin", str(gated.parent / "gone.git"))
     with pytest.raises(WorkspaceError, match="git fetch failed"):

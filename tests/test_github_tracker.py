@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import names
-from somas_action.adapters.github_api import (
+from somas_action.cli.commands.github import setup_labels
+from somas_action.core import names
+from somas_action.core.clock import FakeClock
+from somas_action.core.labels import label_changes, label_specs
+from somas_action.github.api import (
     GitHubApi,
     GitHubError,
     GitHubSettings,
     RateLimitDeferred,
     rate_limit_wait,
 )
-from somas_action.adapters.github_tracker import GitHubTracker
-from somas_action.clock import FakeClock
-from somas_action.commands.github import setup_labels
-from somas_action.labels import label_changes, label_specs
+from somas_action.github.tracker import GitHubTracker
 from tests.fakes.github_server import TOKEN, FakeGitHub, Fault
 
 ISSUE = 7

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.resilience.breaker import BreakerSettings, CircuitBreaker
-from somas_action.runner import Runner
-from somas_action.store import ProjectStore
+from somas_action.core.clock import FakeClock
+from somas_action.pipeline.runner import Runner
+from somas_action.state.breakers import BreakerSettings, CircuitBreaker
+from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.fakes import live
 from tests.fakes.ai_server import (

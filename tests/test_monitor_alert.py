@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.main import main
+from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
 from tests import github_env, scenarios
 from tests.fakes.github_server import FakeGitHub
 from tests.scenarios import error

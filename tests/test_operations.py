@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.config import load_config
-from somas_action.health import project_findings
-from somas_action.main import main
-from somas_action.store import ProjectStore
+from somas_action.cli.main import main
+from somas_action.config.loader import load_config
+from somas_action.core.clock import FakeClock
+from somas_action.core.health import project_findings
+from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.scenarios import demo_output, error, log_of, state_of
 
@@ -147,8 +147,8 @@ def test_resume_from_checkpoints(
 
 
 def test_stuck_stage_is_critical(repo: Path, clock: FakeClock) -> None:
-    from somas_action import engine
-    from somas_action.engine import Context
+    from somas_action.core import engine
+    from somas_action.core.engine import Context
 
     number = scenarios.open_issue(repo)
     run = scenarios.runner(repo, clock)
@@ -278,7 +278,7 @@ def test_growing_dead_letter_queue_purge_and_hand_purge(
     recording = Path(str(repo) + "-rec")
     scenarios.make_recording(recording, validation=[error("timeout", "validator timed out")] * 3)
     run = scenarios.runner(repo, clock, recording)
-    from somas_action.operator import Operator
+    from somas_action.pipeline.operator import Operator
 
     for _ in range(6):  # each restart fails the stage again: one more dead letter
         Operator(run).restart("project-1", "validation", "local:ops", "again")

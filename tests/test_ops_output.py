@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.main import main
+from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
 from tests import scenarios
 from tests.scenarios import error
 
@@ -110,7 +110,7 @@ def test_doctor_names_the_missing_secret_for_live_providers(
     code, out = run(repo, capsys, "doctor")
     assert code == 0 and "no key needed" in out
     # What doctor says once a live provider is configured (the recorded type is the default).
-    from somas_action.commands import doctor
+    from somas_action.cli.commands import doctor
 
     lines = doctor.diagnose(repo, github=True, live=True)
     problems = [line["detail"] for line in lines if line["status"] == "problem"]

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from somas_action.adapters.local_tracker import LocalTracker
-from somas_action.clock import FakeClock
-from somas_action.operator import Operator
-from somas_action.store import ProjectStore
+from somas_action.core.clock import FakeClock
+from somas_action.pipeline.operator import Operator
+from somas_action.state.local_tracker import LocalTracker
+from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.fakes import live
 from tests.fakes.ai_server import ANTHROPIC, OPENAI, FakeAIServer, ok, server_error

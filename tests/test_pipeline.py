@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from somas_action import names
-from somas_action.adapters.local_tracker import LocalTracker
-from somas_action.clock import FakeClock
-from somas_action.errors import CommandRefused
+from somas_action.core import names
+from somas_action.core.clock import FakeClock
+from somas_action.core.errors import CommandRefused
+from somas_action.state.local_tracker import LocalTracker
 from tests import scenarios
 from tests.scenarios import demo_output, error, log_of, state_of
 

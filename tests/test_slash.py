@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from somas_action.slash import GrammarError, SlashCommand, parse
+from somas_action.core.slash import GrammarError, SlashCommand, parse
 
 
 @pytest.mark.parametrize(

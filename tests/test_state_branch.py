@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.eventlog import EventLog
-from somas_action.state_branch import StateBranch, StateConflict, describe_batch
+from somas_action.core.clock import FakeClock
+from somas_action.state.eventlog import EventLog
+from somas_action.state.state_branch import StateBranch, StateConflict, describe_batch
 from tests import github_env, scenarios
 from tests.fakes import payloads
 from tests.fakes.github_server import FakeGitHub

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from somas_action.clock import FakeClock
-from somas_action.errors import StateError
-from somas_action.main import main
-from somas_action.store import ProjectStore, validate_project_id
+from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
+from somas_action.core.errors import StateError
+from somas_action.state.store import ProjectStore, validate_project_id
 from tests import scenarios
 from tests.scenarios import log_of, state_of
 

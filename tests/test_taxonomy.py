@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from somas_action.app.compose import run_budget_seconds
 
-from somas_action.adapters.http_errors import classify_status
-from somas_action.app import run_budget_seconds
-from somas_action.config import load_config
-from somas_action.errors import ConfigError
-from somas_action.main import main
-from somas_action.resilience.errors import POLICIES, policy_for, retry_after_seconds
+from somas_action.cli.main import main
+from somas_action.config.loader import load_config
+from somas_action.core.error_kinds import POLICIES, policy_for, retry_after_seconds
+from somas_action.core.errors import ConfigError
+from somas_action.providers.http_errors import classify_status
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 KEY = "sk-secret-0123456789"

@@ -7,6 +7,6 @@ run shares (`.somas/breakers.json`), recording the change in each active project
 
 from __future__ import annotations
 
-from somas_action.resilience.breaker import CircuitBreaker
+from somas_action.state.breakers import CircuitBreaker
 
 __all__ = ["CircuitBreaker"]

@@ -1,0 +1,1 @@
+"""Composition: building runners for a repository and the GitHub event flow."""

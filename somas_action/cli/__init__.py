@@ -1,0 +1,1 @@
+"""The `somas` command line."""

@@ -1,0 +1,1 @@
+"""Loading and validating config.yml, agent files and our JSON Schemas."""

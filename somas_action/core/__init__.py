@@ -1,0 +1,1 @@
+"""Pure domain: names, events, the engine, projection, policies. No I/O."""

@@ -1,0 +1,132 @@
+"""Human-readable views of a project's state: the CLI table and the issue status comment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from somas_action.core import names
+
+_ICONS = {
+    names.STAGE_PENDING: "⏳",
+    names.STAGE_IN_PROGRESS: "🔄",
+    names.STAGE_RETRYING: "🔁",
+    names.STAGE_WAITING: "✋",
+    names.STAGE_COMPLETED: "✅",
+    names.STAGE_FAILED: "❌",
+}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def next_action(state: dict[str, Any]) -> str:
+    """What a person should do next, as a command."""
+    pid, status = state["project_id"], state["status"]
+    if status == names.WAITING:
+        return f"approve or reject the {state['current_stage']} gate: `somas approve {pid}`"
+    if status == names.FAILED:
+        return (
+            f"`somas dead-letters {pid} list` to see why, fix the cause, then "
+            f"`somas restart {pid} --stage {state['current_stage']}`"
+        )
+    if status == names.COMPLETED:
+        return "nothing: the project is completed"
+    if status == names.PAUSED:
+        return f"`somas unpause {pid}` to continue"
+    if status == names.CANCELLED:
+        return f"nothing: cancelled (`somas reset {pid}` starts over from the issue)"
+    if status == names.PARKED:
+        parked = state["recovery_info"].get("parked") or {}
+        when = parked.get("retry_at") or "an operator resets the breaker"
+        return f"nothing yet: parked ({parked.get('reason')}); `somas resume {pid}` after {when}"
+    return f"`somas advance {pid}` continues the pipeline"
+
+
+def status_table(state: dict[str, Any]) -> str:
+    """A plain-text table of every stage: status, attempts, duration."""
+    rows = [("stage", "status", "attempts", "duration")]
+    for stage in state["pipeline"]:
+        record = state["stages"][stage]
+        marker = (
+            "→ " if stage == state["current_stage"] and state["status"] != names.COMPLETED else "  "
+        )
+        rows.append(
+            (
+                marker + stage,
+                record["status"],
+                str(record["attempts"]),
+                _duration(record["duration_seconds"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    ]
+    title = f"{state['project_id']} (issue #{state['issue_number']}: {state['title']})"
+    head = (
+        f"{title if len(title) <= 80 else title[:77] + '...'}\n"
+        f"status: {state['status']}   current stage: {state['current_stage']}   "
+        f"dead letters: {state['dead_letter_count']}\n"
+        f"last checkpoint: {state['recovery_info']['last_successful_checkpoint'] or '-'}"
+    )
+    return head + "\n" + "\n".join(lines) + f"\nnext: {next_action(state)}"
+
+
+def _mermaid(state: dict[str, Any]) -> str:
+    lines = ["```mermaid", "flowchart LR"]
+    pipeline = state["pipeline"]
+    for index, stage in enumerate(pipeline):
+        status = state["stages"][stage]["status"]
+        lines.append(f'  {stage}["{_ICONS.get(status, "")} {stage}"]:::{status}')
+        if index:
+            lines.append(f"  {pipeline[index - 1]} --> {stage}")
+    lines += [
+        "  classDef completed fill:#d4f8d4,stroke:#2da44e",
+        "  classDef in_progress fill:#fff5b1,stroke:#bf8700",
+        "  classDef retrying fill:#fff5b1,stroke:#bf8700",
+        "  classDef waiting fill:#ddf4ff,stroke:#0969da",
+        "  classDef failed fill:#ffebe9,stroke:#cf222e",
+        "  classDef pending fill:#f6f8fa,stroke:#8c959f",
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def _why(state: dict[str, Any]) -> list[str]:
+    """Why a failed or parked project stopped, in the words of its last error."""
+    info = state["recovery_info"]
+    if state["status"] == names.FAILED and info.get("last_failure"):
+        error = info["last_failure"]["error"]
+        return [f"**Stopped:** `{error['kind']}`: {error['message'][:500]}", ""]
+    if state["status"] == names.PARKED and info.get("parked"):
+        return [f"**Parked:** {info['parked']['reason'][:500]}", ""]
+    return []
+
+
+def status_markdown(state: dict[str, Any]) -> str:
+    """The issue's status comment: a stage table, a Mermaid diagram, the next human action."""
+    rows = ["| Stage | Status | Attempts | Duration |", "|---|---|---|---|"]
+    for stage in state["pipeline"]:
+        record = state["stages"][stage]
+        icon = _ICONS.get(record["status"], "")
+        duration = _duration(record["duration_seconds"])
+        rows.append(f"| {stage} | {icon} {record['status']} | {record['attempts']} | {duration} |")
+    return "\n".join(
+        [
+            f"### SOMAS pipeline: `{state['project_id']}` is **{state['status']}**",
+            "",
+            *rows,
+            "",
+            _mermaid(state),
+            "",
+            *_why(state),
+            f"**Next:** {next_action(state)}",
+        ]
+    )

@@ -1,0 +1,1 @@
+"""GitHub adapters: the REST client, the tracker, the Actions runner protocol."""

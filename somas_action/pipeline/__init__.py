@@ -1,0 +1,1 @@
+"""Running projects: the runner, stage handlers, debugger, operator, notifications."""

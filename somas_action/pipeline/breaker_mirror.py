@@ -1,0 +1,68 @@
+"""Mirror the repository's breakers into projects' `state.json`, through their event logs.
+
+`state.json` stays a pure projection: a breaker change reaches a project only as a
+`circuit_breaker_*` event in its `transitions.jsonl`. Operator actions (reset, trip) are
+mirrored into every active project at once; changes made by other runs are picked up by
+`sync_changes` the next time a run advances the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from somas_action.core import events as ev
+from somas_action.core import names
+from somas_action.core.clock import Clock, format_ts
+from somas_action.core.engine import Context
+from somas_action.core.errors import SomasError
+from somas_action.core.projection import State
+from somas_action.core.resilience_events import breaker_drafts
+from somas_action.state.breakers import BreakerStore, Transition, new_record, view
+from somas_action.state.store import ProjectStore, projects_dir
+
+
+def sync_changes(repo: Path, state: State) -> dict[str, tuple[str, dict[str, Any]]]:
+    """service -> (event type, view) for every breaker whose mirror in `state` is stale."""
+    changes = {}
+    never_changed = view(new_record())  # counting failures alone is not a change of state
+    for service, record in BreakerStore(repo).read().items():
+        current = view(record)
+        if state["circuit_breakers"].get(service, never_changed) != current:
+            changes[service] = (ev.CIRCUIT_BREAKER_SYNCED, current)
+    return changes
+
+
+def _active_projects(repo: Path) -> list[str]:
+    root = projects_dir(repo)
+    if not root.is_dir():
+        return []
+    found = [p.name for p in root.iterdir() if p.is_dir() and names.PROJECT_ID_RE.match(p.name)]
+    return sorted(found, key=lambda pid: int(pid.split("-")[1]))
+
+
+def mirror_into_projects(repo: Path, transition: Transition, clock: Clock, actor: str) -> list[str]:
+    """Record an operator's breaker change in every active project; returns their ids.
+
+    A project that is completed or cancelled, unreadable, or has an unrecorded hand edit of
+    `state.json` is skipped: the edit must be recorded first, and the next run syncs it.
+    """
+    mirrored = []
+    for project_id in _active_projects(repo):
+        store = ProjectStore(repo, project_id)
+        try:
+            state, edit = store.load()
+        except SomasError:
+            continue
+        if edit or state["status"] in names.TERMINAL_STATUSES:
+            continue
+        if state["circuit_breakers"].get(transition.service) == transition.view:
+            continue
+        # Tied to the project's position in its log: two operator changes within the same
+        # millisecond still get distinct event ids.
+        command_id = f"breaker:{transition.service}:{state['last_event']['hash'][:16]}"
+        ctx = Context(actor=actor, ts=format_ts(clock.now()), command_id=command_id)
+        changes = {transition.service: (transition.event_type, transition.view)}
+        store.commit(state, breaker_drafts(state, changes, ctx))
+        mirrored.append(project_id)
+    return mirrored

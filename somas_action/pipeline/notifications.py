@@ -1,0 +1,110 @@
+"""Event comments on the issue, as `monitoring.notifications.notify_on` asks.
+
+Each comment carries a hidden marker with the event id (`somas:event:<id>`), and the tracker
+looks the marker up before posting, so a retried run or a retried POST never posts twice. Text
+that came from outside (agent errors, test output, reasons) is fenced as data: it can neither
+mention people nor smuggle a marker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from somas_action.config.loader import Config
+from somas_action.core import events as ev
+from somas_action.core.ports import Tracker
+
+# notify_on setting -> the event that reports it.
+NOTIFIED_EVENTS = {
+    "stage_completed": ev.STAGE_COMPLETED,
+    "human_gate_opened": ev.HUMAN_GATE_OPENED,
+    "error_occurred": ev.STAGE_FAILED,
+    "pipeline_completed": ev.PROJECT_COMPLETED,
+}
+
+
+def event_marker(event_id: str) -> str:
+    """The marker of the comment that reports one event."""
+    return f"somas:event:{event_id}"
+
+
+def fenced(text: str, limit: int = 1500) -> str:
+    """Untrusted text as a code block that no backtick run inside it can close."""
+    clipped = text if len(text) <= limit else text[:limit] + " …"
+    clipped = clipped.replace("<!--", "<! --")
+    longest = run = 0
+    for char in clipped:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{clipped}\n{fence}"
+
+
+def plain(text: str, limit: int = 200) -> str:
+    """Untrusted text for one line of markdown: no mentions, markers, or formatting tricks."""
+    cleaned = " ".join(text.split())[:limit]
+    for char in "`*_[]<>|#@\\":
+        cleaned = cleaned.replace(char, " ")
+    return " ".join(cleaned.split())
+
+
+class Notifier:
+    """Posts one comment per notified event of a committed batch."""
+
+    def __init__(self, tracker: Tracker, config: Config, run_url: str | None = None) -> None:
+        settings = config.raw["monitoring"]["notifications"]  # defaults filled by the schema
+        self.tracker = tracker
+        self.enabled = bool(settings["enabled"])
+        self.wanted = {NOTIFIED_EVENTS[name] for name in settings["notify_on"]}
+        self.run_url = run_url
+
+    def post(self, state: dict[str, Any], written: list[dict[str, Any]]) -> int:
+        """Comment on each notified event in `written`; returns how many were considered."""
+        if not self.enabled:
+            return 0
+        count = 0
+        for event in written:
+            if event["event_type"] not in self.wanted:
+                continue
+            body = self.body(state, event, written)
+            self.tracker.upsert_comment(state["issue_number"], event_marker(event["id"]), body)
+            count += 1
+        return count
+
+    def body(
+        self, state: dict[str, Any], event: dict[str, Any], batch: list[dict[str, Any]]
+    ) -> str:
+        """The comment text for one event."""
+        kind, stage, pid = event["event_type"], event["stage"], state["project_id"]
+        if kind == ev.STAGE_COMPLETED:
+            following = event["to_stage"] if event["to_stage"] != stage else None
+            then = f"; next: **{following}**" if following else ""
+            return f"✅ Stage **{stage}** of `{pid}` completed (attempt {event['attempt']}){then}."
+        if kind == ev.HUMAN_GATE_OPENED:
+            return (
+                f"✋ Stage **{stage}** of `{pid}` waits for a human decision.\n\n"
+                "Reply `/somas approve` to continue or `/somas reject <reason>` to send it back "
+                "(write access to the repository required)."
+            )
+        if kind == ev.STAGE_FAILED:
+            error = event["data"]["error"]
+            letters = [
+                e["data"]["dead_letter"]["id"]
+                for e in batch
+                if e["event_type"] == ev.DEAD_LETTER_RECORDED and e["stage"] == stage
+            ]
+            lines = [
+                f"❌ Stage **{stage}** of `{pid}` failed after {event['data']['attempts']} "
+                f"attempt(s): `{plain(str(error.get('kind', 'error')), 40)}`",
+                "",
+                fenced(str(error.get("message", ""))),
+            ]
+            if letters:
+                lines.append(f"\nDead letter: `{letters[0]}` (in `dead_letters.json`).")
+            if self.run_url:
+                lines.append(f"Run: {self.run_url}")
+            lines.append(f"\nNext: fix the cause, then `/somas restart {stage}` or `/somas retry`.")
+            return "\n".join(lines)
+        if kind == ev.PROJECT_COMPLETED:
+            return f"🎉 `{pid}` completed every stage of the pipeline."
+        return f"`{pid}`: {kind.replace('_', ' ')}"

@@ -1,0 +1,438 @@
+"""Runs commands against a project: loads state, asks the engine, performs effects, commits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from somas_action.config.loader import AgentConfig, Config, StageConfig, load_agent, load_agents
+from somas_action.config.resources import schemas_dir
+from somas_action.config.schemas import first_problem, load_schema
+from somas_action.core import controls, engine, labels, names
+from somas_action.core.clock import Clock, format_ts
+from somas_action.core.engine import Context, RunStage, Stop
+from somas_action.core.error_kinds import RUN_DEADLINE, error_record, policy_for
+from somas_action.core.errors import CommandRefused, ProviderError, WorkspaceError
+from somas_action.core.gates import GateInputs, evaluate
+from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
+from somas_action.core.projection import State
+from somas_action.core.report import status_markdown
+from somas_action.pipeline import debugger, resilience_steps
+from somas_action.pipeline.stage_handlers import AttemptFailed, StageHandlers
+from somas_action.state.git import GitWorkspace
+from somas_action.state.store import ProjectStore
+
+EventSink = Callable[[dict[str, Any]], None]
+# Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
+# folder to the state branch and posts event comments here).
+BatchSink = Callable[[State, list[dict[str, Any]]], None]
+STATUS_MARKER = "somas:status"
+
+
+@dataclass
+class Services:
+    """Everything a run needs, injected (tests swap the clock, provider and tracker)."""
+
+    repo: Path
+    config: Config
+    provider: AgentProvider
+    tracker: Tracker
+    clock: Clock
+    on_event: EventSink = field(default=lambda event: None)
+    # Called once per committed batch, before the mirror (state branch, git, Actions output).
+    on_commit: BatchSink = field(default=lambda state, written: None)
+    base_branch: str = "main"
+    # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
+    run_budget_seconds: float | None = None
+
+
+class Runner:
+    """One entry point per command; each returns the project's new state."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.workspace = GitWorkspace(services.repo)
+        self.handlers = StageHandlers(
+            services.config, services.tracker, self.workspace, services.base_branch
+        )
+        self._agents: dict[str, AgentConfig] | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def context(self, actor: str, command_id: str) -> Context:
+        """A command context stamped with the injected clock."""
+        return Context(actor=actor, ts=format_ts(self.s.clock.now()), command_id=command_id)
+
+    def store(self, project_id: str) -> ProjectStore:
+        """The store of a project in this repository."""
+        return ProjectStore(self.s.repo, project_id)
+
+    def load(self, project_id: str, actor: str) -> tuple[ProjectStore, State]:
+        """Load a project; changes made to its files by hand are recorded as events first."""
+        store = self.store(project_id)
+        state, changes = store.load()
+        for change in changes:
+            key = f"{change['kind']}:{state['last_event']['hash']}"
+            if change["kind"] == "state_edit":
+                edit = change["edit"]
+                if not (edit["changes"] or edit["ignored"]):
+                    continue
+                ctx = self.context("operator (hand edit of state.json)", key)
+                drafts = engine.record_state_edit(state, {**edit, "detected_by": actor}, ctx)
+            elif change["kind"] == "restore":
+                ctx = self.context(f"operator (copied {change['name']} over state.json)", key)
+                drafts = controls.restore(state, change["name"], change["backup"], ctx)
+            else:
+                ctx = self.context("operator (edited dead_letters.json by hand)", key)
+                drafts = controls.purge_dead_letters(state, change["ids"], None, True, ctx)
+            state = self.commit(store, state, drafts)
+        return store, state
+
+    def commit(
+        self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]
+    ) -> State:
+        """Durably record drafts, then report, hand the batch to `on_commit`, and mirror."""
+        new_state, written = store.commit(state, drafts)
+        for event in written:
+            self.s.on_event(event)
+        self.s.on_commit(new_state, written)
+        self._mirror(new_state)
+        return new_state
+
+    def _mirror(self, state: State) -> None:
+        """Labels and the one status comment on the issue follow the state."""
+        number = state["issue_number"]
+        issue = self.s.tracker.get_issue(number)
+        add, remove = labels.label_changes(set(issue.labels), state)
+        if add or remove:
+            self.s.tracker.set_labels(number, add, remove)
+        self.s.tracker.upsert_comment(number, STATUS_MARKER, status_markdown(state))
+
+    @property
+    def agents(self) -> dict[str, AgentConfig]:
+        """Every agent the pipeline names, validated once per run."""
+        if self._agents is None:
+            self._agents = load_agents(self.s.repo, self.s.config)
+        return self._agents
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def start(self, issue_number: int, actor: str, delivery_id: str | None = None) -> State:
+        """Open the project for an issue; a second start of the same issue changes nothing."""
+        project_id = names.project_id_for(issue_number)
+        store = self.store(project_id)
+        if store.exists():
+            _, state = self.load(project_id, actor)
+            return state
+        issue = self.s.tracker.get_issue(issue_number)
+        self.agents  # noqa: B018 - validate every agent file before anything is recorded
+        payload = {
+            "number": issue.number,
+            "title": issue.title,
+            "body": issue.body,
+            "url": issue.url,
+        }
+        ctx = self.context(actor, delivery_id or f"start:{issue_number}")
+        return self.commit(
+            store, None, engine.create_project(project_id, payload, self.s.config, ctx)
+        )
+
+    def approve(self, project_id: str, actor: str, delivery_id: str | None = None) -> State:
+        """Approve the open human gate."""
+        store, state = self.load(project_id, actor)
+        ctx = self.context(actor, delivery_id or f"approve:{state['last_event']['hash']}")
+        if ctx.command_id in state["applied_commands"]:
+            return state
+        return self.commit(store, state, engine.approve(state, self.s.config, ctx))
+
+    def reject(
+        self, project_id: str, actor: str, reason: str, delivery_id: str | None = None
+    ) -> State:
+        """Reject the open human gate, sending the project back to the gate's `on_reject` stage."""
+        store, state = self.load(project_id, actor)
+        ctx = self.context(actor, delivery_id or f"reject:{state['last_event']['hash']}")
+        if ctx.command_id in state["applied_commands"]:
+            return state
+        return self.commit(store, state, engine.reject(state, self.s.config, reason, ctx))
+
+    def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
+        """Run stages until a human gate, a failure that needs a person, or completion.
+
+        A parked project continues here once its reason has passed; when no provider can be
+        called (or the run is out of time) the project is parked instead, with a checkpoint.
+        """
+        store, state = self.load(project_id, actor)
+        deadline = self._deadline()
+        state = resilience_steps.sync_breakers(self, store, state, actor)
+        budget = sum(stage.max_retries for stage in self.s.config.stages) + len(
+            self.s.config.stages
+        )
+        try:
+            for _ in range(budget * 2):
+                step = engine.next_step(state, self.s.config)
+                if isinstance(step, Stop):
+                    return state, step
+                deferral = resilience_steps.preflight(self, self.agents[step.stage.agent], deadline)
+                if deferral is not None:
+                    state = resilience_steps.park(
+                        self, store, state, step.stage.name, deferral, None, actor
+                    )
+                    return state, resilience_steps.parked_stop(state)
+                if state["status"] == names.PARKED:
+                    state = resilience_steps.unpark(self, store, state, actor)
+                state = self._run_attempt(store, state, step, actor, deadline)
+                if state["status"] == names.PARKED:
+                    return state, resilience_steps.parked_stop(state)
+        except KeyboardInterrupt:
+            self._record_cancel(store, actor)
+            raise
+        return state, Stop(f"{project_id}: stopped after {budget * 2} attempts in one run", code=1)
+
+    def _record_cancel(self, store: ProjectStore, actor: str) -> None:
+        """After SIGINT/SIGTERM: reload (repairing a torn write) and mark the attempt undone."""
+        state, _ = store.load()
+        ctx = self.context(actor, f"cancel:{state['last_event']['hash']}")
+        drafts = engine.cancel_attempt(state, "run cancelled (SIGINT/SIGTERM)", ctx)
+        if drafts:
+            store.commit(state, drafts)
+
+    def _deadline(self) -> float | None:
+        budget = self.s.run_budget_seconds
+        return None if budget is None else self.s.clock.monotonic() + budget
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    def _agent(self, name: str) -> AgentConfig:
+        """A pipeline agent, or any other defined agent an operator names."""
+        return self.agents.get(name) or load_agent(self.s.repo, name)
+
+    def _request(
+        self,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        attempt: int,
+        deadline: float | None,
+        observations: list[Observation],
+    ) -> AgentRequest:
+        agent = self._agent(stage.agent)
+        return AgentRequest(
+            project_id=state["project_id"],
+            stage=stage.name,
+            agent=agent.name,
+            attempt=attempt,
+            instructions=agent.raw["instructions"],
+            inputs=self._agent_inputs(store, state, stage),
+            model=agent.raw.get("model"),
+            output_schema=load_schema(_output_schema_name(stage)),
+            options=resilience_steps.call_options(self, state, agent, deadline, observations),
+        )
+
+    def invoke_agent(
+        self, project_id: str, agent_name: str, stage_name: str, instructions: str
+    ) -> dict[str, Any]:
+        """One agent call for a stage, with an operator's instructions; records nothing.
+
+        This is the read-only half of `somas-agent.yml`: it runs without write access, and its
+        reply is applied (validated, as any reply) by `apply_reply` in a separate job.
+        """
+        store = self.store(project_id)
+        state, _ = store.load()
+        stage = replace(self.s.config.stage(stage_name), agent=agent_name)
+        attempt = state["stages"][stage.name]["attempts"] + 1
+        request = self._request(store, state, stage, attempt, None, [])
+        request.inputs["operator_instructions"] = instructions  # data for the agent, not a prompt
+        return self.s.provider.invoke(request)
+
+    def apply_reply(
+        self,
+        project_id: str,
+        agent_name: str,
+        stage_name: str,
+        reply: dict[str, Any],
+        actor: str,
+        delivery_id: str | None = None,
+    ) -> State:
+        """Apply an agent reply made elsewhere as an attempt of the project's current stage."""
+        store, state = self.load(project_id, actor)
+        if delivery_id and delivery_id in state["applied_commands"]:
+            return state
+        if state["current_stage"] != stage_name:
+            raise CommandRefused(
+                f"{project_id} is at {state['current_stage']}, the reply is for {stage_name}; "
+                "run the agent again"
+            )
+        if state["status"] in (names.COMPLETED, names.CANCELLED, names.PAUSED):
+            raise CommandRefused(f"{project_id} is {state['status']}; no reply is applied")
+        stage = replace(self.s.config.stage(stage_name), agent=agent_name)
+        step = RunStage(stage=stage, attempt=state["stages"][stage_name]["attempts"] + 1)
+        return self._run_attempt(store, state, step, actor, reply=reply, delivery_id=delivery_id)
+
+    def _run_attempt(
+        self,
+        store: ProjectStore,
+        state: State,
+        step: RunStage,
+        actor: str,
+        deadline: float | None = None,
+        reply: dict[str, Any] | None = None,
+        delivery_id: str | None = None,
+    ) -> State:
+        stage, attempt = step.stage, step.attempt
+        agent = self._agent(stage.agent)
+        observations: list[Observation] = []
+        request = self._request(store, state, stage, attempt, deadline, observations)
+        state = self.commit(
+            store,
+            state,
+            engine.start_attempt(
+                state,
+                stage,
+                attempt,
+                request.model,
+                self.context(actor, delivery_id or f"advance:{state['metrics']['events']}"),
+            ),
+        )
+        artifacts: list[dict[str, Any]] = []
+        gate_results: list[dict[str, Any]] = []
+        deferral: Deferral | None = None
+        try:
+            output = reply if reply is not None else self.s.provider.invoke(request)
+            problem = first_problem(_output_schema_name(stage), output)
+            if problem:
+                raise AttemptFailed("invalid_output", f"agent {agent.name} reply: {problem}")
+            artifacts, test_results = self.handlers.write_outputs(store, state, stage, output)
+            gate_results = evaluate(
+                stage.quality_gates,
+                GateInputs(
+                    output=output,
+                    artifacts={a["name"] for a in artifacts},
+                    test_results=test_results,
+                ),
+            )
+            failed = [g for g in gate_results if not g["passed"]]
+            if failed:
+                raise AttemptFailed(
+                    "quality_gate", "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
+                )
+        except ProviderError as exc:
+            error = error_record(exc)
+            deferral = resilience_steps.deferral_for(exc, self.s.clock)
+        except (AttemptFailed, WorkspaceError) as exc:
+            error = (
+                exc.error
+                if isinstance(exc, AttemptFailed)
+                else {"kind": "workspace", "message": str(exc)}
+            )
+        else:
+            state = resilience_steps.record_observations(
+                self, store, state, observations, stage.name, attempt, actor
+            )
+            ctx = self.context(actor, f"advance:{state['metrics']['events']}")
+            return self.commit(
+                store,
+                state,
+                engine.finish_attempt(
+                    state,
+                    self.s.config,
+                    stage,
+                    attempt,
+                    output_digest=engine.output_digest(output),
+                    artifacts=artifacts,
+                    gate_results=gate_results,
+                    ctx=ctx,
+                ),
+            )
+        state = resilience_steps.record_observations(
+            self, store, state, observations, stage.name, attempt, actor
+        )
+        if deferral is not None:
+            return resilience_steps.park(self, store, state, stage.name, deferral, attempt, actor)
+        replay = {"agent": agent.name, "model": request.model, "inputs": request.inputs}
+        final = not policy_for(error["kind"]).retry_stage
+        exhausted = final or attempt >= stage.max_retries
+        trace = resilience_steps.trace_for(store, stage.name) if exhausted else None
+        ctx = self.context(actor, f"advance:{state['metrics']['events']}")
+        drafts = engine.fail_attempt(
+            state,
+            stage,
+            attempt,
+            error,
+            replay,
+            ctx,
+            artifacts,
+            gate_results,
+            final=final,
+            trace=trace,
+        )
+        state = self.commit(store, state, drafts)
+        if state["status"] == names.FAILED:
+            return state
+        if error["kind"] == "quality_gate" and stage.handler == "validation":
+            state = debugger.fix_validation(self, store, state, stage, attempt, actor, deadline)
+        if reply is not None:
+            return state  # an applied reply failed: nothing to wait for, the next run retries
+        return self._wait_before_retry(store, state, stage, attempt, actor, deadline)
+
+    def _wait_before_retry(
+        self,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        attempt: int,
+        actor: str,
+        deadline: float | None,
+    ) -> State:
+        """Back off before the next attempt, or park if the wait does not fit in the run."""
+        wait = self._backoff(attempt)
+        if resilience_steps.affordable(self.s.clock, deadline, wait):
+            self.s.clock.sleep(wait)
+            return state
+        retry_at = self.s.clock.now() + timedelta(seconds=wait)
+        deferral = Deferral(
+            reason=f"the {wait:g}s wait before attempt {attempt + 1} does not fit in the run",
+            kind=RUN_DEADLINE,
+            retry_at=format_ts(retry_at),
+        )
+        return resilience_steps.park(self, store, state, stage.name, deferral, None, actor)
+
+    def _backoff(self, attempt: int) -> float:
+        retry = self.s.config.retry
+        delay = retry["backoff_seconds"] * retry["backoff_multiplier"] ** (attempt - 1)
+        return float(min(delay, retry["max_backoff_seconds"]))
+
+    def _agent_inputs(
+        self, store: ProjectStore, state: State, stage: StageConfig
+    ) -> dict[str, Any]:
+        issue = store.first_event()["data"]["issue"]
+        previous = {}
+        for name in state["pipeline"][: state["pipeline"].index(stage.name)]:
+            path = store.artifacts_dir / f"{name}.output.json"
+            if path.exists():
+                previous[name] = json.loads(path.read_text(encoding="utf-8"))
+        inputs: dict[str, Any] = {
+            "issue": {"number": issue["number"], "title": issue["title"], "body": issue["body"]},
+            "previous_outputs": previous,
+        }
+        record = state["stages"][stage.name]
+        if record["last_error"]:
+            inputs["previous_attempt_error"] = record["last_error"]
+        gate = state.get("human_gate")
+        if gate and gate.get("status") == "rejected":
+            inputs["rejection"] = {
+                "stage": gate["stage"],
+                "by": gate["decided_by"],
+                "reason": gate["reason"],
+            }
+        return inputs
+
+
+def _output_schema_name(stage: StageConfig) -> str:
+    specific = f"agent-output/{stage.name}"
+    if (schemas_dir() / f"{specific}.schema.json").exists():
+        return specific
+    return "agent-output/generic"

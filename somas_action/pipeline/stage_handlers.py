@@ -1,0 +1,129 @@
+"""What each kind of stage does with a valid agent reply: artifacts, commits, test runs.
+
+Agent output is data: file paths are confined to `workspace.allowed_paths`, sizes are
+bounded, and nothing in a reply is ever run as a command (the validation stage runs pytest
+itself on the paths the reply names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from somas_action.config.loader import Config, StageConfig
+from somas_action.core import names
+from somas_action.core.errors import WorkspaceError
+from somas_action.core.gates import GateInputs, evaluate
+from somas_action.core.ports import Tracker
+from somas_action.core.projection import State
+from somas_action.state.git import GitWorkspace, confined_path
+from somas_action.state.store import ProjectStore
+
+
+class AttemptFailed(Exception):
+    """An attempt's output was unusable; carries the classified error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.error = {"kind": kind, "message": message}
+
+
+class StageHandlers:
+    """The `generic`, `implementation` and `validation` stage handlers."""
+
+    def __init__(
+        self, config: Config, tracker: Tracker, workspace: GitWorkspace, base_branch: str
+    ) -> None:
+        self.config = config
+        self.tracker = tracker
+        self.workspace = workspace
+        self.base_branch = base_branch
+
+    def write_outputs(
+        self, store: ProjectStore, state: State, stage: StageConfig, output: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Write a valid reply's artifacts (and do the stage's work); their names and digests."""
+        written: dict[str, Any] = {f"{stage.name}.output.json": output}
+        for name, content in (output.get("artifacts") or {}).items():
+            written[name] = content
+        test_results = None
+        if stage.handler == "implementation":
+            written["implementation.json"] = self.implement(state, output)
+        elif stage.handler == "validation":
+            test_results, report = self.validate(state, stage, output)
+            written[names.TEST_RESULTS_ARTIFACT] = test_results
+            written[names.VALIDATION_REPORT_ARTIFACT] = report
+        records = []
+        for name, content in written.items():
+            path = store.write_artifact(name, content)
+            data = path.read_bytes()
+            records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
+        return records, test_results
+
+    def implement(self, state: State, output: dict[str, Any]) -> dict[str, Any]:
+        """Commit the reply's files to the project branch and open or update its pull request."""
+        settings = self.config.raw["workspace"]
+        files = output["files"]
+        if len(files) > settings["max_files"]:
+            raise AttemptFailed(
+                "invalid_output",
+                f"{len(files)} files exceed workspace.max_files ({settings['max_files']})",
+            )
+        checked = []
+        for item in files:
+            path = _agent_path(item["path"], settings["allowed_paths"])
+            if len(item["content"].encode()) > settings["max_file_bytes"]:
+                raise AttemptFailed("invalid_output", f"{path} exceeds workspace.max_file_bytes")
+            checked.append((path, item["content"]))
+        branch = names.project_branch_for(state["project_id"])
+        message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
+        commit = self.workspace.commit_files(branch, checked, message)
+        pull = self.tracker.upsert_pull_request(
+            head=branch,
+            base=self.base_branch,
+            title=f"{state['title']} (#{state['issue_number']})",
+            # "Closes" is what links the pull request to the issue on GitHub.
+            body=f"Closes #{state['issue_number']}.\n\n{output['summary']}",
+        )
+        return {
+            "branch": branch,
+            "commit": commit,
+            "pull_request": pull,
+            "files": [
+                {"path": p, "bytes": len(c.encode()), "sha256": _sha256(c.encode())}
+                for p, c in checked
+            ],
+        }
+
+    def validate(
+        self, state: State, stage: StageConfig, output: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the project branch's tests; (test_results.json, validation_report.json)."""
+        branch = names.project_branch_for(state["project_id"])
+        settings = self.config.raw["workspace"]
+        paths = [_agent_path(p, settings["allowed_paths"]) for p in output["test_paths"]]
+        run = self.workspace.run_tests(f"refs/heads/{branch}", paths, stage.timeout_minutes * 60)
+        results = run.as_artifact(branch, paths)
+        gates = evaluate(stage.quality_gates, GateInputs(output, set(), results))
+        report = {
+            "status": "passed" if all(g["passed"] for g in gates) else "failed",
+            "branch": branch,
+            "commit": run.commit,
+            "tests": {k: results[k] for k in ("total", "passed", "failed", "errors", "skipped")},
+            "quality_gates": gates,
+            "risks": output.get("risks", []),
+            "agent_summary": output["summary"],
+        }
+        return results, report
+
+
+def _agent_path(path: str, allowed: list[str]) -> str:
+    """A path from an agent's reply; a hostile or stray one is invalid output, not a crash."""
+    try:
+        return confined_path(path, allowed)
+    except WorkspaceError as exc:
+        raise AttemptFailed("invalid_output", str(exc)) from None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,1 @@
+"""Agent providers: live SDK-backed models and recorded replies."""

@@ -1,0 +1,401 @@
+"""The live AgentProvider: an agent's model chain behind breakers, classified retries, a budget.
+
+For one agent call: the `ai_api` breaker must let it through; then each model of the agent's
+chain (`model`, then `fallback` in order) is tried until one returns a reply matching the
+stage's schema. A model is skipped without any request when its provider's breaker is open.
+What happened (failed calls, fallbacks, breaker changes, token usage) is reported through the
+request's `observe` callback, and the runner records it in the project's log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from somas_action.config.loader import Config
+from somas_action.config.schemas import problems_in
+from somas_action.core import events as ev
+from somas_action.core.budget import BudgetGuard, cost_usd, price_for
+from somas_action.core.clock import Clock, format_ts
+from somas_action.core.error_kinds import (
+    AUTH,
+    CIRCUIT_OPEN,
+    CONFIG,
+    INVALID_OUTPUT,
+    RATE_LIMITED,
+    RUN_DEADLINE,
+    error_record,
+    policy_for,
+)
+from somas_action.core.errors import ProviderError
+from somas_action.core.ports import AgentRequest, Deferral, Observation
+from somas_action.core.retry import RetrySettings, call_with_retries
+from somas_action.providers.http_errors import KEY_ENV, key_help
+from somas_action.providers.structured import (
+    Conversation,
+    Reply,
+    flatten,
+    system_prompt,
+    user_prompt,
+)
+from somas_action.state.breakers import AI_API, BreakerSettings, CircuitBreaker, Transition
+
+Observe = Callable[[Observation], None]
+
+
+class ModelClient(Protocol):
+    """One provider's API, one HTTP request per `send` (the SDK adapters implement it)."""
+
+    def start(self, conversation: Conversation, user: str) -> None:
+        """Fill a new conversation's first messages."""
+
+    def send(self, conversation: Conversation) -> Reply:
+        """Make exactly one request; raise a classified ProviderError on failure."""
+
+    def repair(self, conversation: Conversation, reply: Reply, problems: list[str]) -> None:
+        """Append an invalid reply and the problems with it, for the next `send`."""
+
+
+def label(model: dict[str, Any]) -> str:
+    """`provider/name` of a model entry."""
+    return f"{model['provider']}/{model['name']}"
+
+
+def _silent(observation: Observation) -> None:
+    return None
+
+
+class LiveProvider:
+    """Calls OpenAI, GitHub Models and Anthropic through their SDKs."""
+
+    name = "live"
+
+    def __init__(self, repo: Path, config: Config, clock: Clock, actor: str = "somas") -> None:
+        self.repo = repo
+        self.clock = clock
+        self.actor = actor
+        self.providers = config.raw["agent_provider"]["providers"]
+        self.pricing = config.raw["agent_provider"]["pricing"]
+        self.retry = RetrySettings.from_config(config)
+        self.breaker_settings = BreakerSettings.from_config(config)
+        self._clients: dict[str, ModelClient] = {}
+
+    def breaker(self, service: str) -> CircuitBreaker:
+        """The shared breaker of a service, on this run's clock."""
+        return CircuitBreaker(
+            service,
+            repo=self.repo,
+            clock=self.clock,
+            settings=self.breaker_settings,
+            actor=self.actor,
+        )
+
+    # -- before a call -------------------------------------------------------------------------
+
+    def unavailable(self, models: list[dict[str, Any]]) -> Deferral | None:
+        """A Deferral when no model of the chain can be called now (all behind open breakers)."""
+        services = [AI_API]
+        blocked, until = self.breaker(AI_API).blocked_until()
+        untils = [until]
+        if not blocked:
+            if not models:
+                return None  # nothing to call: `invoke` explains the missing model
+            services, untils = [], []
+            for model in models:
+                blocked, until = self.breaker(model["provider"]).blocked_until()
+                if not blocked:
+                    return None
+                services.append(model["provider"])
+                untils.append(until)
+        known = [u for u in untils if u is not None]
+        retry_at = format_ts(min(known)) if known else None
+        return Deferral(
+            reason=f"circuit breaker open for {', '.join(dict.fromkeys(services))}; no call made",
+            kind=CIRCUIT_OPEN,
+            retry_at=retry_at,
+            services=tuple(dict.fromkeys(services)),
+        )
+
+    # -- the call ----------------------------------------------------------------------------
+
+    def invoke(self, request: AgentRequest) -> dict[str, Any]:
+        """Walk the agent's model chain until one model returns a valid reply."""
+        chain = [m for m in (request.model, *request.options.fallback) if m]
+        if not chain:
+            raise ProviderError(
+                f".somas/agents/{request.agent}.yml: model: missing; a live provider needs "
+                "`model: {provider: openai, name: gpt-4o}` (and optionally `fallback:`)",
+                kind=CONFIG,
+            )
+        observe = request.options.observe or _silent
+        ai_api = self.breaker(AI_API)
+        self._note(observe, ai_api.acquire())
+        guard = BudgetGuard(request.options.budget, self.pricing)
+        failures: list[tuple[dict[str, Any], ProviderError]] = []
+        try:
+            for model in chain:
+                if failures:
+                    previous, error = failures[-1]
+                    observe(
+                        Observation(
+                            ev.PROVIDER_FALLBACK,
+                            "fallback",
+                            {"from": label(previous), "to": label(model), "because": error.kind},
+                        )
+                    )
+                try:
+                    output = self._call_model(model, request, guard, observe)
+                except ProviderError as exc:
+                    failures.append((model, exc))
+                    if not policy_for(exc.kind).fallback:
+                        break
+                    continue
+                self._note(observe, ai_api.record_success())
+                return output
+        except BaseException:
+            ai_api.release()  # interrupted: no verdict on the AI layer
+            raise
+        final = self._final_error(failures)
+        if any(policy_for(exc.kind).counts_for_breaker for _, exc in failures):
+            self._note(observe, ai_api.record_failure(final.kind, str(final)))
+        else:
+            ai_api.release()
+        raise final
+
+    def _call_model(
+        self, model: dict[str, Any], request: AgentRequest, guard: BudgetGuard, observe: Observe
+    ) -> dict[str, Any]:
+        provider, name = model["provider"], model["name"]
+        client = self._client(provider, name)
+        breaker = self.breaker(provider)
+        timeout = float(self.providers[provider]["timeout_seconds"])
+        schema = flatten(request.output_schema)
+        conversation = Conversation(
+            model=name,
+            stage=request.stage,
+            system=system_prompt(request.agent, request.instructions, schema),
+            schema=schema,
+            max_tokens=request.options.max_output_tokens or 4096,
+            temperature=request.options.temperature,
+        )
+        client.start(conversation, user_prompt(request.stage, request.attempt, request.inputs))
+        deadline = request.options.deadline
+
+        def affordable(wait: float) -> bool:
+            if wait > self.retry.max_wait_seconds:
+                return False
+            return deadline is None or self.clock.monotonic() + wait + timeout <= deadline
+
+        def one_call(number: int) -> dict[str, Any]:
+            if not affordable(0.0):
+                raise ProviderError(
+                    f"{label(model)}: the run has less than one call timeout ({timeout:g}s) "
+                    "left; continuing in the next run",
+                    kind=RUN_DEADLINE,
+                    retry_after=0.0,
+                    service=provider,
+                )
+            guard.check(provider, name, conversation.size(), conversation.max_tokens)
+            self._note(observe, breaker.acquire())
+            reply = self._send(client, conversation, breaker, model, number, observe)
+            return self._judge(client, conversation, reply, model, number, request, guard, observe)
+
+        try:
+            return call_with_retries(
+                one_call,
+                settings=self.retry,
+                clock=self.clock,
+                affordable=affordable,
+                give_up=lambda: breaker.blocked_until()[0],
+            )
+        except ProviderError as exc:
+            wait = exc.retry_after
+            if exc.kind == RATE_LIMITED and wait is not None and not affordable(wait):
+                # Asked to wait longer than this run can: nobody should call before then.
+                until = self.clock.now() + timedelta(seconds=wait)
+                self._note(observe, breaker.open_until(until, f"rate limited for {wait:g}s"))
+            raise
+
+    def _send(
+        self,
+        client: ModelClient,
+        conversation: Conversation,
+        breaker: CircuitBreaker,
+        model: dict[str, Any],
+        number: int,
+        observe: Observe,
+    ) -> Reply:
+        try:
+            reply = client.send(conversation)
+        except ProviderError as exc:
+            if policy_for(exc.kind).counts_for_breaker:
+                self._note(observe, breaker.record_failure(exc.kind, str(exc)))
+            else:
+                breaker.release()
+            observe(
+                Observation(
+                    ev.PROVIDER_CALL_FAILED,
+                    exc.kind,
+                    {**self._model_fields(model, number), "error": error_record(exc)},
+                )
+            )
+            raise
+        except BaseException:
+            breaker.release()
+            raise
+        # The service answered: whatever the content, it is up.
+        self._note(observe, breaker.record_success())
+        return reply
+
+    def _judge(
+        self,
+        client: ModelClient,
+        conversation: Conversation,
+        reply: Reply,
+        model: dict[str, Any],
+        number: int,
+        request: AgentRequest,
+        guard: BudgetGuard,
+        observe: Observe,
+    ) -> dict[str, Any]:
+        price = price_for(model["name"], self.pricing)
+        cost = cost_usd(price, reply.input_tokens, reply.output_tokens)
+        guard.spend(reply.input_tokens + reply.output_tokens, cost)
+        observe(
+            Observation(
+                ev.AGENT_USAGE_RECORDED,
+                "recorded",
+                {
+                    **self._model_fields(model, number),
+                    "input_tokens": reply.input_tokens,
+                    "output_tokens": reply.output_tokens,
+                    "cost_usd": cost,
+                    "priced": price is not None,
+                },
+            )
+        )
+        problems = (
+            [reply.problem] if reply.problem else problems_in(request.output_schema, reply.data)
+        )
+        if not problems:
+            return reply.data  # type: ignore[no-any-return]
+        observe(
+            Observation(
+                ev.AGENT_OUTPUT_REJECTED,
+                INVALID_OUTPUT,
+                {**self._model_fields(model, number), "problems": problems},
+            )
+        )
+        client.repair(conversation, reply, problems)
+        raise ProviderError(
+            f"{label(model)}: reply does not match the {request.stage} output schema: "
+            f"{problems[0]}",
+            kind=INVALID_OUTPUT,
+            service=model["provider"],
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _client(self, provider: str, model: str) -> ModelClient:
+        if provider not in KEY_ENV:
+            raise ProviderError(
+                f"model {provider}/{model}: provider {provider!r} cannot be called live; "
+                f"use one of {', '.join(KEY_ENV)} (or agent_provider.type: recorded)",
+                kind=CONFIG,
+                service=provider,
+            )
+        if provider in self._clients:
+            return self._clients[provider]
+        key = os.environ.get(KEY_ENV[provider], "")
+        if not key:
+            raise ProviderError(
+                f"{provider}/{model}: no API key: {key_help(provider)}",
+                kind=AUTH,
+                service=provider,
+            )
+        settings = self.providers[provider]
+        try:
+            client: ModelClient
+            if provider == "anthropic":
+                from somas_action.providers.anthropic_client import AnthropicMessagesClient
+
+                client = AnthropicMessagesClient(
+                    settings["base_url"], key, settings["timeout_seconds"], self.clock
+                )
+            else:
+                from somas_action.providers.openai_client import OpenAIChatClient
+
+                client = OpenAIChatClient(
+                    provider, settings["base_url"], key, settings["timeout_seconds"], self.clock
+                )
+        except ImportError:
+            extra = "anthropic" if provider == "anthropic" else "openai"
+            raise ProviderError(
+                f"{provider}/{model}: the {extra} SDK is not installed; "
+                f"pip install 'somas-action[{extra}]'",
+                kind=CONFIG,
+                service=provider,
+            ) from None
+        self._clients[provider] = client
+        return client
+
+    def _final_error(self, failures: list[tuple[dict[str, Any], ProviderError]]) -> ProviderError:
+        """The one error an exhausted chain reports, classified for the runner.
+
+        Park (circuit_open) when some model is behind an open breaker and no other could help
+        on a retry; retry the stage when some model failed transiently; else report the
+        primary model's error (auth, quota, permanent ...) so a person can act on it.
+        """
+        last = failures[-1][1]
+        if not policy_for(last.kind).fallback:
+            return last
+        summary = "; ".join(
+            str(e) if str(e).startswith(label(m)) else f"{label(m)}: {e}" for m, e in failures
+        )
+        blocked: dict[str, float | None] = {}
+        retryable = []
+        for model, exc in failures:
+            is_blocked, until = self.breaker(model["provider"]).blocked_until()
+            if is_blocked:
+                wait = None if until is None else (until - self.clock.now()).total_seconds()
+                blocked[model["provider"]] = wait
+            elif policy_for(exc.kind).retry_stage:
+                retryable.append(exc)
+        if blocked and not retryable:
+            waits = [w for w in blocked.values() if w is not None]
+            return ProviderError(
+                f"every model is unavailable: {summary}",
+                kind=CIRCUIT_OPEN,
+                retry_after=max(min(waits), 0.0) if waits else None,
+                service=",".join(blocked),
+            )
+        chosen = retryable[-1] if retryable else failures[0][1]
+        return ProviderError(
+            summary,
+            kind=chosen.kind,
+            retry_after=chosen.retry_after,
+            service=chosen.service,
+            status=chosen.status,
+        )
+
+    def _note(self, observe: Observe, transition: Transition | None) -> None:
+        if transition is not None:
+            observe(
+                Observation(
+                    transition.event_type,
+                    transition.to_state,
+                    {
+                        "service": transition.service,
+                        "from": transition.from_state,
+                        "reason": transition.reason,
+                        "breaker": transition.view,
+                    },
+                )
+            )
+
+    @staticmethod
+    def _model_fields(model: dict[str, Any], number: int) -> dict[str, Any]:
+        return {"provider": model["provider"], "model": model["name"], "call": number}

@@ -1,1 +1,0 @@
-"""Resilience: the error taxonomy, circuit breakers, classified retries, budgets, parking."""
