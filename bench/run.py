@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.app.compose import build_runner
-
 from somas_action.cli.commands.demo import prepare_repo
 from somas_action.cli.commands.init import scaffold
 from somas_action.config.loader import Config, load_agent, load_config

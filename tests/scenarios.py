@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.app.compose import build_runner
-
 from somas_action.cli.commands.init import scaffold
 from somas_action.config.resources import recordings_dir
+from somas_action.config.loader import parse_config
 from somas_action.config.schemas import problems
+from somas_action.core.settings import Config
 from somas_action.core import names
 from somas_action.core.clock import Clock
 from somas_action.pipeline.runner import Runner
@@ -125,3 +126,8 @@ def schema_problems(repo: Path, project_id: str = "project-1") -> list[str]:
             f"{issue.name} {p}" for p in problems("tracker_issue", json.loads(issue.read_text()))
         ]
     return found
+
+
+def config_section(**sections: Any) -> Config:
+    """A validated config with the given sections and every default, without a repository."""
+    return parse_config(sections, Path("config.yml"))

@@ -15,7 +15,8 @@ import pytest
 from somas_action.cli.main import main
 from somas_action.core.clock import FakeClock
 from somas_action.core.errors import ProviderError, StateError
-from somas_action.state.breakers import BreakerSettings, CircuitBreaker
+from somas_action.core.settings import BreakerSettings
+from somas_action.state.breakers import CircuitBreaker
 from somas_action.state.store import ProjectStore
 from tests import scenarios
 
@@ -174,9 +175,10 @@ _CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
     from somas_action.core.clock import FakeClock
-    from somas_action.state.breakers import BreakerSettings, CircuitBreaker
+    from somas_action.core.settings import BreakerSettings
+    from somas_action.state.breakers import CircuitBreaker
     b = CircuitBreaker("openai", repo=Path(sys.argv[1]), clock=FakeClock(step_seconds=0),
-                       settings=BreakerSettings(failure_threshold=1000), actor="child")
+                       settings=BreakerSettings(1000, 60, 3), actor="child")
     for _ in range(int(sys.argv[2])):
         b.record_failure("transient", "HTTP 500")
     """
@@ -191,7 +193,7 @@ def test_two_processes_share_one_breaker_without_losing_updates(repo: Path) -> N
 
 
 def test_a_breaker_opened_by_another_process_refuses_here(repo: Path, still: FakeClock) -> None:
-    child = _CHILD.replace("failure_threshold=1000", "failure_threshold=3")
+    child = _CHILD.replace("BreakerSettings(1000, 60, 3)", "BreakerSettings(3, 60, 3)")
     subprocess.run([sys.executable, "-c", child, str(repo), "3"], check=True)
     with pytest.raises(ProviderError) as refused:
         breaker(repo, still).acquire()
@@ -296,8 +298,10 @@ def test_a_corrupt_breakers_file_is_one_line_naming_it(repo: Path, still: FakeCl
 def test_operator_changes_in_the_same_instant_are_all_mirrored(
     repo: Path, still: FakeClock
 ) -> None:
+    from somas.core.circuit_breaker import CircuitBreaker as RunbookBreaker
+
     scenarios.runner(repo, still).start(scenarios.open_issue(repo), "local:tester")
-    b = breaker(repo, still, "ai_api")
+    b = RunbookBreaker("ai_api", repo=repo, clock=still, settings=SETTINGS, actor="local:t")
     b.trip()
     b.reset()
     b.trip()

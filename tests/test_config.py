@@ -8,6 +8,7 @@ import pytest
 
 from somas_action.config.loader import load_agents, load_config
 from somas_action.core import names
+from somas_action.core.settings import BreakerSettings
 from somas_action.core.errors import ConfigError
 
 
@@ -25,18 +26,16 @@ def test_default_pipeline_has_seven_stages_with_defaults(repo: Path) -> None:
     review = config.stage("review")
     assert review.human_gate and review.on_reject == "implementation"
     assert [s.name for s in config.stages if s.human_gate] == ["review"]
-    assert config.raw["error_handling"]["circuit_breaker"] == {
-        "failure_threshold": 5,
-        "recovery_timeout": 60,
-        "half_open_requests": 3,
-    }
-    assert config.raw["monitoring"]["alerts"]["thresholds"]["human_wait_time_hours"] == 48
-    assert "pipeline_completed" in config.raw["monitoring"]["notifications"]["notify_on"]
+    assert config.error_handling.circuit_breaker == BreakerSettings(
+        failure_threshold=5, recovery_timeout=60, half_open_requests=3
+    )
+    assert config.monitoring.alerts.thresholds.human_wait_time_hours == 48
+    assert "pipeline_completed" in config.monitoring.notifications.notify_on
     # Defaults reach through $ref too: an empty monitoring section gets the notifications.
     from somas_action.config.loader import parse_config
 
     bare = parse_config({"monitoring": {}}, repo / "x.yml")
-    assert bare.raw["monitoring"]["notifications"]["enabled"] is True
+    assert bare.monitoring.notifications.enabled is True
     assert set(load_agents(repo, config)) >= {
         "intake-analyst",
         "implementer",
@@ -51,7 +50,7 @@ def test_a_minimal_config_takes_every_default(tmp_path: Path) -> None:
     assert not config.enabled
     assert config.stage_names == names.DEFAULT_STAGES
     assert config.stage("validation").handler == "validation"
-    assert config.raw["error_handling"]["circuit_breaker"]["failure_threshold"] == 5
+    assert config.error_handling.circuit_breaker.failure_threshold == 5
 
 
 def test_custom_stage_defaults(tmp_path: Path) -> None:

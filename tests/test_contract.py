@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from somas_action.core.clock import FakeClock
 from somas_action.github.api import GitHubApi, GitHubSettings
+from tests import scenarios
 from tests.fakes.github_server import TOKEN, FakeGitHub
 from tests.fakes.openapi import contract
 
@@ -58,7 +59,12 @@ def test_an_undocumented_status_or_answer_field_fails() -> None:
 
 def test_the_fake_records_what_the_real_client_sends_wrong(github: FakeGitHub) -> None:
     github.add_issue(1, "x")
-    settings = GitHubSettings(token=TOKEN, repository=github.repository, api_url=github.api_url)
+    settings = GitHubSettings(
+        token=TOKEN,
+        repository=github.repository,
+        api_url=github.api_url,
+        config=scenarios.config_section().github,
+    )
     GitHubApi(settings, FakeClock()).request(
         "POST", "/issues/1/comments", {"body": "x", "bogus": 1}
     )

@@ -94,7 +94,7 @@ def test_from_and_to_stage_follow_the_current_stage(config) -> None:  # type: ig
 def test_every_event_type_is_projected_and_in_the_schema() -> None:
     from somas_action.config.schemas import load_schema
     from somas_action.core import events
-    from somas_action.core.projection import _HANDLERS
+    from somas_action.core.projection import HANDLED_EVENT_TYPES
 
-    assert set(_HANDLERS) == set(events.EVENT_TYPES)
+    assert set(HANDLED_EVENT_TYPES) == set(events.EVENT_TYPES)
     assert load_schema("event")["properties"]["event_type"]["enum"] == list(events.EVENT_TYPES)

@@ -10,6 +10,7 @@ import pytest
 
 from somas_action.core import events as ev
 from somas_action.core.errors import StateError
+from somas_action.core.events import EventType
 from somas_action.state.eventlog import GENESIS_HASH, EventLog
 
 
@@ -20,7 +21,7 @@ def _drafts(count: int, start: int = 0) -> list[dict]:
             command_id=f"cmd-{start + i}",
             index=0,
             ts="2026-01-01T00:00:00.000Z",
-            event_type=ev.AGENT_INVOKED,
+            event_type=EventType.AGENT_INVOKED,
             actor="local:t",
             stage="intake",
             from_stage="intake",

@@ -22,7 +22,7 @@ from tests.fakes.github_server import Fault
 def tracker_for(repo: Path, github: Any, clock: FakeClock) -> GitHubTracker:
     config = load_config(repo)
     env = github_env.actions_env(github, "issues", repo / "event.json", "1")
-    settings = GitHubSettings.from_env(env, config.raw["github"])
+    settings = GitHubSettings.from_env(env, config.github)
     return GitHubTracker(GitHubApi(settings, clock, github_guard(repo, config, clock)))
 
 

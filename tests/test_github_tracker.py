@@ -18,18 +18,22 @@ from somas_action.github.api import (
     rate_limit_wait,
 )
 from somas_action.github.tracker import GitHubTracker
+from tests import scenarios
 from tests.fakes.github_server import TOKEN, FakeGitHub, Fault
 
 ISSUE = 7
 
 
-def tracker(github: FakeGitHub, clock: FakeClock, **settings: object) -> GitHubTracker:
+def tracker(
+    github: FakeGitHub, clock: FakeClock, timeout_seconds: int = 30, **settings: object
+) -> GitHubTracker:
     options = {"min_seconds_between_writes": 0.0, **settings}
     config = GitHubSettings(
         token=TOKEN,
         repository=github.repository,
         api_url=github.api_url,
-        **options,  # type: ignore[arg-type]
+        config=scenarios.config_section(github=options).github,
+        timeout_seconds=timeout_seconds,
     )
     return GitHubTracker(GitHubApi(config, clock))
 
@@ -159,7 +163,7 @@ def test_a_wait_longer_than_the_run_affords_is_deferred(
 ) -> None:
     github.inject(Fault("GET", r"/issues/7", status=429, headers={"Retry-After": "3600"}))
     with pytest.raises(RateLimitDeferred) as caught:
-        tracker(github, clock, max_rate_limit_wait=300.0).get_issue(issue)
+        tracker(github, clock, max_rate_limit_wait_seconds=300.0).get_issue(issue)
     assert caught.value.wait_seconds == 3600 and clock.sleeps == []
 
 
@@ -282,7 +286,12 @@ def test_setup_labels_is_idempotent_and_fixes_drift(
 
 
 def test_wrong_token_is_a_clear_error(github: FakeGitHub, clock: FakeClock, issue: int) -> None:
-    config = GitHubSettings(token="wrong", repository=github.repository, api_url=github.api_url)
+    config = GitHubSettings(
+        token="wrong",
+        repository=github.repository,
+        api_url=github.api_url,
+        config=scenarios.config_section().github,
+    )
     with pytest.raises(GitHubError, match="HTTP 401: Bad credentials"):
         GitHubTracker(GitHubApi(config, clock)).get_issue(issue)
 
@@ -299,7 +308,7 @@ def test_wrong_token_is_a_clear_error(github: FakeGitHub, clock: FakeClock, issu
 )
 def test_settings_errors_name_the_variable(env: dict, message: str) -> None:
     with pytest.raises(Exception, match=message):
-        GitHubSettings.from_env(env, {})
+        GitHubSettings.from_env(env, scenarios.config_section().github)
 
 
 def test_settings_for_github_enterprise() -> None:
@@ -311,7 +320,7 @@ def test_settings_for_github_enterprise() -> None:
             "GITHUB_SERVER_URL": "https://ghe.example",
             "GITHUB_RUN_ID": "42",
         },
-        {},
+        scenarios.config_section().github,
     )
     assert settings.api_url == "https://ghe.example/api/v3"
     assert settings.run_url == "https://ghe.example/o/r/actions/runs/42"

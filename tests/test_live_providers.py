@@ -18,7 +18,7 @@ import pytest
 
 from somas_action.core.clock import FakeClock
 from somas_action.pipeline.runner import Runner
-from somas_action.state.breakers import BreakerSettings, CircuitBreaker
+from somas_action.state.breakers import CircuitBreaker
 from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.fakes import live
@@ -55,6 +55,9 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAIServer]:
 def still() -> FakeClock:
     """Time moves only by the (recorded, never slept) waits and explicit advances."""
     return FakeClock(step_seconds=0)
+
+
+BREAKER_DEFAULTS = scenarios.config_section().error_handling.circuit_breaker
 
 
 def start_intake(
@@ -399,7 +402,7 @@ def test_an_open_breaker_is_skipped_with_zero_calls(
     repo: Path, still: FakeClock, server: FakeAIServer
 ) -> None:
     run = start_intake(repo, still, server, [OPENAI, ANTHROPIC])
-    CircuitBreaker("openai", repo=repo, clock=still, settings=BreakerSettings()).trip()
+    CircuitBreaker("openai", repo=repo, clock=still, settings=BREAKER_DEFAULTS).trip()
     state, _ = advance(run)
 
     assert (server.calls(OPENAI), server.calls(ANTHROPIC)) == (0, 1)
@@ -412,14 +415,14 @@ def test_the_ai_api_breaker_stops_every_call(
     repo: Path, still: FakeClock, server: FakeAIServer
 ) -> None:
     run = start_intake(repo, still, server, [OPENAI, ANTHROPIC])
-    CircuitBreaker("ai_api", repo=repo, clock=still, settings=BreakerSettings()).trip()
+    CircuitBreaker("ai_api", repo=repo, clock=still, settings=BREAKER_DEFAULTS).trip()
     state, reason = advance(run)
 
     assert server.calls() == 0
     assert state["status"] == "parked" and state["stages"]["intake"]["attempts"] == 0
     assert state["recovery_info"]["parked"]["retry_at"] is None
     assert "somas breaker reset" in reason
-    CircuitBreaker("ai_api", repo=repo, clock=still, settings=BreakerSettings()).reset()
+    CircuitBreaker("ai_api", repo=repo, clock=still, settings=BREAKER_DEFAULTS).reset()
     state, _ = advance(run)
     assert state["status"] == "completed" and server.calls() == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def failed_repo(repo: Path, tmp_path: Path, clock: FakeClock) -> Path:
 
 def _use_demo_recording(repo: Path) -> None:
     """The provider 'recovers': the config points at the good recording again (it does already)."""
-    assert load_config(repo).raw["agent_provider"]["recording"] == "builtin:demo"
+    assert load_config(repo).agent_provider.recording == "builtin:demo"
 
 
 def test_failed_stage_is_found_diagnosed_and_recovered_from_its_dead_letter(
@@ -187,7 +188,9 @@ def test_runbook_thresholds(repo: Path, clock: FakeClock) -> None:
     assert levels(opened + timedelta(hours=25))["human_wait_hours"] == "warning"
     assert levels(created + timedelta(hours=49))["human_wait_hours"] == "critical"
     assert levels(created + timedelta(hours=73))["pipeline_duration_hours"] == "critical"
-    config.raw["monitoring"]["alerts"]["thresholds"]["human_wait_time_hours"] = 30
+    thresholds = replace(config.monitoring.alerts.thresholds, human_wait_time_hours=30)
+    alerts = replace(config.monitoring.alerts, thresholds=thresholds)
+    config = replace(config, monitoring=replace(config.monitoring, alerts=alerts))
     assert levels(opened + timedelta(hours=31))["human_wait_hours"] == "critical"
 
 

@@ -20,6 +20,9 @@ from tests.fakes.github_server import FakeGitHub
 BRANCH = github_env.STATE_BRANCH
 
 
+SETTINGS = scenarios.config_section().state
+
+
 def write_project(repo: Path, project_id: str, text: str) -> None:
     folder = scenarios.project_dir(repo, project_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,7 @@ def test_first_publish_creates_the_branch_and_leaves_the_checkout_alone(
 ) -> None:
     repo = github_env.repo_with_origin(tmp_path)
     head = scenarios.git(repo, "rev-parse", "HEAD")
-    branch = StateBranch(repo, clock)
+    branch = StateBranch(repo, clock, SETTINGS)
     assert branch.pull("project-1") is False
     write_project(repo, "project-1", "one\n")
     assert branch.publish("project-1", "somas(project-1): project created") is not None
@@ -55,7 +58,7 @@ def test_a_lost_race_for_another_project_is_rebuilt_and_pushed(
 ) -> None:
     repo = github_env.repo_with_origin(tmp_path)
     other = github_env.clone(tmp_path / "origin.git", tmp_path / "other")
-    mine, theirs = StateBranch(repo, clock), StateBranch(other, clock)
+    mine, theirs = StateBranch(repo, clock, SETTINGS), StateBranch(other, clock, SETTINGS)
     mine.pull("project-1")
     theirs.pull("project-2")
     write_project(repo, "project-1", "one\n")
@@ -74,9 +77,9 @@ def test_another_run_changing_the_same_project_is_a_conflict(
 ) -> None:
     repo = github_env.repo_with_origin(tmp_path)
     write_project(repo, "project-1", "one\n")
-    StateBranch(repo, clock).publish("project-1", "created")
+    StateBranch(repo, clock, SETTINGS).publish("project-1", "created")
     other = github_env.clone(tmp_path / "origin.git", tmp_path / "other")
-    mine, theirs = StateBranch(repo, clock), StateBranch(other, clock)
+    mine, theirs = StateBranch(repo, clock, SETTINGS), StateBranch(other, clock, SETTINGS)
     mine.pull("project-1")
     theirs.pull("project-1")
     write_project(other, "project-1", "one\ntheirs\n")
@@ -188,7 +191,7 @@ def test_ten_concurrent_runs_for_different_projects_lose_and_double_nothing(
     subjects = scenarios.git(final, "log", "--format=%s", f"origin/{BRANCH}").splitlines()
     for number in range(1, count + 1):
         pid = f"project-{number}"
-        StateBranch(final, FakeClock()).pull(pid)
+        StateBranch(final, FakeClock(), SETTINGS).pull(pid)
         events = EventLog(
             scenarios.project_dir(final, pid) / "transitions.jsonl"
         ).read()  # chain verified

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from somas_action.app.compose import run_budget_seconds
 
+from somas_action.app.compose import run_budget_seconds
 from somas_action.cli.main import main
 from somas_action.config.loader import load_config
 from somas_action.core.error_kinds import POLICIES, policy_for, retry_after_seconds

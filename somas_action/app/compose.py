@@ -6,26 +6,29 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from somas_action.config.actor import default_actor
-from somas_action.config.loader import Config, load_config
+from somas_action.config.loader import load_config
 from somas_action.core.clock import Clock, SystemClock
+from somas_action.core.domain import Event, State
 from somas_action.core.errors import ConfigError
 from somas_action.core.ports import AgentProvider, Tracker
+from somas_action.core.settings import Config
 from somas_action.github import actions_runtime
-from somas_action.pipeline.runner import BatchSink, Runner, Services
+from somas_action.pipeline.recorder import BatchSink
+from somas_action.pipeline.runner import Runner, Services
 from somas_action.providers.live import LiveProvider
 from somas_action.providers.recorded import RecordedProvider, resolve_recording
 from somas_action.state.folder_commits import committer
 from somas_action.state.local_tracker import LocalTracker
 
 
-def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[dict[str, Any]], None]:
+def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[Event], None]:
     """One line per event, with the time since the printer was made."""
     started = clock.monotonic()
 
-    def show(event: dict[str, Any]) -> None:
+    def show(event: Event) -> None:
         elapsed = clock.monotonic() - started
         stage = event["stage"] or "-"
         attempt = f" attempt {event['attempt']}" if event["attempt"] else ""
@@ -49,7 +52,7 @@ def build_runner(
     repo: Path,
     *,
     clock: Clock | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
     recording: str | None = None,
     commit_state: bool | None = None,
     tracker: Tracker | None = None,
@@ -65,10 +68,10 @@ def build_runner(
     config = load_config(repo)
     clock = clock or SystemClock()
     provider: AgentProvider
-    if config.raw["agent_provider"]["type"] == "live" and recording is None:
+    if config.agent_provider.type == "live" and recording is None:
         provider = LiveProvider(repo, config, clock, actor=default_actor())
     else:
-        spec = recording or config.raw["agent_provider"]["recording"]
+        spec = recording or config.agent_provider.recording
         provider = RecordedProvider(resolve_recording(repo, spec))
     services = Services(
         repo=repo,
@@ -87,12 +90,19 @@ def build_runner(
         hooks.append(actions_runtime.remember)
     if hooks:
 
-        def on_commit(state: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        def on_commit(state: State, events: list[Event]) -> None:
             for hook in hooks:
                 hook(state, events)
 
         services.on_commit = on_commit
     return Runner(services)
+
+
+def cli_runner(repo: Path, collect: list[Event] | None = None) -> Runner:
+    """The runner of a `somas` command: the real clock; events printed a line each, or collected."""
+    clock = SystemClock()
+    sink = collect.append if collect is not None else progress_printer(clock)
+    return build_runner(repo, clock=clock, on_event=sink)
 
 
 def run_budget_seconds(config: Config) -> float | None:
@@ -108,8 +118,7 @@ def run_budget_seconds(config: Config) -> float | None:
                 f"SOMAS_RUN_BUDGET_SECONDS: {explicit!r} is not a positive number of seconds"
             )
         return value
-    configured = config.raw["error_handling"]["run_budget_seconds"]
-    return None if configured is None else float(configured)
+    return config.error_handling.run_budget_seconds
 
 
 def tracker_for(repo: Path, config: Config, clock: Clock) -> Tracker:
@@ -119,6 +128,6 @@ def tracker_for(repo: Path, config: Config, clock: Clock) -> Tracker:
         from somas_action.github.breaker_guard import github_guard
         from somas_action.github.tracker import GitHubTracker
 
-        settings = GitHubSettings.from_env(os.environ, config.raw["github"])
+        settings = GitHubSettings.from_env(os.environ, config.github)
         return GitHubTracker(GitHubApi(settings, clock, github_guard(repo, config, clock)))
     return LocalTracker(repo)

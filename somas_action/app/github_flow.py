@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from somas_action.app.compose import build_runner
-from somas_action.config.loader import Config, load_config
+from somas_action.config.loader import load_config
 from somas_action.config.schemas import first_problem
-from somas_action.core import events as ev
 from somas_action.core import names
 from somas_action.core.clock import Clock
+from somas_action.core.domain import Event, State
 from somas_action.core.error_kinds import RUN_DEADLINE
 from somas_action.core.errors import CommandRefused, SomasError, StateError
-from somas_action.core.labels import label_changes
-from somas_action.core.projection import State
-from somas_action.core.report import status_markdown, status_table
+from somas_action.core.events import EventType
+from somas_action.core.report import status_table
+from somas_action.core.settings import Config
 from somas_action.core.triggers import ADVANCING, Malformed, Trigger
 from somas_action.github.api import (
     GitHubApi,
@@ -42,7 +42,8 @@ from somas_action.github.mirror_buffer import MirrorBuffer
 from somas_action.github.tracker import GitHubTracker
 from somas_action.pipeline.notifications import Notifier, fenced, plain
 from somas_action.pipeline.operator import Operator
-from somas_action.pipeline.runner import STATUS_MARKER, Runner
+from somas_action.pipeline.recorder import mirror_issue
+from somas_action.pipeline.runner import Runner
 from somas_action.state.jsonio import json_problem
 from somas_action.state.state_branch import StateBranch, StateConflict, describe_batch
 
@@ -106,9 +107,11 @@ class GitHubFlow:
         self.out = out or sys.stdout
         self.default_branch = default_branch
         self.api = api or GitHubApi(settings, clock, github_guard(repo, self.config, clock))
-        self.branch = StateBranch.from_config(repo, clock, self.config.raw["state"])
+        self.branch = StateBranch(repo, clock, self.config.state)
         self.tracker = GitHubTracker(self.api, before_pull_request=self.branch.push_branch)
-        self.notifier = Notifier(self.tracker, self.config, settings.run_url)
+        self.notifier = Notifier(
+            self.tracker, self.config.monitoring.notifications, settings.run_url
+        )
         self.buffer = MirrorBuffer(self.tracker)
         self.runner: Runner = build_runner(
             repo,
@@ -122,11 +125,11 @@ class GitHubFlow:
         """One line to the run's log."""
         print(line, file=self.out, flush=True)
 
-    def _after_commit(self, state: State, written: list[dict[str, Any]]) -> None:
+    def _after_commit(self, state: State, written: list[Event]) -> None:
         # One commit per batch; pushed before anything slow (an agent call) and at the end,
         # so a stage's closing batch and the next stage's opening batch travel in one push.
         self.branch.commit(state["project_id"], describe_batch(state, written))
-        if any(event["event_type"] == ev.STAGE_STARTED for event in written):
+        if any(event["event_type"] == EventType.STAGE_STARTED for event in written):
             self.branch.push()
             # Show the issue as it is before waiting on the agent.
             self.buffer.flush_after_next_mirror = True
@@ -296,11 +299,7 @@ class GitHubFlow:
 
     def mirror(self, state: State) -> None:
         """Labels and the status comment from the state (what the runner does after commits)."""
-        number = state["issue_number"]
-        add, remove = label_changes(set(self.tracker.get_issue(number).labels), state)
-        if add or remove:
-            self.tracker.set_labels(number, add, remove)
-        self.tracker.upsert_comment(number, STATUS_MARKER, status_markdown(state))
+        mirror_issue(self.tracker, state)
 
     def _defer(self, trigger: Trigger, exc: RateLimitDeferred) -> Outcome:
         """Too long a wait: the state is on the branch already; hand over to a later run."""
@@ -308,9 +307,9 @@ class GitHubFlow:
 
     def _continue(self, trigger: Trigger, why: str) -> Outcome:
         """Hand the project to a continuation run (bounded hops); its state is pushed already."""
-        workflow = self.config.raw["github"]["continuation_workflow"]
+        workflow = self.config.github.continuation_workflow
         hop = int(trigger.args.get("hop", "0")) + 1
-        limit = self.config.raw["github"]["max_continuations"]
+        limit = self.config.github.max_continuations
         if hop > limit:
             return Outcome(
                 1,
@@ -370,8 +369,8 @@ def read_agent_reply(repo: Path, project_id: str, args: Mapping[str, str]) -> di
 def _out_of_time(state: State) -> bool:
     """Parked because the run's time budget ran out (not an outage: that waits for a person
     or the breaker's retry time, and a continuation would only find it parked again)."""
-    parked = state["recovery_info"].get("parked") or {}
-    return state["status"] == names.PARKED and parked.get("kind") == RUN_DEADLINE
+    parked = state["recovery_info"].get("parked")
+    return state["status"] == names.PARKED and parked is not None and parked["kind"] == RUN_DEADLINE
 
 
 def default_branch_of(payload: Mapping[str, Any], env: Mapping[str, str]) -> str:

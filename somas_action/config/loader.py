@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,66 +13,16 @@ from somas_action.config.resources import default_somas_dir
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
 from somas_action.core.errors import ConfigError
+from somas_action.core.settings import (
+    AgentConfig,
+    Config,
+    QualityGate,
+    StageConfig,
+    from_mapping,
+)
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HANDLER_BY_STAGE = {"implementation": "implementation", "validation": "validation"}
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """One pipeline stage as configured."""
-
-    name: str
-    agent: str
-    secondary_agents: tuple[str, ...]
-    handler: str
-    human_gate: bool
-    on_reject: str
-    timeout_minutes: float
-    max_retries: int
-    artifacts: tuple[str, ...]
-    quality_gates: tuple[dict[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class Config:
-    """The whole validated configuration; `raw` keeps every section with defaults filled."""
-
-    path: Path
-    stages: tuple[StageConfig, ...]
-    raw: dict[str, Any] = field(repr=False)
-
-    @property
-    def enabled(self) -> bool:
-        """False when the runbook's emergency stop (`pipeline.enabled: false`) is set."""
-        return bool(self.raw["pipeline"]["enabled"])
-
-    @property
-    def stage_names(self) -> tuple[str, ...]:
-        """The configured stage names, in pipeline order."""
-        return tuple(stage.name for stage in self.stages)
-
-    def stage(self, name: str) -> StageConfig:
-        """The stage called `name`, or a ConfigError naming the valid ones."""
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        valid = ", ".join(self.stage_names)
-        raise ConfigError(f"{self.path}: unknown stage {name!r}; valid stages: {valid}")
-
-    @property
-    def retry(self) -> dict[str, float]:
-        """`pipeline.retry` backoff settings."""
-        return dict(self.raw["pipeline"]["retry"])
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """One agent definition."""
-
-    path: Path
-    name: str
-    raw: dict[str, Any] = field(repr=False)
 
 
 def read_yaml(path: Path) -> Any:
@@ -130,21 +79,16 @@ def parse_config(raw: Any, path: Path) -> Config:
             raise ConfigError(f"embedded default config: {problem}")
     stages = tuple(_stage_config(stage) for stage in pipeline["stages"])
     _check_stage_references(stages, path)
-    return Config(path=path, stages=stages, raw=data)
+    return from_mapping(Config, data, path=path, stages=stages)
 
 
 def _stage_config(stage: dict[str, Any]) -> StageConfig:
-    return StageConfig(
-        name=stage["name"],
-        agent=stage["agent"],
-        secondary_agents=tuple(stage["secondary_agents"]),
+    return from_mapping(
+        StageConfig,
+        stage,
         handler=stage.get("handler") or _HANDLER_BY_STAGE.get(stage["name"], "generic"),
-        human_gate=stage["human_gate"],
         on_reject=stage.get("on_reject") or stage["name"],
-        timeout_minutes=stage["timeout_minutes"],
-        max_retries=stage["max_retries"],
-        artifacts=tuple(stage["artifacts"]),
-        quality_gates=tuple(stage["quality_gates"]),
+        quality_gates=tuple(from_mapping(QualityGate, gate) for gate in stage["quality_gates"]),
     )
 
 
@@ -183,7 +127,7 @@ def load_agent(repo: Path, agent: str) -> AgentConfig:
         raise ConfigError(f"{path}: {problem}; see docs/configuration.md")
     if raw["name"] != agent:
         raise ConfigError(f"{path}: name: {raw['name']!r} does not match the file name {agent!r}")
-    return AgentConfig(path=path, name=agent, raw=raw)
+    return from_mapping(AgentConfig, raw, path=path)
 
 
 def load_agents(repo: Path, config: Config) -> dict[str, AgentConfig]:

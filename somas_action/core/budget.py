@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
+from somas_action.core.domain import UsageTotals
 from somas_action.core.error_kinds import BUDGET, CONFIG
 from somas_action.core.errors import ProviderError
+from somas_action.core.settings import BudgetLimits, Price
 
 # USD per million tokens (input, output): list prices when this was written. Prices change;
 # `agent_provider.pricing` in config.yml overrides or extends this table.
@@ -24,12 +27,12 @@ BUILTIN_PRICES: dict[str, tuple[float, float]] = {
 CHARS_PER_TOKEN = 3
 
 
-def price_for(model: str, pricing: dict[str, Any]) -> tuple[float, float] | None:
+def price_for(model: str, pricing: Mapping[str, Price]) -> tuple[float, float] | None:
     """(input, output) USD per million tokens for `model` (GitHub Models' `openai/gpt-4o` too)."""
     for name in (model, model.split("/", 1)[-1]):
         if name in pricing:
             entry = pricing[name]
-            return float(entry["input_per_mtok"]), float(entry["output_per_mtok"])
+            return entry.input_per_mtok, entry.output_per_mtok
         if name in BUILTIN_PRICES:
             return BUILTIN_PRICES[name]
     return None
@@ -42,15 +45,32 @@ def cost_usd(price: tuple[float, float] | None, input_tokens: int, output_tokens
     return round((input_tokens * price[0] + output_tokens * price[1]) / 1_000_000, 6)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A project's limits (`agent_provider.budget`) and what it has spent so far."""
+
+    limits: BudgetLimits
+    spent_cost_usd: float
+    spent_tokens: int
+
+
+def budget_for(limits: BudgetLimits, usage: UsageTotals | None) -> Budget | None:
+    """The budget of a project that has used `usage` (None when no limit is set)."""
+    if not limits.enabled:
+        return None
+    if usage is None:
+        return Budget(limits, 0.0, 0)
+    return Budget(limits, usage["cost_usd"], usage["input_tokens"] + usage["output_tokens"])
+
+
 class BudgetGuard:
     """The project's remaining budget during one agent call; refuses a call that could exceed it."""
 
-    def __init__(self, budget: dict[str, Any] | None, pricing: dict[str, Any]) -> None:
-        budget = budget or {}
-        self.max_cost = budget.get("max_cost_usd")
-        self.max_tokens = budget.get("max_tokens")
-        self.spent_cost = float(budget.get("spent_cost_usd") or 0.0)
-        self.spent_tokens = int(budget.get("spent_tokens") or 0)
+    def __init__(self, budget: Budget | None, pricing: Mapping[str, Price]) -> None:
+        self.max_cost = budget.limits.max_cost_usd if budget else None
+        self.max_tokens = budget.limits.max_tokens if budget else None
+        self.spent_cost = budget.spent_cost_usd if budget else 0.0
+        self.spent_tokens = budget.spent_tokens if budget else 0
         self.pricing = pricing
 
     def check(self, provider: str, model: str, prompt_chars: int, max_output_tokens: int) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from somas_action.core import events as ev
 from somas_action.core import names
+from somas_action.core.domain import DeadLetter, EventDraft, State
 from somas_action.core.engine import Batch, Context
 from somas_action.core.errors import CommandRefused
-from somas_action.core.projection import State
+from somas_action.core.events import EventType
 
 ACTIVE_STATUSES = (names.PENDING, names.IN_PROGRESS, names.WAITING, names.PARKED)
 
@@ -17,7 +18,7 @@ def _batch(state: State, ctx: Context) -> Batch:
     return Batch(state["project_id"], state["current_stage"], ctx)
 
 
-def pause(state: State, reason: str, ctx: Context) -> list[dict[str, Any]]:
+def pause(state: State, reason: str, ctx: Context) -> list[EventDraft]:
     """Stop a project from advancing until it is unpaused."""
     if state["status"] not in ACTIVE_STATUSES and state["status"] != names.FAILED:
         raise CommandRefused(
@@ -25,32 +26,35 @@ def pause(state: State, reason: str, ctx: Context) -> list[dict[str, Any]]:
             "failed project can be paused"
         )
     batch = _batch(state, ctx)
-    batch.add(ev.PROJECT_PAUSED, stage=None, status=names.PAUSED, data={"reason": reason})
+    batch.add(EventType.PROJECT_PAUSED, stage=None, status=names.PAUSED, data={"reason": reason})
     return batch.drafts
 
 
-def unpause(state: State, ctx: Context) -> list[dict[str, Any]]:
+def unpause(state: State, ctx: Context) -> list[EventDraft]:
     """Let a paused project continue where it stood."""
     if state["status"] != names.PAUSED:
         raise CommandRefused(f"{state['project_id']} is {state['status']}, not paused")
     batch = _batch(state, ctx)
-    previous = state["pause"]["previous_status"]
-    batch.add(ev.PROJECT_UNPAUSED, stage=None, status=previous)
+    pause = state["pause"]
+    previous = pause["previous_status"] if pause else names.IN_PROGRESS
+    batch.add(EventType.PROJECT_UNPAUSED, stage=None, status=previous)
     return batch.drafts
 
 
-def cancel(state: State, reason: str, ctx: Context) -> list[dict[str, Any]]:
+def cancel(state: State, reason: str, ctx: Context) -> list[EventDraft]:
     """End a project for good (its files and log stay)."""
     if state["status"] in (names.COMPLETED, names.CANCELLED):
         raise CommandRefused(f"{state['project_id']} is already {state['status']}")
     batch = _batch(state, ctx)
-    batch.add(ev.PROJECT_CANCELLED, stage=None, status=names.CANCELLED, data={"reason": reason})
+    batch.add(
+        EventType.PROJECT_CANCELLED, stage=None, status=names.CANCELLED, data={"reason": reason}
+    )
     return batch.drafts
 
 
 def restart(
     state: State, stage: str, reason: str, backup: str | None, ctx: Context
-) -> list[dict[str, Any]]:
+) -> list[EventDraft]:
     """Restart from `stage`: it and later stages start afresh; earlier artifacts are kept."""
     if stage not in state["pipeline"]:
         raise CommandRefused(
@@ -60,7 +64,7 @@ def restart(
         raise CommandRefused(f"{state['project_id']} is cancelled; use `somas reset` to start over")
     batch = _batch(state, ctx)
     batch.add(
-        ev.STAGE_RESTARTED,
+        EventType.STAGE_RESTARTED,
         stage=stage,
         status=names.IN_PROGRESS,
         to_stage=stage,
@@ -69,7 +73,7 @@ def restart(
     return batch.drafts
 
 
-def resume(state: State, checkpoint_id: str | None, ctx: Context) -> list[dict[str, Any]]:
+def resume(state: State, checkpoint_id: str | None, ctx: Context) -> list[EventDraft]:
     """Resume after a checkpoint (the last successful one unless named)."""
     checkpoints = state["recovery_info"]["checkpoints"]
     if not checkpoints:
@@ -89,7 +93,7 @@ def resume(state: State, checkpoint_id: str | None, ctx: Context) -> list[dict[s
     checkpoint = matches[-1]
     batch = _batch(state, ctx)
     batch.add(
-        ev.PROJECT_RESUMED,
+        EventType.PROJECT_RESUMED,
         stage=checkpoint["resume_stage"],
         status=names.IN_PROGRESS,
         to_stage=checkpoint["resume_stage"],
@@ -98,7 +102,9 @@ def resume(state: State, checkpoint_id: str | None, ctx: Context) -> list[dict[s
     return batch.drafts
 
 
-def restore(state: State, backup_name: str, backup: State, ctx: Context) -> list[dict[str, Any]]:
+def restore(
+    state: State, backup_name: str, backup: Mapping[str, Any], ctx: Context
+) -> list[EventDraft]:
     """Bring back a backup's status, stage and stage records; the log keeps everything since."""
     if (
         backup.get("project_id") != state["project_id"]
@@ -112,7 +118,7 @@ def restore(state: State, backup_name: str, backup: State, ctx: Context) -> list
         raise CommandRefused(f"{backup_name}: current_stage {backup['current_stage']!r} is unknown")
     batch = _batch(state, ctx)
     batch.add(
-        ev.STATE_RESTORED,
+        EventType.STATE_RESTORED,
         stage=backup["current_stage"],
         status=backup["status"],
         to_stage=backup["current_stage"],
@@ -130,14 +136,16 @@ def restore(state: State, backup_name: str, backup: State, ctx: Context) -> list
     return batch.drafts
 
 
-def archive(state: State, folder: str, ctx: Context) -> list[dict[str, Any]]:
+def archive(state: State, folder: str, ctx: Context) -> list[EventDraft]:
     """The last event of a project folder that `somas reset` moves aside."""
     batch = _batch(state, ctx)
-    batch.add(ev.PROJECT_RESET, stage=None, status=names.CANCELLED, data={"archived_to": folder})
+    batch.add(
+        EventType.PROJECT_RESET, stage=None, status=names.CANCELLED, data={"archived_to": folder}
+    )
     return batch.drafts
 
 
-def retry_dead_letter(state: State, letter: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+def retry_dead_letter(state: State, letter: DeadLetter, ctx: Context) -> list[EventDraft]:
     """Take a dead letter off the queue and re-run its stage with the recorded inputs."""
     if letter["id"] not in state["dead_letter_ids"]:
         raise CommandRefused(f"dead letter {letter['id']} is not in the queue")
@@ -145,7 +153,7 @@ def retry_dead_letter(state: State, letter: dict[str, Any], ctx: Context) -> lis
         raise CommandRefused(f"{state['project_id']} is {state['status']}; nothing to retry")
     batch = _batch(state, ctx)
     batch.add(
-        ev.DEAD_LETTER_RETRIED,
+        EventType.DEAD_LETTER_RETRIED,
         stage=letter["stage"],
         status=names.IN_PROGRESS,
         to_stage=letter["stage"],
@@ -156,11 +164,11 @@ def retry_dead_letter(state: State, letter: dict[str, Any], ctx: Context) -> lis
 
 def purge_dead_letters(
     state: State, ids: list[str], backup: str | None, by_hand: bool, ctx: Context
-) -> list[dict[str, Any]]:
+) -> list[EventDraft]:
     """Record that dead letters left the queue (purged by command or by hand)."""
     batch = _batch(state, ctx)
     batch.add(
-        ev.DEAD_LETTERS_PURGED,
+        EventType.DEAD_LETTERS_PURGED,
         stage=None,
         status="purged",
         data={"ids": ids, "backup": backup, "by_hand": by_hand},
@@ -168,11 +176,11 @@ def purge_dead_letters(
     return batch.drafts
 
 
-def incident(state: State, text: str, resolve: bool, ctx: Context) -> list[dict[str, Any]]:
+def incident(state: State, text: str, resolve: bool, ctx: Context) -> list[EventDraft]:
     """The runbook's post-incident step: a note, or the resolution, in the log."""
     if not text.strip():
         raise CommandRefused("--text: say what happened (it goes into the audit log)")
     batch = _batch(state, ctx)
-    kind = ev.INCIDENT_RESOLVED if resolve else ev.INCIDENT_NOTED
+    kind = EventType.INCIDENT_RESOLVED if resolve else EventType.INCIDENT_NOTED
     batch.add(kind, stage=None, status="resolved" if resolve else "noted", data={"text": text})
     return batch.drafts

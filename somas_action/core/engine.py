@@ -7,11 +7,24 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from somas_action.config.loader import Config, StageConfig
 from somas_action.core import events as ev
 from somas_action.core import names
+from somas_action.core.domain import (
+    ArtifactRecord,
+    DeadLetter,
+    ErrorRecord,
+    EventDraft,
+    GateResult,
+    HumanGate,
+    IssueSnapshot,
+    Replay,
+    State,
+    StateEdit,
+    TraceEntry,
+)
 from somas_action.core.errors import CommandRefused, StateError
-from somas_action.core.projection import State
+from somas_action.core.events import EventType
+from somas_action.core.settings import Config, StageConfig
 
 
 @dataclass(frozen=True)
@@ -30,11 +43,11 @@ class Batch:
         self.project_id = project_id
         self.current = current_stage
         self.ctx = ctx
-        self.drafts: list[dict[str, Any]] = []
+        self.drafts: list[EventDraft] = []
 
     def add(
         self,
-        event_type: str,
+        event_type: EventType,
         *,
         stage: str | None,
         status: str,
@@ -64,6 +77,10 @@ class Batch:
             )
         )
         self.current = target
+
+    def next_seq(self, state: State) -> int:
+        """The seq the next draft of this batch will get when appended after `state`."""
+        return state["metrics"]["events"] + len(self.drafts) + 1
 
 
 # -- what to do next -----------------------------------------------------------------------
@@ -95,12 +112,14 @@ def next_step(state: State, config: Config) -> RunStage | Stop:
     if status == names.PAUSED:
         return Stop(f"{pid} is paused; unpause it to continue", code=1)
     if status == names.WAITING:
-        gate = (state.get("human_gate") or {}).get("stage", state["current_stage"])
+        human_gate = state["human_gate"]
+        gate = human_gate["stage"] if human_gate else state["current_stage"]
         return Stop(f"{pid} is waiting at the {gate} human gate; run `somas approve {pid}`")
     if status == names.FAILED:
-        stage = state["current_stage"]
         return Stop(
-            f"{pid} failed at {stage}; see dead_letters.json, then restart the stage", code=1
+            f"{pid} failed at {state['current_stage']}; see dead_letters.json, "
+            "then restart the stage",
+            code=1,
         )
     if not config.enabled:
         return Stop(
@@ -117,13 +136,13 @@ def next_step(state: State, config: Config) -> RunStage | Stop:
 
 
 def create_project(
-    project_id: str, issue: dict[str, Any], config: Config, ctx: Context
-) -> list[dict[str, Any]]:
+    project_id: str, issue: IssueSnapshot, config: Config, ctx: Context
+) -> list[EventDraft]:
     """Events that open a project for an issue."""
     batch = Batch(project_id, None, ctx)
     first = config.stage_names[0]
     batch.add(
-        ev.PROJECT_CREATED,
+        EventType.PROJECT_CREATED,
         stage=None,
         status=names.PENDING,
         to_stage=first,
@@ -133,12 +152,12 @@ def create_project(
 
 
 def start_attempt(
-    state: State, stage: StageConfig, attempt: int, model: dict[str, Any] | None, ctx: Context
-) -> list[dict[str, Any]]:
+    state: State, stage: StageConfig, attempt: int, model: dict[str, str] | None, ctx: Context
+) -> list[EventDraft]:
     """`stage_started` and `agent_invoked` for one attempt."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     batch.add(
-        ev.STAGE_STARTED,
+        EventType.STAGE_STARTED,
         stage=stage.name,
         status=names.STAGE_IN_PROGRESS,
         attempt=attempt,
@@ -146,7 +165,7 @@ def start_attempt(
         data={"max_attempts": stage.max_retries, "timeout_minutes": stage.timeout_minutes},
     )
     batch.add(
-        ev.AGENT_INVOKED,
+        EventType.AGENT_INVOKED,
         stage=stage.name,
         status=names.STAGE_IN_PROGRESS,
         attempt=attempt,
@@ -162,35 +181,37 @@ def finish_attempt(
     attempt: int,
     *,
     output_digest: str,
-    artifacts: list[dict[str, Any]],
-    gate_results: list[dict[str, Any]],
+    artifacts: list[ArtifactRecord],
+    gate_results: list[GateResult],
     ctx: Context,
-) -> list[dict[str, Any]]:
+) -> list[EventDraft]:
     """Events for an attempt whose output was valid and whose gates all passed."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     batch.add(
-        ev.AGENT_OUTPUT_ACCEPTED,
+        EventType.AGENT_OUTPUT_ACCEPTED,
         stage=stage.name,
         status="accepted",
         attempt=attempt,
         data={"output_sha256": output_digest},
     )
     batch.add(
-        ev.ARTIFACTS_WRITTEN,
+        EventType.ARTIFACTS_WRITTEN,
         stage=stage.name,
         status="written",
         attempt=attempt,
         data={"artifacts": artifacts},
     )
     batch.add(
-        ev.QUALITY_GATES_EVALUATED,
+        EventType.QUALITY_GATES_EVALUATED,
         stage=stage.name,
         status="passed",
         attempt=attempt,
         data={"results": gate_results},
     )
     if stage.human_gate:
-        batch.add(ev.HUMAN_GATE_OPENED, stage=stage.name, status=names.WAITING, attempt=attempt)
+        batch.add(
+            EventType.HUMAN_GATE_OPENED, stage=stage.name, status=names.WAITING, attempt=attempt
+        )
     else:
         _complete_stage(batch, state, config, stage, attempt)
     return batch.drafts
@@ -203,37 +224,37 @@ def _complete_stage(
     position = pipeline.index(stage.name)
     following = pipeline[position + 1] if position + 1 < len(pipeline) else None
     batch.add(
-        ev.STAGE_COMPLETED,
+        EventType.STAGE_COMPLETED,
         stage=stage.name,
         status=names.STAGE_COMPLETED,
         attempt=attempt,
         to_stage=following or stage.name,
     )
-    checkpoint_id = f"cp-{state['metrics']['events'] + len(batch.drafts) + 1:06d}-{stage.name}"
+    checkpoint_id = names.checkpoint_id(batch.next_seq(state), stage.name)
     batch.add(
-        ev.CHECKPOINT_CREATED,
+        EventType.CHECKPOINT_CREATED,
         stage=stage.name,
         status="saved",
         attempt=attempt,
         data={"checkpoint_id": checkpoint_id, "resume_stage": following or stage.name},
     )
     if following is None:
-        batch.add(ev.PROJECT_COMPLETED, stage=None, status=names.COMPLETED)
+        batch.add(EventType.PROJECT_COMPLETED, stage=None, status=names.COMPLETED)
 
 
 def fail_attempt(
     state: State,
     stage: StageConfig,
     attempt: int,
-    error: dict[str, Any],
-    replay: dict[str, Any],
+    error: ErrorRecord,
+    replay: Replay,
     ctx: Context,
-    artifacts: list[dict[str, Any]] | None = None,
-    gate_results: list[dict[str, Any]] | None = None,
+    artifacts: list[ArtifactRecord] | None = None,
+    gate_results: list[GateResult] | None = None,
     *,
     final: bool = False,
-    trace: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+    trace: list[TraceEntry] | None = None,
+) -> list[EventDraft]:
     """An attempt failed: record it, and when attempts are used up fail the stage and project.
 
     Artifacts and gate results of the failed attempt (e.g. failing test results) are recorded
@@ -245,7 +266,7 @@ def fail_attempt(
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     if artifacts:
         batch.add(
-            ev.ARTIFACTS_WRITTEN,
+            EventType.ARTIFACTS_WRITTEN,
             stage=stage.name,
             status="written",
             attempt=attempt,
@@ -253,7 +274,7 @@ def fail_attempt(
         )
     if gate_results:
         batch.add(
-            ev.QUALITY_GATES_EVALUATED,
+            EventType.QUALITY_GATES_EVALUATED,
             stage=stage.name,
             status=names.FAILED,
             attempt=attempt,
@@ -261,7 +282,7 @@ def fail_attempt(
         )
     exhausted = final or attempt >= stage.max_retries
     batch.add(
-        ev.STAGE_ATTEMPT_FAILED,
+        EventType.STAGE_ATTEMPT_FAILED,
         stage=stage.name,
         status=names.FAILED,
         attempt=attempt,
@@ -270,7 +291,7 @@ def fail_attempt(
     if not exhausted:
         return batch.drafts
     batch.add(
-        ev.STAGE_FAILED,
+        EventType.STAGE_FAILED,
         stage=stage.name,
         status=names.FAILED,
         attempt=attempt,
@@ -278,7 +299,7 @@ def fail_attempt(
     )
     letter = dead_letter(state, stage, attempt, error, replay, ctx.ts, trace)
     batch.add(
-        ev.DEAD_LETTER_RECORDED,
+        EventType.DEAD_LETTER_RECORDED,
         stage=stage.name,
         status=names.FAILED,
         attempt=attempt,
@@ -291,14 +312,14 @@ def dead_letter(
     state: State,
     stage: StageConfig,
     attempt: int,
-    error: dict[str, Any],
-    replay: dict[str, Any],
+    error: ErrorRecord,
+    replay: Replay,
     ts: str,
-    trace: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+    trace: list[TraceEntry] | None = None,
+) -> DeadLetter:
     """One dead letter per failed operation; its id is stable so it is never duplicated."""
     key = f"{state['project_id']}\n{stage.name}\n{state['stages'][stage.name]['started_at']}"
-    letter = {
+    letter: DeadLetter = {
         "id": "dl-" + hashlib.sha256(key.encode()).hexdigest()[:12],
         "created_at": ts,
         "project_id": state["project_id"],
@@ -315,7 +336,7 @@ def dead_letter(
     return letter
 
 
-def cancel_attempt(state: State, reason: str, ctx: Context) -> list[dict[str, Any]]:
+def cancel_attempt(state: State, reason: str, ctx: Context) -> list[EventDraft]:
     """A run stopped mid-attempt (cancelled): record it so the next run repeats the attempt."""
     stage = state["current_stage"]
     record = state["stages"][stage]
@@ -323,7 +344,7 @@ def cancel_attempt(state: State, reason: str, ctx: Context) -> list[dict[str, An
         return []
     batch = Batch(state["project_id"], stage, ctx)
     batch.add(
-        ev.RUN_CANCELLED,
+        EventType.RUN_CANCELLED,
         stage=stage,
         status="cancelled",
         attempt=record["attempts"],
@@ -332,42 +353,42 @@ def cancel_attempt(state: State, reason: str, ctx: Context) -> list[dict[str, An
     return batch.drafts
 
 
-def approve(state: State, config: Config, ctx: Context) -> list[dict[str, Any]]:
+def approve(state: State, config: Config, ctx: Context) -> list[EventDraft]:
     """Approve the open human gate; the gated stage completes and the pipeline moves on."""
     gate = _open_gate(state, "approve")
     stage = config.stage(gate["stage"])
     batch = Batch(state["project_id"], state["current_stage"], ctx)
-    batch.add(ev.HUMAN_GATE_APPROVED, stage=stage.name, status="approved")
+    batch.add(EventType.HUMAN_GATE_APPROVED, stage=stage.name, status=names.GATE_APPROVED)
     _complete_stage(batch, state, config, stage, state["stages"][stage.name]["attempts"])
     return batch.drafts
 
 
-def reject(state: State, config: Config, reason: str, ctx: Context) -> list[dict[str, Any]]:
+def reject(state: State, config: Config, reason: str, ctx: Context) -> list[EventDraft]:
     """Reject the open human gate; the project goes back to the stage's `on_reject` stage."""
     gate = _open_gate(state, "reject")
     stage = config.stage(gate["stage"])
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     batch.add(
-        ev.HUMAN_GATE_REJECTED,
+        EventType.HUMAN_GATE_REJECTED,
         stage=stage.name,
-        status="rejected",
+        status=names.GATE_REJECTED,
         to_stage=stage.on_reject,
         data={"reason": reason},
     )
     return batch.drafts
 
 
-def _open_gate(state: State, verb: str) -> dict[str, Any]:
-    gate = state.get("human_gate")
-    if state["status"] != names.WAITING or not gate or gate.get("status") != "waiting":
+def _open_gate(state: State, verb: str) -> HumanGate:
+    gate = state["human_gate"]
+    if state["status"] != names.WAITING or not gate or gate["status"] != names.GATE_WAITING:
         raise CommandRefused(
             f"{state['project_id']}: nothing to {verb}: the project is {state['status']} at "
             f"{state['current_stage']}, not waiting at a human gate"
         )
-    return gate  # type: ignore[no-any-return]
+    return gate
 
 
-def record_state_edit(state: State, edit: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+def record_state_edit(state: State, edit: StateEdit, ctx: Context) -> list[EventDraft]:
     """Turn a hand edit of state.json into an audited event (invalid values are refused)."""
     changes = edit["changes"]
     where = f".somas/projects/{state['project_id']}/state.json"
@@ -389,11 +410,11 @@ def record_state_edit(state: State, edit: dict[str, Any], ctx: Context) -> list[
             )
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     batch.add(
-        ev.STATE_EDIT_RECORDED,
+        EventType.STATE_EDIT_RECORDED,
         stage=changes.get("current_stage", state["current_stage"]),
         status=changes.get("status", state["status"]),
         to_stage=changes.get("current_stage"),
-        data=edit,
+        data=dict(edit),
     )
     return batch.drafts
 

@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-from somas_action.core.errors import ProviderError
 
 # Kinds a provider call can fail with.
 TRANSIENT = "transient"  # 5xx, 529 overloaded, connection reset: the service hiccuped
@@ -69,18 +66,6 @@ _UNKNOWN = Policy(False, False, False, True, False)
 def policy_for(kind: str) -> Policy:
     """The policy of an error kind."""
     return POLICIES.get(kind, _UNKNOWN)
-
-
-def error_record(exc: ProviderError) -> dict[str, Any]:
-    """The JSON form of a classified error, as events and dead letters carry it."""
-    record: dict[str, Any] = {"kind": exc.kind, "message": str(exc)}
-    if exc.service:
-        record["service"] = exc.service
-    if exc.status is not None:
-        record["status"] = exc.status
-    if exc.retry_after is not None:
-        record["retry_after_seconds"] = round(exc.retry_after, 3)
-    return record
 
 
 def redact(text: str, secrets: list[str]) -> str:

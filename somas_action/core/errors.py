@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from somas_action.core.domain import ErrorRecord
+from somas_action.core.error_kinds import PERMANENT, WORKSPACE
+
 
 class SomasError(Exception):
     """A known failure, shown to the user as one line and exit code 1."""
@@ -21,28 +24,57 @@ class CommandRefused(SomasError):
     """A command is valid but cannot be applied to the project as it is now."""
 
 
-class ProviderError(SomasError):
-    """An agent provider failed to produce a reply.
+class ClassifiedError(SomasError):
+    """A failure with a kind from the taxonomy (`core.error_kinds`), recorded as JSON by `record`.
 
-    `kind` is one of the taxonomy in `somas_action.core.error_kinds`; `retry_after` (seconds)
-    is the wait the service asked for, `service` the breaker it concerns, `status` the HTTP code.
+    `retry_after` (seconds) is the wait the service asked for, `services` the circuit breakers it
+    concerns, `status` the HTTP code.
     """
+
+    default_kind = PERMANENT
 
     def __init__(
         self,
         message: str,
-        kind: str = "permanent",
+        kind: str | None = None,
         *,
         retry_after: float | None = None,
         service: str | None = None,
+        services: tuple[str, ...] = (),
         status: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = kind or self.default_kind
         self.retry_after = retry_after
-        self.service = service
+        self.services = services or ((service,) if service else ())
         self.status = status
 
+    @property
+    def service(self) -> str | None:
+        """The services as one string (`openai,anthropic`), as the JSON record shows them."""
+        return ",".join(self.services) or None
 
-class WorkspaceError(SomasError):
+    def record(self) -> ErrorRecord:
+        """The JSON form events, stage records and dead letters carry."""
+        record: ErrorRecord = {"kind": self.kind, "message": str(self)}
+        if self.services:
+            record["service"] = ",".join(self.services)
+        if self.status is not None:
+            record["status"] = self.status
+        if self.retry_after is not None:
+            record["retry_after_seconds"] = round(self.retry_after, 3)
+        return record
+
+
+class ProviderError(ClassifiedError):
+    """An agent provider failed to produce a reply."""
+
+
+class AttemptFailed(ClassifiedError):
+    """An attempt's output was unusable (invalid output, a failed quality gate)."""
+
+
+class WorkspaceError(ClassifiedError):
     """A git or test-run operation on the project's workspace failed."""
+
+    default_kind = WORKSPACE

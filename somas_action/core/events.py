@@ -3,71 +3,67 @@
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from typing import Any
 
+from somas_action.core.domain import EventDraft
 from somas_action.core.names import EVENT_SCHEMA_VERSION
 
-PROJECT_CREATED = "project_created"
-STAGE_STARTED = "stage_started"
-AGENT_INVOKED = "agent_invoked"
-AGENT_OUTPUT_ACCEPTED = "agent_output_accepted"
-ARTIFACTS_WRITTEN = "artifacts_written"
-QUALITY_GATES_EVALUATED = "quality_gates_evaluated"
-STAGE_ATTEMPT_FAILED = "stage_attempt_failed"
-STAGE_COMPLETED = "stage_completed"
-CHECKPOINT_CREATED = "checkpoint_created"
-STAGE_FAILED = "stage_failed"
-DEAD_LETTER_RECORDED = "dead_letter_recorded"
-HUMAN_GATE_OPENED = "human_gate_opened"
-HUMAN_GATE_APPROVED = "human_gate_approved"
-HUMAN_GATE_REJECTED = "human_gate_rejected"
-PROJECT_COMPLETED = "project_completed"
-STATE_EDIT_RECORDED = "state_edit_recorded"
-# Operator commands (the operations runbook).
-PROJECT_PAUSED = "project_paused"
-PROJECT_UNPAUSED = "project_unpaused"
-PROJECT_CANCELLED = "project_cancelled"
-STAGE_RESTARTED = "stage_restarted"
-PROJECT_RESUMED = "project_resumed"
-STATE_RESTORED = "state_restored"
-PROJECT_RESET = "project_reset"
-DEAD_LETTER_RETRIED = "dead_letter_retried"
-DEAD_LETTERS_PURGED = "dead_letters_purged"
-INCIDENT_NOTED = "incident_noted"
-INCIDENT_RESOLVED = "incident_resolved"
-# The run was cancelled (SIGINT/SIGTERM) in the middle of an attempt.
-RUN_CANCELLED = "run_cancelled"
 
-EVENT_TYPES: tuple[str, ...] = (
-    PROJECT_CREATED,
-    STAGE_STARTED,
-    AGENT_INVOKED,
-    AGENT_OUTPUT_ACCEPTED,
-    ARTIFACTS_WRITTEN,
-    QUALITY_GATES_EVALUATED,
-    STAGE_ATTEMPT_FAILED,
-    STAGE_COMPLETED,
-    CHECKPOINT_CREATED,
-    STAGE_FAILED,
-    DEAD_LETTER_RECORDED,
-    HUMAN_GATE_OPENED,
-    HUMAN_GATE_APPROVED,
-    HUMAN_GATE_REJECTED,
-    PROJECT_COMPLETED,
-    STATE_EDIT_RECORDED,
-    PROJECT_PAUSED,
-    PROJECT_UNPAUSED,
-    PROJECT_CANCELLED,
-    STAGE_RESTARTED,
-    PROJECT_RESUMED,
-    STATE_RESTORED,
-    PROJECT_RESET,
-    DEAD_LETTER_RETRIED,
-    DEAD_LETTERS_PURGED,
-    INCIDENT_NOTED,
-    INCIDENT_RESOLVED,
-    RUN_CANCELLED,
-)
+class EventType(StrEnum):
+    """Every `event_type` the log may hold (`schemas/event.schema.json` lists the same)."""
+
+    PROJECT_CREATED = "project_created"
+    STAGE_STARTED = "stage_started"
+    AGENT_INVOKED = "agent_invoked"
+    AGENT_OUTPUT_ACCEPTED = "agent_output_accepted"
+    ARTIFACTS_WRITTEN = "artifacts_written"
+    QUALITY_GATES_EVALUATED = "quality_gates_evaluated"
+    STAGE_ATTEMPT_FAILED = "stage_attempt_failed"
+    STAGE_COMPLETED = "stage_completed"
+    CHECKPOINT_CREATED = "checkpoint_created"
+    STAGE_FAILED = "stage_failed"
+    DEAD_LETTER_RECORDED = "dead_letter_recorded"
+    HUMAN_GATE_OPENED = "human_gate_opened"
+    HUMAN_GATE_APPROVED = "human_gate_approved"
+    HUMAN_GATE_REJECTED = "human_gate_rejected"
+    PROJECT_COMPLETED = "project_completed"
+    STATE_EDIT_RECORDED = "state_edit_recorded"
+    # Operator commands (the operations runbook).
+    PROJECT_PAUSED = "project_paused"
+    PROJECT_UNPAUSED = "project_unpaused"
+    PROJECT_CANCELLED = "project_cancelled"
+    STAGE_RESTARTED = "stage_restarted"
+    PROJECT_RESUMED = "project_resumed"
+    STATE_RESTORED = "state_restored"
+    PROJECT_RESET = "project_reset"
+    DEAD_LETTER_RETRIED = "dead_letter_retried"
+    DEAD_LETTERS_PURGED = "dead_letters_purged"
+    INCIDENT_NOTED = "incident_noted"
+    INCIDENT_RESOLVED = "incident_resolved"
+    # The run was cancelled (SIGINT/SIGTERM) in the middle of an attempt.
+    RUN_CANCELLED = "run_cancelled"
+    # Resilience. Every breaker event type contains "circuit_breaker", so the runbook's
+    # `grep "circuit_breaker" transitions.jsonl` lists each state change.
+    CIRCUIT_BREAKER_OPENED = "circuit_breaker_opened"
+    CIRCUIT_BREAKER_HALF_OPENED = "circuit_breaker_half_opened"
+    CIRCUIT_BREAKER_CLOSED = "circuit_breaker_closed"
+    CIRCUIT_BREAKER_RESET = "circuit_breaker_reset"
+    CIRCUIT_BREAKER_TRIPPED = "circuit_breaker_tripped"
+    CIRCUIT_BREAKER_SYNCED = "circuit_breaker_synced"
+    PROVIDER_CALL_FAILED = "provider_call_failed"
+    PROVIDER_FALLBACK = "provider_fallback"
+    AGENT_USAGE_RECORDED = "agent_usage_recorded"
+    AGENT_OUTPUT_REJECTED = "agent_output_rejected"
+    PROJECT_PARKED = "project_parked"
+    PROJECT_UNPARKED = "project_unparked"
+    DEBUGGER_INVOKED = "debugger_invoked"
+    DEBUGGER_FIX_COMMITTED = "debugger_fix_committed"
+    DEBUGGER_FAILED = "debugger_failed"
+
+
+EVENT_TYPES: tuple[str, ...] = tuple(EventType)
+CIRCUIT_BREAKER_EVENT_TYPES = tuple(t for t in EventType if "circuit_breaker" in t)
 
 
 def event_id(project_id: str, command_id: str, index: int) -> str:
@@ -82,7 +78,7 @@ def draft(
     command_id: str,
     index: int,
     ts: str,
-    event_type: str,
+    event_type: EventType,
     actor: str,
     stage: str | None,
     from_stage: str | None,
@@ -90,7 +86,7 @@ def draft(
     status: str,
     attempt: int | None = None,
     data: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> EventDraft:
     """An event without `seq`, `prev_hash` and `hash` (the log assigns those on append).
 
     `from_stage`/`to_stage` are the project's current stage before and after the event;
@@ -110,45 +106,3 @@ def draft(
         "actor": actor,
         "data": data or {},
     }
-
-
-# -- resilience: breakers, provider calls, parking, the debugger ------------------------------
-# Every breaker event type contains "circuit_breaker", so the runbook's
-# `grep "circuit_breaker" transitions.jsonl` lists each state change.
-CIRCUIT_BREAKER_OPENED = "circuit_breaker_opened"
-CIRCUIT_BREAKER_HALF_OPENED = "circuit_breaker_half_opened"
-CIRCUIT_BREAKER_CLOSED = "circuit_breaker_closed"
-CIRCUIT_BREAKER_RESET = "circuit_breaker_reset"
-CIRCUIT_BREAKER_TRIPPED = "circuit_breaker_tripped"
-CIRCUIT_BREAKER_SYNCED = "circuit_breaker_synced"
-PROVIDER_CALL_FAILED = "provider_call_failed"
-PROVIDER_FALLBACK = "provider_fallback"
-AGENT_USAGE_RECORDED = "agent_usage_recorded"
-AGENT_OUTPUT_REJECTED = "agent_output_rejected"
-PROJECT_PARKED = "project_parked"
-PROJECT_UNPARKED = "project_unparked"
-DEBUGGER_INVOKED = "debugger_invoked"
-DEBUGGER_FIX_COMMITTED = "debugger_fix_committed"
-DEBUGGER_FAILED = "debugger_failed"
-
-CIRCUIT_BREAKER_EVENT_TYPES = (
-    CIRCUIT_BREAKER_OPENED,
-    CIRCUIT_BREAKER_HALF_OPENED,
-    CIRCUIT_BREAKER_CLOSED,
-    CIRCUIT_BREAKER_RESET,
-    CIRCUIT_BREAKER_TRIPPED,
-    CIRCUIT_BREAKER_SYNCED,
-)
-RESILIENCE_EVENT_TYPES = (
-    *CIRCUIT_BREAKER_EVENT_TYPES,
-    PROVIDER_CALL_FAILED,
-    PROVIDER_FALLBACK,
-    AGENT_USAGE_RECORDED,
-    AGENT_OUTPUT_REJECTED,
-    PROJECT_PARKED,
-    PROJECT_UNPARKED,
-    DEBUGGER_INVOKED,
-    DEBUGGER_FIX_COMMITTED,
-    DEBUGGER_FAILED,
-)
-EVENT_TYPES = (*EVENT_TYPES, *RESILIENCE_EVENT_TYPES)

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from somas_action.core.domain import GateResult
+from somas_action.core.settings import QualityGate
+
 
 @dataclass(frozen=True)
 class GateInputs:
@@ -16,28 +19,28 @@ class GateInputs:
     test_results: dict[str, Any] | None
 
 
-def artifact_exists(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
+def artifact_exists(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
     """The named artifact was written."""
-    name = gate["artifact"]
+    name = gate.artifact or ""
     return (
         name in inputs.artifacts,
         f"artifact {name} {'present' if name in inputs.artifacts else 'missing'}",
     )
 
 
-def output_field(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
+def output_field(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
     """The agent's reply has a non-empty value for the field."""
-    value = inputs.output.get(gate["field"])
+    value = inputs.output.get(gate.field or "")
     ok = value not in (None, "", [], {})
-    return ok, f"field {gate['field']} {'present' if ok else 'empty or missing'}"
+    return ok, f"field {gate.field} {'present' if ok else 'empty or missing'}"
 
 
-def tests_passed(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
+def tests_passed(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
     """Tests ran, at least `min_tests` of them, with no failures or errors."""
     results = inputs.test_results
     if results is None:
         return False, "no test results (this gate needs a validation stage)"
-    minimum = gate.get("min_tests", 1)
+    minimum = gate.min_tests
     bad = results["failed"] + results["errors"]
     ok = bad == 0 and results["total"] >= minimum and results["exit_code"] == 0
     return (
@@ -47,13 +50,13 @@ def tests_passed(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
     )
 
 
-def verdict(gate: dict[str, Any], inputs: GateInputs) -> tuple[bool, str]:
+def verdict(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
     """The agent's verdict equals the expected one."""
     given = inputs.output.get("verdict")
-    return given == gate["equals"], f"verdict {given!r}, expected {gate['equals']!r}"
+    return given == gate.equals, f"verdict {given!r}, expected {gate.equals!r}"
 
 
-GATES: dict[str, Callable[[dict[str, Any], GateInputs], tuple[bool, str]]] = {
+GATES: dict[str, Callable[[QualityGate, GateInputs], tuple[bool, str]]] = {
     "artifact_exists": artifact_exists,
     "output_field": output_field,
     "tests_passed": tests_passed,
@@ -61,22 +64,10 @@ GATES: dict[str, Callable[[dict[str, Any], GateInputs], tuple[bool, str]]] = {
 }
 
 
-def _default_name(gate: dict[str, Any]) -> str:
-    subject = gate.get("artifact") or gate.get("field") or gate.get("equals")
-    return f"{gate['type']}:{subject}" if subject else gate["type"]
-
-
-def evaluate(gates: tuple[dict[str, Any], ...], inputs: GateInputs) -> list[dict[str, Any]]:
+def evaluate(gates: tuple[QualityGate, ...], inputs: GateInputs) -> list[GateResult]:
     """Evaluate every gate (not just up to the first failure), for a complete report."""
-    results = []
+    results: list[GateResult] = []
     for gate in gates:
-        passed, detail = GATES[gate["type"]](gate, inputs)
-        results.append(
-            {
-                "name": gate.get("name") or _default_name(gate),
-                "type": gate["type"],
-                "passed": passed,
-                "detail": detail,
-            }
-        )
+        passed, detail = GATES[gate.type](gate, inputs)
+        results.append({"name": gate.label, "type": gate.type, "passed": passed, "detail": detail})
     return results

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from somas_action.core import names
+from somas_action.core.domain import State
 
 PROJECT = names.PROJECT_LABEL
 IN_PROGRESS = "somas:in-progress"
@@ -32,7 +32,7 @@ _STATUS_LABELS = {
 }
 
 
-def labels_for(state: dict[str, Any]) -> set[str]:
+def labels_for(state: State) -> set[str]:
     """The somas labels an issue should have: project, status, and current stage."""
     wanted = {PROJECT, _STATUS_LABELS[state["status"]]}
     if state["status"] != names.COMPLETED:
@@ -42,7 +42,7 @@ def labels_for(state: dict[str, Any]) -> set[str]:
     return wanted
 
 
-def label_changes(current: set[str], state: dict[str, Any]) -> tuple[set[str], set[str]]:
+def label_changes(current: set[str], state: State) -> tuple[set[str], set[str]]:
     """(to add, to remove) so that the issue's somas labels match the state; others untouched."""
     wanted = labels_for(state)
     ours = {label for label in current if label.startswith(names.LABEL_PREFIX)}
@@ -85,10 +85,6 @@ def label_specs(stage_names: Iterable[str]) -> list[LabelSpec]:
     return [*_FIXED_SPECS, *stages]
 
 
-def breaker_open(state: dict[str, Any]) -> bool:
-    """Whether any circuit breaker mirrored into the state is open (shape owned by resilience)."""
-    for breaker in (state.get("circuit_breakers") or {}).values():
-        status = breaker.get("state") if isinstance(breaker, dict) else breaker
-        if status == "open":
-            return True
-    return False
+def breaker_open(state: State) -> bool:
+    """Whether any circuit breaker mirrored into the state is open."""
+    return any(b["state"] == names.BREAKER_OPEN for b in state["circuit_breakers"].values())

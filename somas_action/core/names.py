@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from somas_action.core.errors import StateError
+
 SOMAS_DIR = ".somas"
 CONFIG_FILE = "config.yml"
 AGENTS_DIR = "agents"
@@ -64,6 +66,20 @@ STAGE_STATUSES = (
     STAGE_FAILED,
 )
 
+# Human gate status values (state.json `.human_gate.status`).
+GATE_WAITING = "waiting"
+GATE_APPROVED = "approved"
+GATE_REJECTED = "rejected"
+
+# Incident status values (state.json `.incident.status`).
+INCIDENT_OPEN = "open"
+INCIDENT_RESOLVED = "resolved"
+
+# Circuit-breaker states (breakers.json and state.json `.circuit_breakers.<service>.state`).
+BREAKER_CLOSED = "closed"
+BREAKER_OPEN = "open"
+BREAKER_HALF_OPEN = "half_open"
+
 # Circuit-breaker services besides each AI provider's own.
 AI_API = "ai_api"  # the AI layer as a whole: open = no agent call at all
 GITHUB_API = "github_api"  # the GitHub API used by the tracker adapter
@@ -83,3 +99,22 @@ def project_id_for(issue_number: int) -> str:
 def project_branch_for(project_id: str) -> str:
     """The git branch that holds a project's generated code."""
     return f"somas/{project_id}"
+
+
+def validate_project_id(project_id: str) -> str:
+    """Refuse anything but `project-<n>`, so no path can escape `.somas/projects/`."""
+    if not PROJECT_ID_RE.match(project_id):
+        raise StateError(
+            f"invalid project id {project_id!r}: expected project-<issue number>, e.g. project-7"
+        )
+    return project_id
+
+
+def issue_number_of(project_id: str) -> int:
+    """The issue number a (valid) project id names."""
+    return int(validate_project_id(project_id).split("-", 1)[1])
+
+
+def checkpoint_id(seq: int, stage: str) -> str:
+    """The id of the checkpoint recorded by event `seq` of a project: `cp-000042-validation`."""
+    return f"cp-{seq:06d}-{stage}"

@@ -6,12 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from somas_action.core.budget import Budget
+from somas_action.core.events import EventType
+from somas_action.core.settings import ModelRef
+
 
 @dataclass(frozen=True)
 class Observation:
     """Something a provider saw during a call that belongs in the project's log."""
 
-    event_type: str
+    event_type: EventType
     status: str
     data: dict[str, Any]
 
@@ -20,11 +24,11 @@ class Observation:
 class CallOptions:
     """How a live provider may spend: fallback models, limits, budget, deadline, reporting."""
 
-    fallback: tuple[dict[str, Any], ...] = ()
+    fallback: tuple[ModelRef, ...] = ()
     temperature: float | None = None
     max_output_tokens: int | None = None
-    # {"max_cost_usd", "max_tokens", "spent_cost_usd", "spent_tokens"}; None = no budget.
-    budget: dict[str, Any] | None = None
+    # The project's limits and what it has spent so far; None = no budget.
+    budget: Budget | None = None
     # A `Clock.monotonic()` reading after which no wait or call may start (the run's end).
     deadline: float | None = None
     observe: Callable[[Observation], None] | None = None
@@ -40,7 +44,7 @@ class AgentRequest:
     attempt: int
     instructions: str
     inputs: dict[str, Any]
-    model: dict[str, Any] | None = None
+    model: ModelRef | None = None
     output_schema: dict[str, Any] = field(default_factory=dict)
     options: CallOptions = field(default_factory=CallOptions)
 
@@ -68,7 +72,7 @@ class Deferral:
 class SupportsAvailability(Protocol):
     """A provider that can tell, without calling anything, that no model can be called now."""
 
-    def unavailable(self, models: list[dict[str, Any]]) -> Deferral | None:
+    def unavailable(self, models: tuple[ModelRef, ...]) -> Deferral | None:
         """A Deferral if every model in `models` (a fallback chain) is refused right now."""
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from somas_action.core import names
+from somas_action.core.domain import State
 
 _ICONS = {
     names.STAGE_PENDING: "⏳",
@@ -26,7 +25,7 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def next_action(state: dict[str, Any]) -> str:
+def next_action(state: State) -> str:
     """What a person should do next, as a command."""
     pid, status = state["project_id"], state["status"]
     if status == names.WAITING:
@@ -43,13 +42,14 @@ def next_action(state: dict[str, Any]) -> str:
     if status == names.CANCELLED:
         return f"nothing: cancelled (`somas reset {pid}` starts over from the issue)"
     if status == names.PARKED:
-        parked = state["recovery_info"].get("parked") or {}
-        when = parked.get("retry_at") or "an operator resets the breaker"
-        return f"nothing yet: parked ({parked.get('reason')}); `somas resume {pid}` after {when}"
+        parked = state["recovery_info"].get("parked")
+        when = (parked and parked["retry_at"]) or "an operator resets the breaker"
+        reason = parked["reason"] if parked else None
+        return f"nothing yet: parked ({reason}); `somas resume {pid}` after {when}"
     return f"`somas advance {pid}` continues the pipeline"
 
 
-def status_table(state: dict[str, Any]) -> str:
+def status_table(state: State) -> str:
     """A plain-text table of every stage: status, attempts, duration."""
     rows = [("stage", "status", "attempts", "duration")]
     for stage in state["pipeline"]:
@@ -79,7 +79,7 @@ def status_table(state: dict[str, Any]) -> str:
     return head + "\n" + "\n".join(lines) + f"\nnext: {next_action(state)}"
 
 
-def _mermaid(state: dict[str, Any]) -> str:
+def _mermaid(state: State) -> str:
     lines = ["```mermaid", "flowchart LR"]
     pipeline = state["pipeline"]
     for index, stage in enumerate(pipeline):
@@ -99,18 +99,19 @@ def _mermaid(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _why(state: dict[str, Any]) -> list[str]:
+def _why(state: State) -> list[str]:
     """Why a failed or parked project stopped, in the words of its last error."""
     info = state["recovery_info"]
-    if state["status"] == names.FAILED and info.get("last_failure"):
-        error = info["last_failure"]["error"]
+    failure, parked = info["last_failure"], info.get("parked")
+    if state["status"] == names.FAILED and failure:
+        error = failure["error"]
         return [f"**Stopped:** `{error['kind']}`: {error['message'][:500]}", ""]
-    if state["status"] == names.PARKED and info.get("parked"):
-        return [f"**Parked:** {info['parked']['reason'][:500]}", ""]
+    if state["status"] == names.PARKED and parked:
+        return [f"**Parked:** {parked['reason'][:500]}", ""]
     return []
 
 
-def status_markdown(state: dict[str, Any]) -> str:
+def status_markdown(state: State) -> str:
     """The issue's status comment: a stage table, a Mermaid diagram, the next human action."""
     rows = ["| Stage | Status | Attempts | Duration |", "|---|---|---|---|"]
     for stage in state["pipeline"]:

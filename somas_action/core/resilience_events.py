@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from somas_action.core import events as ev
 from somas_action.core import names
+from somas_action.core.domain import BreakerView, EventDraft, State
 from somas_action.core.engine import Batch, Context
+from somas_action.core.events import EventType
 from somas_action.core.ports import Deferral, Observation
-from somas_action.core.projection import State
 
 
 def observation_drafts(
@@ -21,7 +21,7 @@ def observation_drafts(
     ctx: Context,
     stage: str | None,
     attempt: int | None,
-) -> list[dict[str, Any]]:
+) -> list[EventDraft]:
     """One event per observation a provider made during an agent call, in order."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     for item in observations:
@@ -30,8 +30,8 @@ def observation_drafts(
 
 
 def breaker_drafts(
-    state: State, changes: dict[str, tuple[str, dict[str, Any]]], ctx: Context
-) -> list[dict[str, Any]]:
+    state: State, changes: dict[str, tuple[EventType, BreakerView]], ctx: Context
+) -> list[EventDraft]:
     """Events that bring `state.circuit_breakers` in line: service -> (event type, view)."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     for service, (event_type, view) in sorted(changes.items()):
@@ -46,23 +46,23 @@ def breaker_drafts(
 
 def park_drafts(
     state: State, stage: str, deferral: Deferral, deferred_attempt: int | None, ctx: Context
-) -> list[dict[str, Any]]:
+) -> list[EventDraft]:
     """Checkpoint the project and park it until `deferral.retry_at` (nothing is lost).
 
     `deferred_attempt` is an attempt that was started but could not be made (no provider
     available); it does not count against the stage's `max_retries`.
     """
     batch = Batch(state["project_id"], state["current_stage"], ctx)
-    checkpoint_id = f"cp-{state['metrics']['events'] + 1:06d}-{stage}"
+    checkpoint_id = names.checkpoint_id(batch.next_seq(state), stage)
     batch.add(
-        ev.CHECKPOINT_CREATED,
+        EventType.CHECKPOINT_CREATED,
         stage=stage,
         status="saved",
         attempt=deferred_attempt,
         data={"checkpoint_id": checkpoint_id, "resume_stage": stage, "reason": "parked"},
     )
     batch.add(
-        ev.PROJECT_PARKED,
+        EventType.PROJECT_PARKED,
         stage=stage,
         status=names.PARKED,
         attempt=deferred_attempt,
@@ -78,22 +78,27 @@ def park_drafts(
     return batch.drafts
 
 
-def unpark_drafts(state: State, ctx: Context) -> list[dict[str, Any]]:
+def unpark_drafts(state: State, ctx: Context) -> list[EventDraft]:
     """The reason for parking has passed: the project is in progress again."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
-    parked = state["recovery_info"].get("parked") or {}
+    parked = state["recovery_info"].get("parked")
     batch.add(
-        ev.PROJECT_UNPARKED,
+        EventType.PROJECT_UNPARKED,
         stage=state["current_stage"],
         status=names.IN_PROGRESS,
-        data={"was": parked.get("reason")},
+        data={"was": parked["reason"] if parked else None},
     )
     return batch.drafts
 
 
 def debugger_drafts(
-    state: State, event_type: str, status: str, attempt: int, data: dict[str, Any], ctx: Context
-) -> list[dict[str, Any]]:
+    state: State,
+    event_type: EventType,
+    status: str,
+    attempt: int,
+    data: dict[str, Any],
+    ctx: Context,
+) -> list[EventDraft]:
     """One debugger event for the validation stage."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
     batch.add(event_type, stage=state["current_stage"], status=status, attempt=attempt, data=data)

@@ -9,40 +9,16 @@ deadline) is never slept: the retrying stops and the caller decides (fallback, o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from somas_action.config.loader import Config
 from somas_action.core.clock import Clock
 from somas_action.core.error_kinds import INVALID_OUTPUT, policy_for
 from somas_action.core.errors import ProviderError
+from somas_action.core.settings import CallRetrySettings
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    """`agent_provider.retry` of the config."""
-
-    max_calls: int = 3
-    backoff_seconds: float = 1.0
-    backoff_multiplier: float = 2.0
-    max_backoff_seconds: float = 10.0
-    max_wait_seconds: float = 30.0
-
-    @classmethod
-    def from_config(cls, config: Config) -> RetrySettings:
-        """The settings a repository's config asks for."""
-        raw = config.raw["agent_provider"]["retry"]
-        return cls(
-            max_calls=int(raw["max_calls"]),
-            backoff_seconds=float(raw["backoff_seconds"]),
-            backoff_multiplier=float(raw["backoff_multiplier"]),
-            max_backoff_seconds=float(raw["max_backoff_seconds"]),
-            max_wait_seconds=float(raw["max_wait_seconds"]),
-        )
 
 
 def retryable(exc: BaseException) -> bool:
@@ -50,21 +26,20 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and policy_for(exc.kind).retry_call
 
 
-def next_wait(settings: RetrySettings, calls_made: int, exc: BaseException | None) -> float:
+def next_wait(settings: CallRetrySettings, calls_made: int, exc: BaseException | None) -> float:
     """Seconds to wait before the next call: the service's Retry-After, else capped backoff."""
     if isinstance(exc, ProviderError):
         if exc.kind == INVALID_OUTPUT:
             return 0.0  # a repair request, not a struggling service: ask again at once
         if exc.retry_after is not None:
             return exc.retry_after
-    backoff = settings.backoff_seconds * settings.backoff_multiplier ** (calls_made - 1)
-    return float(min(backoff, settings.max_backoff_seconds))
+    return settings.backoff.delay(calls_made)
 
 
 def call_with_retries(
     call: Callable[[int], T],
     *,
-    settings: RetrySettings,
+    settings: CallRetrySettings,
     clock: Clock,
     affordable: Callable[[float], bool],
     give_up: Callable[[], bool] = lambda: False,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from somas_action.core import names
+from somas_action.core.names import validate_project_id
 from somas_action.core.slash import GrammarError, parse
-from somas_action.state.store import validate_project_id
 
 # Verbs that may be followed by `advance` in the same run (the pipeline can move on).
 ADVANCING = frozenset(

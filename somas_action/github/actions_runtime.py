@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from somas_action.core.domain import Event, State
 from somas_action.core.report import status_markdown
 
 
@@ -112,7 +113,7 @@ def append_summary(markdown: str) -> None:
 _reported: dict[str, Any] = {}
 
 
-def remember(state: dict[str, Any], events: list[dict[str, Any]]) -> None:
+def remember(state: State, events: list[Event]) -> None:
     """`on_commit` hook: keep the newest state of the run's project for `flush`."""
     _reported["state"] = state
     failures = [e for e in events if e["event_type"] in ("stage_failed", "stage_attempt_failed")]

@@ -24,6 +24,7 @@ from github import Auth, Github, GithubException
 
 from somas_action.core.clock import Clock
 from somas_action.core.errors import ConfigError, SomasError
+from somas_action.core.settings import GitHubConfig
 
 T = TypeVar("T")
 Guard = Callable[[str, Callable[[], Any]], Any]
@@ -62,14 +63,12 @@ class GitHubSettings:
 
     token: str
     repository: str
+    # The config's `github` section: pacing, retries, rate-limit patience, bot logins.
+    config: GitHubConfig
     api_url: str = DEFAULT_API_URL
     server_url: str = DEFAULT_SERVER_URL
     run_id: str | None = None
-    min_seconds_between_writes: float = 1.0
-    max_rate_limit_wait: float = 300.0
-    max_retries: int = 3
     timeout_seconds: int = 30
-    bot_logins: tuple[str, ...] = ()
 
     @property
     def owner(self) -> str:
@@ -84,7 +83,7 @@ class GitHubSettings:
         return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], github_config: Mapping[str, Any]) -> GitHubSettings:
+    def from_env(cls, env: Mapping[str, str], github_config: GitHubConfig) -> GitHubSettings:
         """Settings from the Actions environment and the config's `github` section."""
         token = env.get("SOMAS_GITHUB_TOKEN") or env.get("GITHUB_TOKEN") or ""
         if not token:
@@ -99,17 +98,14 @@ class GitHubSettings:
                 f"GITHUB_REPOSITORY: {repository!r} is not owner/name; run inside GitHub Actions "
                 "or set it, e.g. GITHUB_REPOSITORY=octo-org/octo-repo"
             )
-        api_url = github_config.get("api_url") or env.get("GITHUB_API_URL") or DEFAULT_API_URL
+        api_url = github_config.api_url or env.get("GITHUB_API_URL") or DEFAULT_API_URL
         return cls(
             token=token,
             repository=repository,
             api_url=api_url.rstrip("/"),
             server_url=env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL,
             run_id=env.get("GITHUB_RUN_ID") or None,
-            min_seconds_between_writes=float(github_config.get("min_seconds_between_writes", 1)),
-            max_rate_limit_wait=float(github_config.get("max_rate_limit_wait_seconds", 300)),
-            max_retries=int(github_config.get("max_retries", 3)),
-            bot_logins=tuple(github_config.get("bot_logins", ())),
+            config=github_config,
         )
 
 
@@ -222,8 +218,8 @@ class GitHubApi:
                             "it may or may not have taken effect",
                             exc.status,
                         ) from None
-                    if failures <= self.settings.max_retries:
-                        self.clock.sleep(min(2.0**failures, 30.0))
+                    if failures <= self.settings.config.max_retries:
+                        self.clock.sleep(self.settings.config.retry_backoff.delay(failures))
                         continue
                 raise GitHubError(
                     f"GitHub {what}: HTTP {exc.status}: {message or 'request failed'}", exc.status
@@ -234,8 +230,8 @@ class GitHubApi:
                     raise AmbiguousWrite(
                         f"GitHub {what}: {type(exc).__name__}; it may or may not have taken effect"
                     ) from None
-                if failures <= self.settings.max_retries:
-                    self.clock.sleep(min(2.0**failures, 30.0))
+                if failures <= self.settings.config.max_retries:
+                    self.clock.sleep(self.settings.config.retry_backoff.delay(failures))
                     continue
                 raise GitHubError(f"GitHub {what}: {type(exc).__name__}: {exc}") from None
 
@@ -243,7 +239,7 @@ class GitHubApi:
         return self.clock.now().timestamp()
 
     def _space_writes(self) -> None:
-        gap = self.settings.min_seconds_between_writes
+        gap = self.settings.config.min_seconds_between_writes
         now = self.clock.monotonic()
         if gap and self._last_write is not None and now - self._last_write < gap:
             self.clock.sleep(gap - (now - self._last_write))
@@ -251,12 +247,12 @@ class GitHubApi:
         self._last_write = now
 
     def _sit_out(self, what: str, wait: float, times: int) -> None:
-        budget = self.settings.max_rate_limit_wait - sum(self.waited)
+        budget = self.settings.config.max_rate_limit_wait_seconds - sum(self.waited)
         if wait > budget or times > _RATE_LIMIT_RETRIES:
             raise RateLimitDeferred(
                 f"GitHub {what}: rate limited; GitHub asks for {wait:.0f}s, more than this run "
                 f"affords (github.max_rate_limit_wait_seconds: "
-                f"{self.settings.max_rate_limit_wait:.0f})",
+                f"{self.settings.config.max_rate_limit_wait_seconds:.0f})",
                 wait,
             )
         self.waited.append(wait)

@@ -14,11 +14,11 @@ from typing import Any
 import requests
 from github import GithubException
 
-from somas_action.config.loader import Config
 from somas_action.core import names
 from somas_action.core.clock import Clock
+from somas_action.core.settings import Config
 from somas_action.github.api import Guard, rate_limit_wait
-from somas_action.state.breakers import BreakerSettings, CircuitBreaker
+from somas_action.state.breakers import CircuitBreaker
 
 GITHUB_API = names.GITHUB_API
 
@@ -29,7 +29,7 @@ def github_guard(repo: Path, config: Config, clock: Clock, actor: str | None = N
         GITHUB_API,
         repo=repo,
         clock=clock,
-        settings=BreakerSettings.from_config(config),
+        settings=config.error_handling.circuit_breaker,
         actor=actor,
     )
 

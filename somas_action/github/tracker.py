@@ -125,7 +125,7 @@ class GitHubTracker:
         """The marker of a comment we wrote; a person's comment never counts, whatever it says."""
         login = getattr(user, "login", "") if user is not None else ""
         kind = getattr(user, "type", "") if user is not None else ""
-        if kind != "Bot" and login not in self.api.settings.bot_logins:
+        if kind != "Bot" and login not in self.api.settings.config.bot_logins:
             return None
         last = body.rstrip().rsplit("\n", 1)[-1].strip()
         if last.startswith("<!-- somas:") and last.endswith(" -->"):

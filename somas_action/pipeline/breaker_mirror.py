@@ -9,36 +9,28 @@ mirrored into every active project at once; changes made by other runs are picke
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from somas_action.core import events as ev
 from somas_action.core import names
+from somas_action.core.breaker import Transition, new_record, view
 from somas_action.core.clock import Clock, format_ts
+from somas_action.core.domain import BreakerView, State
 from somas_action.core.engine import Context
 from somas_action.core.errors import SomasError
-from somas_action.core.projection import State
+from somas_action.core.events import EventType
 from somas_action.core.resilience_events import breaker_drafts
-from somas_action.state.breakers import BreakerStore, Transition, new_record, view
-from somas_action.state.store import ProjectStore, projects_dir
+from somas_action.state.breakers import BreakerStore
+from somas_action.state.store import ProjectStore, project_ids
 
 
-def sync_changes(repo: Path, state: State) -> dict[str, tuple[str, dict[str, Any]]]:
+def sync_changes(repo: Path, state: State) -> dict[str, tuple[EventType, BreakerView]]:
     """service -> (event type, view) for every breaker whose mirror in `state` is stale."""
-    changes = {}
+    changes: dict[str, tuple[EventType, BreakerView]] = {}
     never_changed = view(new_record())  # counting failures alone is not a change of state
     for service, record in BreakerStore(repo).read().items():
         current = view(record)
         if state["circuit_breakers"].get(service, never_changed) != current:
-            changes[service] = (ev.CIRCUIT_BREAKER_SYNCED, current)
+            changes[service] = (EventType.CIRCUIT_BREAKER_SYNCED, current)
     return changes
-
-
-def _active_projects(repo: Path) -> list[str]:
-    root = projects_dir(repo)
-    if not root.is_dir():
-        return []
-    found = [p.name for p in root.iterdir() if p.is_dir() and names.PROJECT_ID_RE.match(p.name)]
-    return sorted(found, key=lambda pid: int(pid.split("-")[1]))
 
 
 def mirror_into_projects(repo: Path, transition: Transition, clock: Clock, actor: str) -> list[str]:
@@ -48,7 +40,7 @@ def mirror_into_projects(repo: Path, transition: Transition, clock: Clock, actor
     `state.json` is skipped: the edit must be recorded first, and the next run syncs it.
     """
     mirrored = []
-    for project_id in _active_projects(repo):
+    for project_id in project_ids(repo):
         store = ProjectStore(repo, project_id)
         try:
             state, edit = store.load()

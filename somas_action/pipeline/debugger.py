@@ -10,136 +10,134 @@ the stage's `max_retries` bounds it.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from somas_action.config.loader import StageConfig
 from somas_action.config.schemas import first_problem, load_schema
-from somas_action.core import events as ev
 from somas_action.core import names, resilience_events
-from somas_action.core.error_kinds import INVALID_OUTPUT, WORKSPACE, error_record
-from somas_action.core.errors import ProviderError, WorkspaceError
-from somas_action.core.ports import AgentRequest, Observation
-from somas_action.core.projection import State
+from somas_action.core.domain import ErrorRecord, State
+from somas_action.core.error_kinds import INVALID_OUTPUT
+from somas_action.core.errors import AttemptFailed, ClassifiedError, WorkspaceError
+from somas_action.core.events import EventType
+from somas_action.core.paths import confined_path
+from somas_action.core.ports import AgentProvider, AgentRequest, Observation
+from somas_action.core.settings import AgentConfig, Config, StageConfig
 from somas_action.pipeline import resilience_steps
-from somas_action.pipeline.stage_handlers import AttemptFailed
-from somas_action.state.git import confined_path
+from somas_action.pipeline.recorder import Recorder
+from somas_action.pipeline.stage_handlers import StageHandlers
 from somas_action.state.store import ProjectStore
-
-if TYPE_CHECKING:
-    from somas_action.pipeline.runner import Runner
 
 DEBUGGER = "debugger"
 OUTPUT_SCHEMA = "agent-output/implementation"
 FIX_ARTIFACT = "debugger_fix.json"
 
 
-def branch_files(runner: Runner, branch: str) -> list[dict[str, str]]:
-    """The project branch's files an agent may change, with their content (bounded)."""
-    settings = runner.s.config.raw["workspace"]
-    listing = runner.workspace.git("ls-tree", "-r", "--name-only", f"refs/heads/{branch}")
-    files = []
-    for path in listing.splitlines():
+@dataclass(frozen=True)
+class Debugger:
+    """What the debugger step needs from the run: its recorder, provider, handlers, config."""
+
+    recorder: Recorder
+    provider: AgentProvider
+    handlers: StageHandlers
+    config: Config
+
+    def branch_files(self, branch: str) -> list[dict[str, str]]:
+        """The project branch's files an agent may change, with their content (bounded)."""
+        settings = self.config.workspace
+        git = self.handlers.workspace
+        listing = git.git("ls-tree", "-r", "--name-only", f"refs/heads/{branch}")
+        files = []
+        for path in listing.splitlines():
+            try:
+                confined_path(path, settings.allowed_paths)
+            except WorkspaceError:
+                continue
+            content = git.git("show", f"refs/heads/{branch}:{path}")
+            if len(content.encode()) <= settings.max_file_bytes:
+                files.append({"path": path, "content": content})
+            if len(files) >= settings.max_files:
+                break
+        return files
+
+    def _inputs(self, store: ProjectStore, state: State) -> dict[str, Any]:
+        issue = store.first_event()["data"]["issue"]
+        results_path = store.artifacts_dir / names.TEST_RESULTS_ARTIFACT
+        results = (
+            json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
+        )
+        return {
+            "issue": {"number": issue["number"], "title": issue["title"], "body": issue["body"]},
+            "test_results": {
+                key: results.get(key)
+                for key in ("total", "passed", "failed", "errors", "failures", "output_tail")
+            },
+            "files": self.branch_files(names.project_branch_for(state["project_id"])),
+        }
+
+    def fix_validation(
+        self,
+        agent: AgentConfig,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        attempt: int,
+        actor: str,
+        deadline: float | None,
+    ) -> State:
+        """Ask the debugger for a fix of the failing tests and commit it; record what happened."""
+        observations: list[Observation] = []
+        request = AgentRequest(
+            project_id=state["project_id"],
+            stage=stage.name,
+            agent=DEBUGGER,
+            attempt=attempt,
+            instructions=agent.instructions,
+            inputs=self._inputs(store, state),
+            model=agent.model,
+            output_schema=load_schema(OUTPUT_SCHEMA),
+            options=resilience_steps.call_options(
+                self.config, state, agent, deadline, observations
+            ),
+        )
+        failing = [f["test"] for f in request.inputs["test_results"].get("failures") or []]
+        model = agent.model.as_dict() if agent.model else None
+        invoked = {"agent": DEBUGGER, "model": model, "failing_tests": failing[:20]}
+        state = self._record(
+            store, state, EventType.DEBUGGER_INVOKED, "invoked", attempt, actor, invoked
+        )
+        error: ErrorRecord | None = None
         try:
-            confined_path(path, settings["allowed_paths"])
-        except WorkspaceError:
-            continue
-        content = runner.workspace.git("show", f"refs/heads/{branch}:{path}")
-        if len(content.encode()) <= settings["max_file_bytes"]:
-            files.append({"path": path, "content": content})
-        if len(files) >= settings["max_files"]:
-            break
-    return files
-
-
-def _inputs(runner: Runner, store: ProjectStore, state: State) -> dict[str, Any]:
-    issue = store.first_event()["data"]["issue"]
-    results_path = store.artifacts_dir / names.TEST_RESULTS_ARTIFACT
-    results = json.loads(results_path.read_text(encoding="utf-8")) if results_path.exists() else {}
-    return {
-        "issue": {"number": issue["number"], "title": issue["title"], "body": issue["body"]},
-        "test_results": {
-            key: results.get(key)
-            for key in ("total", "passed", "failed", "errors", "failures", "output_tail")
-        },
-        "files": branch_files(runner, names.project_branch_for(state["project_id"])),
-    }
-
-
-def fix_validation(
-    runner: Runner,
-    store: ProjectStore,
-    state: State,
-    stage: StageConfig,
-    attempt: int,
-    actor: str,
-    deadline: float | None,
-) -> State:
-    """Ask the debugger for a fix of the failing tests and commit it; record what happened."""
-    if DEBUGGER not in stage.secondary_agents:
-        return state
-    agent = runner.agents[DEBUGGER]
-    observations: list[Observation] = []
-    request = AgentRequest(
-        project_id=state["project_id"],
-        stage=stage.name,
-        agent=DEBUGGER,
-        attempt=attempt,
-        instructions=agent.raw["instructions"],
-        inputs=_inputs(runner, store, state),
-        model=agent.raw.get("model"),
-        output_schema=load_schema(OUTPUT_SCHEMA),
-        options=resilience_steps.call_options(runner, state, agent, deadline, observations),
-    )
-    failing = [f["test"] for f in request.inputs["test_results"].get("failures") or []]
-    state = _record(
-        runner,
-        store,
-        state,
-        ev.DEBUGGER_INVOKED,
-        "invoked",
-        attempt,
-        actor,
-        {"agent": DEBUGGER, "model": request.model, "failing_tests": failing[:20]},
-    )
-    try:
-        output = runner.s.provider.invoke(request)
-        problem = first_problem(OUTPUT_SCHEMA, output)
-        if problem:
-            raise AttemptFailed(INVALID_OUTPUT, f"agent {DEBUGGER} reply: {problem}")
-        fix = runner.handlers.implement(state, output)
-        store.write_artifact(FIX_ARTIFACT, fix)
-    except ProviderError as exc:
-        error = error_record(exc)
-    except AttemptFailed as exc:
-        error = exc.error
-    except WorkspaceError as exc:
-        error = {"kind": WORKSPACE, "message": str(exc)}
-    else:
+            output = self.provider.invoke(request)
+            problem = first_problem(OUTPUT_SCHEMA, output)
+            if problem:
+                raise AttemptFailed(f"agent {DEBUGGER} reply: {problem}", INVALID_OUTPUT)
+            fix = self.handlers.implement(state, output)
+            store.write_artifact(FIX_ARTIFACT, dict(fix))
+        except ClassifiedError as exc:
+            error = exc.record()
         state = resilience_steps.record_observations(
-            runner, store, state, observations, stage.name, attempt, actor
+            self.recorder, store, state, observations, stage.name, attempt, actor
         )
+        if error is not None:
+            failed = {"error": error}
+            return self._record(
+                store, state, EventType.DEBUGGER_FAILED, "failed", attempt, actor, failed
+            )
         data = {"commit": fix["commit"], "files": fix["files"], "artifact": FIX_ARTIFACT}
-        return _record(
-            runner, store, state, ev.DEBUGGER_FIX_COMMITTED, "committed", attempt, actor, data
+        return self._record(
+            store, state, EventType.DEBUGGER_FIX_COMMITTED, "committed", attempt, actor, data
         )
-    state = resilience_steps.record_observations(
-        runner, store, state, observations, stage.name, attempt, actor
-    )
-    return _record(
-        runner, store, state, ev.DEBUGGER_FAILED, "failed", attempt, actor, {"error": error}
-    )
 
-
-def _record(
-    runner: Runner,
-    store: ProjectStore,
-    state: State,
-    event_type: str,
-    status: str,
-    attempt: int,
-    actor: str,
-    data: dict[str, Any],
-) -> State:
-    ctx = runner.context(actor, f"advance:{state['metrics']['events']}")
-    drafts = resilience_events.debugger_drafts(state, event_type, status, attempt, data, ctx)
-    return runner.commit(store, state, drafts)
+    def _record(
+        self,
+        store: ProjectStore,
+        state: State,
+        event_type: EventType,
+        status: str,
+        attempt: int,
+        actor: str,
+        data: dict[str, Any],
+    ) -> State:
+        ctx = self.recorder.step_context(actor, state)
+        drafts = resilience_events.debugger_drafts(state, event_type, status, attempt, data, ctx)
+        return self.recorder.commit(store, state, drafts)

@@ -8,18 +8,17 @@ mention people nor smuggle a marker.
 
 from __future__ import annotations
 
-from typing import Any
-
-from somas_action.config.loader import Config
-from somas_action.core import events as ev
+from somas_action.core.domain import Event, State
+from somas_action.core.events import EventType
 from somas_action.core.ports import Tracker
+from somas_action.core.settings import NotificationSettings
 
 # notify_on setting -> the event that reports it.
 NOTIFIED_EVENTS = {
-    "stage_completed": ev.STAGE_COMPLETED,
-    "human_gate_opened": ev.HUMAN_GATE_OPENED,
-    "error_occurred": ev.STAGE_FAILED,
-    "pipeline_completed": ev.PROJECT_COMPLETED,
+    "stage_completed": EventType.STAGE_COMPLETED,
+    "human_gate_opened": EventType.HUMAN_GATE_OPENED,
+    "error_occurred": EventType.STAGE_FAILED,
+    "pipeline_completed": EventType.PROJECT_COMPLETED,
 }
 
 
@@ -51,14 +50,15 @@ def plain(text: str, limit: int = 200) -> str:
 class Notifier:
     """Posts one comment per notified event of a committed batch."""
 
-    def __init__(self, tracker: Tracker, config: Config, run_url: str | None = None) -> None:
-        settings = config.raw["monitoring"]["notifications"]  # defaults filled by the schema
+    def __init__(
+        self, tracker: Tracker, settings: NotificationSettings, run_url: str | None = None
+    ) -> None:
         self.tracker = tracker
-        self.enabled = bool(settings["enabled"])
-        self.wanted = {NOTIFIED_EVENTS[name] for name in settings["notify_on"]}
+        self.enabled = settings.enabled
+        self.wanted = {NOTIFIED_EVENTS[name] for name in settings.notify_on}
         self.run_url = run_url
 
-    def post(self, state: dict[str, Any], written: list[dict[str, Any]]) -> int:
+    def post(self, state: State, written: list[Event]) -> int:
         """Comment on each notified event in `written`; returns how many were considered."""
         if not self.enabled:
             return 0
@@ -71,27 +71,25 @@ class Notifier:
             count += 1
         return count
 
-    def body(
-        self, state: dict[str, Any], event: dict[str, Any], batch: list[dict[str, Any]]
-    ) -> str:
+    def body(self, state: State, event: Event, batch: list[Event]) -> str:
         """The comment text for one event."""
         kind, stage, pid = event["event_type"], event["stage"], state["project_id"]
-        if kind == ev.STAGE_COMPLETED:
+        if kind == EventType.STAGE_COMPLETED:
             following = event["to_stage"] if event["to_stage"] != stage else None
             then = f"; next: **{following}**" if following else ""
             return f"✅ Stage **{stage}** of `{pid}` completed (attempt {event['attempt']}){then}."
-        if kind == ev.HUMAN_GATE_OPENED:
+        if kind == EventType.HUMAN_GATE_OPENED:
             return (
                 f"✋ Stage **{stage}** of `{pid}` waits for a human decision.\n\n"
                 "Reply `/somas approve` to continue or `/somas reject <reason>` to send it back "
                 "(write access to the repository required)."
             )
-        if kind == ev.STAGE_FAILED:
+        if kind == EventType.STAGE_FAILED:
             error = event["data"]["error"]
             letters = [
                 e["data"]["dead_letter"]["id"]
                 for e in batch
-                if e["event_type"] == ev.DEAD_LETTER_RECORDED and e["stage"] == stage
+                if e["event_type"] == EventType.DEAD_LETTER_RECORDED and e["stage"] == stage
             ]
             lines = [
                 f"❌ Stage **{stage}** of `{pid}` failed after {event['data']['attempts']} "
@@ -105,6 +103,6 @@ class Notifier:
                 lines.append(f"Run: {self.run_url}")
             lines.append(f"\nNext: fix the cause, then `/somas restart {stage}` or `/somas retry`.")
             return "\n".join(lines)
-        if kind == ev.PROJECT_COMPLETED:
+        if kind == EventType.PROJECT_COMPLETED:
             return f"🎉 `{pid}` completed every stage of the pipeline."
         return f"`{pid}`: {kind.replace('_', ' ')}"

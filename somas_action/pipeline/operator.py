@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from somas_action.config.loader import config_path, parse_config
 from somas_action.core import controls, names
+from somas_action.core.domain import DeadLetter, EventDraft, State
 from somas_action.core.engine import Context
-from somas_action.core.errors import CommandRefused, ConfigError, StateError
-from somas_action.core.projection import State
+from somas_action.core.errors import CommandRefused, StateError
 from somas_action.pipeline.runner import Runner
 from somas_action.state.jsonio import atomic_write_json, atomic_write_text, json_problem
-from somas_action.state.store import projects_dir
+from somas_action.state.store import projects_dir, unused_name
 
 STOP_ALL_REASON = "stop-all (emergency stop)"
 
@@ -40,7 +36,7 @@ class Operator:
         project_id: str,
         actor: str,
         verb: str,
-        build: Callable[[State, Context, str | None], list[dict[str, Any]]],
+        build: Callable[[State, Context, str | None], list[EventDraft]],
         delivery_id: str | None,
         backup: bool = False,
     ) -> State:
@@ -132,11 +128,10 @@ class Operator:
     def reset(self, project_id: str, actor: str) -> tuple[Path, State]:
         """The full restart: archive the folder as `<id>.backup.YYYYMMDD`, start from the issue."""
         store, state = self.runner.load(project_id, actor)
-        target = projects_dir(self.runner.s.repo) / f"{project_id}.backup.{self._today()}"
-        counter = 2
-        while target.exists():  # never overwrite an earlier backup
-            target = target.with_name(f"{project_id}.backup.{self._today()}.{counter}")
-            counter += 1
+        # Never overwrite an earlier archive of the same day.
+        target = unused_name(
+            projects_dir(self.runner.s.repo) / f"{project_id}.backup.{self._today()}"
+        )
         ctx = self.runner.context(actor, self._key("reset", state))
         self.runner.commit(store, state, controls.archive(state, target.name, ctx))
         shutil.move(str(store.dir), str(target))
@@ -184,7 +179,7 @@ class Operator:
 
     # -- dead letters --------------------------------------------------------------------------
 
-    def dead_letters(self, project_id: str, actor: str) -> list[dict[str, Any]]:
+    def dead_letters(self, project_id: str, actor: str) -> list[DeadLetter]:
         """The queue, after recording any hand purge."""
         store, _ = self.runner.load(project_id, actor)
         return store.read_dead_letters()
@@ -226,47 +221,7 @@ class Operator:
         return self.runner.commit(store, state, controls.incident(state, text, resolve, ctx))
 
 
-def set_pipeline_enabled(repo: Path, enabled: bool) -> tuple[Path, Path | None]:
-    """Set `pipeline.enabled` in config.yml, editing the one line so comments survive."""
-    path = config_path(repo)
-    original = path.read_text(encoding="utf-8") if path.exists() else ""
-    lines = original.splitlines()
-    value = "true" if enabled else "false"
-    top = next(
-        (i for i, line in enumerate(lines) if re.fullmatch(r"pipeline:\s*(#.*)?", line)), None
-    )
-    if top is None:
-        if re.search(r"^pipeline:", original, re.MULTILINE):
-            raise ConfigError(f"{path}: pipeline: write it as a block mapping to edit it here")
-        lines += ["pipeline:", f"  enabled: {value}"]
-    else:
-        block = []
-        for i in range(top + 1, len(lines)):
-            if lines[i].strip() and not lines[i][0].isspace():
-                break  # the next top-level key
-            if lines[i].strip() and not lines[i].lstrip().startswith("#"):
-                block.append(i)
-        indent = re.match(r"\s+", lines[block[0]]).group(0) if block else "  "  # type: ignore[union-attr]
-        pattern = re.compile(rf"{indent}enabled:\s*[^#\s]*(\s+#.*)?")
-        hit = next((i for i in block if pattern.fullmatch(lines[i])), None)
-        if hit is None:
-            lines.insert(top + 1, f"{indent}enabled: {value}")
-        else:
-            comment = pattern.fullmatch(lines[hit]).group(1) or ""  # type: ignore[union-attr]
-            lines[hit] = f"{indent}enabled: {value}{comment}"
-    text = "\n".join(lines) + "\n"
-    config = parse_config(yaml.safe_load(text), path)  # never write a config that does not load
-    if config.enabled != enabled:
-        raise ConfigError(f"{path}: pipeline.enabled: could not set it; edit the file by hand")
-    backup = None
-    if path.exists():
-        backup = path.with_name(f"{path.name}.backup")
-        shutil.copy2(path, backup)
-    atomic_write_text(path, text)
-    return path, backup
-
-
-def _drift(backup: State, log_state: State) -> str:
+def _drift(backup: Mapping[str, Any], log_state: State) -> str:
     """Plain words on how a backup differs from what the log says now."""
     seq = (backup.get("last_event") or {}).get("seq")
     now = log_state["last_event"]["seq"]

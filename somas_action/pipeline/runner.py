@@ -3,34 +3,44 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from somas_action.config.loader import AgentConfig, Config, StageConfig, load_agent, load_agents
+from somas_action.config.loader import load_agent, load_agents
 from somas_action.config.resources import schemas_dir
 from somas_action.config.schemas import first_problem, load_schema
-from somas_action.core import controls, engine, labels, names
+from somas_action.core import controls, engine, names
 from somas_action.core.clock import Clock, format_ts
+from somas_action.core.domain import (
+    ArtifactRecord,
+    ErrorRecord,
+    EventDraft,
+    GateResult,
+    IssueSnapshot,
+    Replay,
+    State,
+    StateEdit,
+)
 from somas_action.core.engine import Context, RunStage, Stop
-from somas_action.core.error_kinds import RUN_DEADLINE, error_record, policy_for
-from somas_action.core.errors import CommandRefused, ProviderError, WorkspaceError
+from somas_action.core.error_kinds import INVALID_OUTPUT, QUALITY_GATE, RUN_DEADLINE, policy_for
+from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
-from somas_action.core.projection import State
-from somas_action.core.report import status_markdown
-from somas_action.pipeline import debugger, resilience_steps
-from somas_action.pipeline.stage_handlers import AttemptFailed, StageHandlers
+from somas_action.core.settings import AgentConfig, Config, StageConfig
+from somas_action.pipeline import resilience_steps
+from somas_action.pipeline.debugger import DEBUGGER, Debugger
+from somas_action.pipeline.recorder import (
+    BatchSink,
+    EventSink,
+    Recorder,
+    _ignore_batch,
+    _ignore_event,
+)
+from somas_action.pipeline.stage_handlers import StageHandlers
 from somas_action.state.git import GitWorkspace
-from somas_action.state.store import ProjectStore
-
-EventSink = Callable[[dict[str, Any]], None]
-# Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
-# folder to the state branch and posts event comments here).
-BatchSink = Callable[[State, list[dict[str, Any]]], None]
-STATUS_MARKER = "somas:status"
+from somas_action.state.store import BackupCopied, HandEdit, LettersPurged, ProjectStore
 
 
 @dataclass
@@ -42,12 +52,40 @@ class Services:
     provider: AgentProvider
     tracker: Tracker
     clock: Clock
-    on_event: EventSink = field(default=lambda event: None)
+    on_event: EventSink = field(default=_ignore_event)
     # Called once per committed batch, before the mirror (state branch, git, Actions output).
-    on_commit: BatchSink = field(default=lambda state, written: None)
+    on_commit: BatchSink = field(default=_ignore_batch)
     base_branch: str = "main"
     # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
     run_budget_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Success:
+    """The attempt's reply was valid and every quality gate passed."""
+
+    output: dict[str, Any]
+    artifacts: list[ArtifactRecord]
+    gate_results: list[GateResult]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The attempt failed; what it wrote (failing test results) is kept for diagnosis."""
+
+    error: ErrorRecord
+    artifacts: list[ArtifactRecord]
+    gate_results: list[GateResult]
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """No reply could be had now (every provider refused, out of time): park, lose nothing."""
+
+    deferral: Deferral
+
+
+Outcome = Success | Failure | Deferred
 
 
 class Runner:
@@ -56,16 +94,24 @@ class Runner:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.workspace = GitWorkspace(services.repo)
-        self.handlers = StageHandlers(
-            services.config, services.tracker, self.workspace, services.base_branch
+        self.recorder = Recorder(
+            services.clock, services.tracker, services.on_event, services.on_commit
         )
+        self.handlers = StageHandlers(
+            services.config.workspace, services.tracker, self.workspace, services.base_branch
+        )
+        self.debugger = Debugger(self.recorder, services.provider, self.handlers, services.config)
         self._agents: dict[str, AgentConfig] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
 
     def context(self, actor: str, command_id: str) -> Context:
         """A command context stamped with the injected clock."""
-        return Context(actor=actor, ts=format_ts(self.s.clock.now()), command_id=command_id)
+        return self.recorder.context(actor, command_id)
+
+    def commit(self, store: ProjectStore, state: State | None, drafts: list[EventDraft]) -> State:
+        """Durably record drafts, then report, hand the batch to `on_commit`, and mirror."""
+        return self.recorder.commit(store, state, drafts)
 
     def store(self, project_id: str) -> ProjectStore:
         """The store of a project in this repository."""
@@ -76,41 +122,22 @@ class Runner:
         store = self.store(project_id)
         state, changes = store.load()
         for change in changes:
-            key = f"{change['kind']}:{state['last_event']['hash']}"
-            if change["kind"] == "state_edit":
-                edit = change["edit"]
-                if not (edit["changes"] or edit["ignored"]):
+            key = f"{change.kind}:{state['last_event']['hash']}"
+            drafts: list[EventDraft]
+            if isinstance(change, HandEdit):
+                if not (change.edit["changes"] or change.edit["ignored"]):
                     continue
                 ctx = self.context("operator (hand edit of state.json)", key)
-                drafts = engine.record_state_edit(state, {**edit, "detected_by": actor}, ctx)
-            elif change["kind"] == "restore":
-                ctx = self.context(f"operator (copied {change['name']} over state.json)", key)
-                drafts = controls.restore(state, change["name"], change["backup"], ctx)
-            else:
+                edit: StateEdit = {**change.edit, "detected_by": actor}
+                drafts = engine.record_state_edit(state, edit, ctx)
+            elif isinstance(change, BackupCopied):
+                ctx = self.context(f"operator (copied {change.name} over state.json)", key)
+                drafts = controls.restore(state, change.name, change.backup, ctx)
+            elif isinstance(change, LettersPurged):
                 ctx = self.context("operator (edited dead_letters.json by hand)", key)
-                drafts = controls.purge_dead_letters(state, change["ids"], None, True, ctx)
+                drafts = controls.purge_dead_letters(state, list(change.ids), None, True, ctx)
             state = self.commit(store, state, drafts)
         return store, state
-
-    def commit(
-        self, store: ProjectStore, state: State | None, drafts: list[dict[str, Any]]
-    ) -> State:
-        """Durably record drafts, then report, hand the batch to `on_commit`, and mirror."""
-        new_state, written = store.commit(state, drafts)
-        for event in written:
-            self.s.on_event(event)
-        self.s.on_commit(new_state, written)
-        self._mirror(new_state)
-        return new_state
-
-    def _mirror(self, state: State) -> None:
-        """Labels and the one status comment on the issue follow the state."""
-        number = state["issue_number"]
-        issue = self.s.tracker.get_issue(number)
-        add, remove = labels.label_changes(set(issue.labels), state)
-        if add or remove:
-            self.s.tracker.set_labels(number, add, remove)
-        self.s.tracker.upsert_comment(number, STATUS_MARKER, status_markdown(state))
 
     @property
     def agents(self) -> dict[str, AgentConfig]:
@@ -130,7 +157,7 @@ class Runner:
             return state
         issue = self.s.tracker.get_issue(issue_number)
         self.agents  # noqa: B018 - validate every agent file before anything is recorded
-        payload = {
+        payload: IssueSnapshot = {
             "number": issue.number,
             "title": issue.title,
             "body": issue.body,
@@ -167,23 +194,25 @@ class Runner:
         """
         store, state = self.load(project_id, actor)
         deadline = self._deadline()
-        state = resilience_steps.sync_breakers(self, store, state, actor)
-        budget = sum(stage.max_retries for stage in self.s.config.stages) + len(
-            self.s.config.stages
-        )
+        state = resilience_steps.sync_breakers(self.recorder, self.s.repo, store, state, actor)
+        config = self.s.config
+        budget = sum(stage.max_retries for stage in config.stages) + len(config.stages)
         try:
             for _ in range(budget * 2):
-                step = engine.next_step(state, self.s.config)
+                step = engine.next_step(state, config)
                 if isinstance(step, Stop):
                     return state, step
-                deferral = resilience_steps.preflight(self, self.agents[step.stage.agent], deadline)
+                agent = self.agents[step.stage.agent]
+                deferral = resilience_steps.preflight(
+                    self.s.clock, self.s.provider, agent, deadline
+                )
                 if deferral is not None:
                     state = resilience_steps.park(
-                        self, store, state, step.stage.name, deferral, None, actor
+                        self.recorder, store, state, step.stage.name, deferral, None, actor
                     )
                     return state, resilience_steps.parked_stop(state)
                 if state["status"] == names.PARKED:
-                    state = resilience_steps.unpark(self, store, state, actor)
+                    state = resilience_steps.unpark(self.recorder, store, state, actor)
                 state = self._run_attempt(store, state, step, actor, deadline)
                 if state["status"] == names.PARKED:
                     return state, resilience_steps.parked_stop(state)
@@ -204,33 +233,7 @@ class Runner:
         budget = self.s.run_budget_seconds
         return None if budget is None else self.s.clock.monotonic() + budget
 
-    # -- one attempt ---------------------------------------------------------------------------
-
-    def _agent(self, name: str) -> AgentConfig:
-        """A pipeline agent, or any other defined agent an operator names."""
-        return self.agents.get(name) or load_agent(self.s.repo, name)
-
-    def _request(
-        self,
-        store: ProjectStore,
-        state: State,
-        stage: StageConfig,
-        attempt: int,
-        deadline: float | None,
-        observations: list[Observation],
-    ) -> AgentRequest:
-        agent = self._agent(stage.agent)
-        return AgentRequest(
-            project_id=state["project_id"],
-            stage=stage.name,
-            agent=agent.name,
-            attempt=attempt,
-            instructions=agent.raw["instructions"],
-            inputs=self._agent_inputs(store, state, stage),
-            model=agent.raw.get("model"),
-            output_schema=load_schema(_output_schema_name(stage)),
-            options=resilience_steps.call_options(self, state, agent, deadline, observations),
-        )
+    # -- agents written outside the run (somas-agent.yml) -------------------------------------
 
     def invoke_agent(
         self, project_id: str, agent_name: str, stage_name: str, instructions: str
@@ -272,6 +275,36 @@ class Runner:
         step = RunStage(stage=stage, attempt=state["stages"][stage_name]["attempts"] + 1)
         return self._run_attempt(store, state, step, actor, reply=reply, delivery_id=delivery_id)
 
+    # -- one attempt ---------------------------------------------------------------------------
+
+    def _agent(self, name: str) -> AgentConfig:
+        """A pipeline agent, or any other defined agent an operator names."""
+        return self.agents.get(name) or load_agent(self.s.repo, name)
+
+    def _request(
+        self,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        attempt: int,
+        deadline: float | None,
+        observations: list[Observation],
+    ) -> AgentRequest:
+        agent = self._agent(stage.agent)
+        return AgentRequest(
+            project_id=state["project_id"],
+            stage=stage.name,
+            agent=agent.name,
+            attempt=attempt,
+            instructions=agent.instructions,
+            inputs=self._agent_inputs(store, state, stage),
+            model=agent.model,
+            output_schema=load_schema(_output_schema_name(stage)),
+            options=resilience_steps.call_options(
+                self.s.config, state, agent, deadline, observations
+            ),
+        )
+
     def _run_attempt(
         self,
         store: ProjectStore,
@@ -282,101 +315,124 @@ class Runner:
         reply: dict[str, Any] | None = None,
         delivery_id: str | None = None,
     ) -> State:
+        """Start an attempt, get its outcome, and record it."""
         stage, attempt = step.stage, step.attempt
-        agent = self._agent(stage.agent)
         observations: list[Observation] = []
         request = self._request(store, state, stage, attempt, deadline, observations)
-        state = self.commit(
-            store,
-            state,
-            engine.start_attempt(
-                state,
-                stage,
-                attempt,
-                request.model,
-                self.context(actor, delivery_id or f"advance:{state['metrics']['events']}"),
-            ),
+        model = request.model.as_dict() if request.model else None
+        ctx = self.context(actor, delivery_id or f"advance:{state['metrics']['events']}")
+        state = self.commit(store, state, engine.start_attempt(state, stage, attempt, model, ctx))
+        outcome = self._attempt(store, state, stage, request, reply)
+        state = resilience_steps.record_observations(
+            self.recorder, store, state, observations, stage.name, attempt, actor
         )
-        artifacts: list[dict[str, Any]] = []
-        gate_results: list[dict[str, Any]] = []
-        deferral: Deferral | None = None
+        if isinstance(outcome, Success):
+            return self._record_success(store, state, step, outcome, actor)
+        if isinstance(outcome, Deferred):
+            return resilience_steps.park(
+                self.recorder, store, state, stage.name, outcome.deferral, attempt, actor
+            )
+        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
+        state = self._record_failure(store, state, step, outcome, replay, actor)
+        if state["status"] == names.FAILED:
+            return state
+        if outcome.error["kind"] == QUALITY_GATE and stage.handler == "validation":
+            state = self._debug(store, state, stage, attempt, actor, deadline)
+        if reply is not None:
+            return state  # an applied reply failed: nothing to wait for, the next run retries
+        return self._wait_before_retry(store, state, stage, attempt, actor, deadline)
+
+    def _attempt(
+        self,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        request: AgentRequest,
+        reply: dict[str, Any] | None,
+    ) -> Outcome:
+        """Get the agent's reply (or use the one given), check it, do the stage's work."""
+        artifacts: list[ArtifactRecord] = []
+        gate_results: list[GateResult] = []
         try:
             output = reply if reply is not None else self.s.provider.invoke(request)
             problem = first_problem(_output_schema_name(stage), output)
             if problem:
-                raise AttemptFailed("invalid_output", f"agent {agent.name} reply: {problem}")
+                raise AttemptFailed(f"agent {request.agent} reply: {problem}", INVALID_OUTPUT)
             artifacts, test_results = self.handlers.write_outputs(store, state, stage, output)
-            gate_results = evaluate(
-                stage.quality_gates,
-                GateInputs(
-                    output=output,
-                    artifacts={a["name"] for a in artifacts},
-                    test_results=test_results,
-                ),
-            )
+            names_written = {a["name"] for a in artifacts}
+            inputs = GateInputs(output=output, artifacts=names_written, test_results=test_results)
+            gate_results = evaluate(stage.quality_gates, inputs)
             failed = [g for g in gate_results if not g["passed"]]
             if failed:
-                raise AttemptFailed(
-                    "quality_gate", "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
-                )
-        except ProviderError as exc:
-            error = error_record(exc)
+                detail = "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
+                raise AttemptFailed(detail, QUALITY_GATE)
+        except ClassifiedError as exc:
             deferral = resilience_steps.deferral_for(exc, self.s.clock)
-        except (AttemptFailed, WorkspaceError) as exc:
-            error = (
-                exc.error
-                if isinstance(exc, AttemptFailed)
-                else {"kind": "workspace", "message": str(exc)}
-            )
-        else:
-            state = resilience_steps.record_observations(
-                self, store, state, observations, stage.name, attempt, actor
-            )
-            ctx = self.context(actor, f"advance:{state['metrics']['events']}")
-            return self.commit(
-                store,
-                state,
-                engine.finish_attempt(
-                    state,
-                    self.s.config,
-                    stage,
-                    attempt,
-                    output_digest=engine.output_digest(output),
-                    artifacts=artifacts,
-                    gate_results=gate_results,
-                    ctx=ctx,
-                ),
-            )
-        state = resilience_steps.record_observations(
-            self, store, state, observations, stage.name, attempt, actor
+            if deferral is not None:
+                return Deferred(deferral)
+            return Failure(exc.record(), artifacts, gate_results)
+        return Success(output, artifacts, gate_results)
+
+    def _record_success(
+        self, store: ProjectStore, state: State, step: RunStage, outcome: Success, actor: str
+    ) -> State:
+        """The attempt's events: output accepted, artifacts, gates, then the gate or next stage."""
+        ctx = self.recorder.step_context(actor, state)
+        drafts = engine.finish_attempt(
+            state,
+            self.s.config,
+            step.stage,
+            step.attempt,
+            output_digest=engine.output_digest(outcome.output),
+            artifacts=outcome.artifacts,
+            gate_results=outcome.gate_results,
+            ctx=ctx,
         )
-        if deferral is not None:
-            return resilience_steps.park(self, store, state, stage.name, deferral, attempt, actor)
-        replay = {"agent": agent.name, "model": request.model, "inputs": request.inputs}
-        final = not policy_for(error["kind"]).retry_stage
+        return self.commit(store, state, drafts)
+
+    def _record_failure(
+        self,
+        store: ProjectStore,
+        state: State,
+        step: RunStage,
+        outcome: Failure,
+        replay: Replay,
+        actor: str,
+    ) -> State:
+        """The failed attempt's events; when attempts are used up, the stage fails for good."""
+        stage, attempt = step.stage, step.attempt
+        final = not policy_for(outcome.error["kind"]).retry_stage
         exhausted = final or attempt >= stage.max_retries
         trace = resilience_steps.trace_for(store, stage.name) if exhausted else None
-        ctx = self.context(actor, f"advance:{state['metrics']['events']}")
+        ctx = self.recorder.step_context(actor, state)
         drafts = engine.fail_attempt(
             state,
             stage,
             attempt,
-            error,
+            outcome.error,
             replay,
             ctx,
-            artifacts,
-            gate_results,
+            outcome.artifacts,
+            outcome.gate_results,
             final=final,
             trace=trace,
         )
-        state = self.commit(store, state, drafts)
-        if state["status"] == names.FAILED:
+        return self.commit(store, state, drafts)
+
+    def _debug(
+        self,
+        store: ProjectStore,
+        state: State,
+        stage: StageConfig,
+        attempt: int,
+        actor: str,
+        deadline: float | None,
+    ) -> State:
+        """Let the debugger agent fix the failing tests before the next validation attempt."""
+        if DEBUGGER not in stage.secondary_agents:
             return state
-        if error["kind"] == "quality_gate" and stage.handler == "validation":
-            state = debugger.fix_validation(self, store, state, stage, attempt, actor, deadline)
-        if reply is not None:
-            return state  # an applied reply failed: nothing to wait for, the next run retries
-        return self._wait_before_retry(store, state, stage, attempt, actor, deadline)
+        agent = self.agents[DEBUGGER]
+        return self.debugger.fix_validation(agent, store, state, stage, attempt, actor, deadline)
 
     def _wait_before_retry(
         self,
@@ -388,7 +444,7 @@ class Runner:
         deadline: float | None,
     ) -> State:
         """Back off before the next attempt, or park if the wait does not fit in the run."""
-        wait = self._backoff(attempt)
+        wait = self.s.config.pipeline.retry.delay(attempt)
         if resilience_steps.affordable(self.s.clock, deadline, wait):
             self.s.clock.sleep(wait)
             return state
@@ -398,12 +454,7 @@ class Runner:
             kind=RUN_DEADLINE,
             retry_at=format_ts(retry_at),
         )
-        return resilience_steps.park(self, store, state, stage.name, deferral, None, actor)
-
-    def _backoff(self, attempt: int) -> float:
-        retry = self.s.config.retry
-        delay = retry["backoff_seconds"] * retry["backoff_multiplier"] ** (attempt - 1)
-        return float(min(delay, retry["max_backoff_seconds"]))
+        return resilience_steps.park(self.recorder, store, state, stage.name, deferral, None, actor)
 
     def _agent_inputs(
         self, store: ProjectStore, state: State, stage: StageConfig
@@ -421,8 +472,8 @@ class Runner:
         record = state["stages"][stage.name]
         if record["last_error"]:
             inputs["previous_attempt_error"] = record["last_error"]
-        gate = state.get("human_gate")
-        if gate and gate.get("status") == "rejected":
+        gate = state["human_gate"]
+        if gate and gate["status"] == names.GATE_REJECTED:
             inputs["rejection"] = {
                 "stage": gate["stage"],
                 "by": gate["decided_by"],

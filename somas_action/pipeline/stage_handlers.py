@@ -8,40 +8,55 @@ itself on the paths the reply names).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypedDict
 
-from somas_action.config.loader import Config, StageConfig
 from somas_action.core import names
-from somas_action.core.errors import WorkspaceError
+from somas_action.core.domain import ArtifactRecord, State
+from somas_action.core.error_kinds import INVALID_OUTPUT
+from somas_action.core.errors import AttemptFailed, WorkspaceError
 from somas_action.core.gates import GateInputs, evaluate
+from somas_action.core.paths import confined_path
 from somas_action.core.ports import Tracker
-from somas_action.core.projection import State
-from somas_action.state.git import GitWorkspace, confined_path
+from somas_action.core.settings import StageConfig, WorkspaceSettings
+from somas_action.state.git import GitWorkspace
 from somas_action.state.store import ProjectStore
 
 
-class AttemptFailed(Exception):
-    """An attempt's output was unusable; carries the classified error."""
+class FileRecord(TypedDict):
+    """A file committed to the project branch: path, size and digest."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.error = {"kind": kind, "message": message}
+    path: str
+    bytes: int
+    sha256: str
+
+
+class ImplementationRecord(TypedDict):
+    """`artifacts/implementation.json`: what was committed where, and the pull request."""
+
+    branch: str
+    commit: str
+    pull_request: str
+    files: list[FileRecord]
 
 
 class StageHandlers:
     """The `generic`, `implementation` and `validation` stage handlers."""
 
     def __init__(
-        self, config: Config, tracker: Tracker, workspace: GitWorkspace, base_branch: str
+        self,
+        settings: WorkspaceSettings,
+        tracker: Tracker,
+        workspace: GitWorkspace,
+        base_branch: str,
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.tracker = tracker
         self.workspace = workspace
         self.base_branch = base_branch
 
     def write_outputs(
         self, store: ProjectStore, state: State, stage: StageConfig, output: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    ) -> tuple[list[ArtifactRecord], dict[str, Any] | None]:
         """Write a valid reply's artifacts (and do the stage's work); their names and digests."""
         written: dict[str, Any] = {f"{stage.name}.output.json": output}
         for name, content in (output.get("artifacts") or {}).items():
@@ -53,27 +68,27 @@ class StageHandlers:
             test_results, report = self.validate(state, stage, output)
             written[names.TEST_RESULTS_ARTIFACT] = test_results
             written[names.VALIDATION_REPORT_ARTIFACT] = report
-        records = []
+        records: list[ArtifactRecord] = []
         for name, content in written.items():
             path = store.write_artifact(name, content)
             data = path.read_bytes()
             records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
         return records, test_results
 
-    def implement(self, state: State, output: dict[str, Any]) -> dict[str, Any]:
+    def implement(self, state: State, output: dict[str, Any]) -> ImplementationRecord:
         """Commit the reply's files to the project branch and open or update its pull request."""
-        settings = self.config.raw["workspace"]
+        settings = self.settings
         files = output["files"]
-        if len(files) > settings["max_files"]:
+        if len(files) > settings.max_files:
             raise AttemptFailed(
-                "invalid_output",
-                f"{len(files)} files exceed workspace.max_files ({settings['max_files']})",
+                f"{len(files)} files exceed workspace.max_files ({settings.max_files})",
+                INVALID_OUTPUT,
             )
         checked = []
         for item in files:
-            path = _agent_path(item["path"], settings["allowed_paths"])
-            if len(item["content"].encode()) > settings["max_file_bytes"]:
-                raise AttemptFailed("invalid_output", f"{path} exceeds workspace.max_file_bytes")
+            path = _agent_path(item["path"], settings.allowed_paths)
+            if len(item["content"].encode()) > settings.max_file_bytes:
+                raise AttemptFailed(f"{path} exceeds workspace.max_file_bytes", INVALID_OUTPUT)
             checked.append((path, item["content"]))
         branch = names.project_branch_for(state["project_id"])
         message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
@@ -100,12 +115,11 @@ class StageHandlers:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the project branch's tests; (test_results.json, validation_report.json)."""
         branch = names.project_branch_for(state["project_id"])
-        settings = self.config.raw["workspace"]
-        paths = [_agent_path(p, settings["allowed_paths"]) for p in output["test_paths"]]
+        paths = [_agent_path(p, self.settings.allowed_paths) for p in output["test_paths"]]
         run = self.workspace.run_tests(f"refs/heads/{branch}", paths, stage.timeout_minutes * 60)
         results = run.as_artifact(branch, paths)
         gates = evaluate(stage.quality_gates, GateInputs(output, set(), results))
-        report = {
+        report: dict[str, Any] = {
             "status": "passed" if all(g["passed"] for g in gates) else "failed",
             "branch": branch,
             "commit": run.commit,
@@ -117,12 +131,12 @@ class StageHandlers:
         return results, report
 
 
-def _agent_path(path: str, allowed: list[str]) -> str:
+def _agent_path(path: str, allowed: tuple[str, ...]) -> str:
     """A path from an agent's reply; a hostile or stray one is invalid output, not a crash."""
     try:
         return confined_path(path, allowed)
     except WorkspaceError as exc:
-        raise AttemptFailed("invalid_output", str(exc)) from None
+        raise AttemptFailed(str(exc), INVALID_OUTPUT) from None
 
 
 def _sha256(data: bytes) -> str:

@@ -15,9 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from somas_action.config.loader import Config
 from somas_action.config.schemas import problems_in
-from somas_action.core import events as ev
+from somas_action.core.breaker import Transition
 from somas_action.core.budget import BudgetGuard, cost_usd, price_for
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.error_kinds import (
@@ -27,12 +26,13 @@ from somas_action.core.error_kinds import (
     INVALID_OUTPUT,
     RATE_LIMITED,
     RUN_DEADLINE,
-    error_record,
     policy_for,
 )
 from somas_action.core.errors import ProviderError
+from somas_action.core.events import EventType
 from somas_action.core.ports import AgentRequest, Deferral, Observation
-from somas_action.core.retry import RetrySettings, call_with_retries
+from somas_action.core.retry import call_with_retries
+from somas_action.core.settings import Config, ModelRef
 from somas_action.providers.http_errors import KEY_ENV, key_help
 from somas_action.providers.structured import (
     Conversation,
@@ -41,7 +41,7 @@ from somas_action.providers.structured import (
     system_prompt,
     user_prompt,
 )
-from somas_action.state.breakers import AI_API, BreakerSettings, CircuitBreaker, Transition
+from somas_action.state.breakers import AI_API, CircuitBreaker
 
 Observe = Callable[[Observation], None]
 
@@ -59,11 +59,6 @@ class ModelClient(Protocol):
         """Append an invalid reply and the problems with it, for the next `send`."""
 
 
-def label(model: dict[str, Any]) -> str:
-    """`provider/name` of a model entry."""
-    return f"{model['provider']}/{model['name']}"
-
-
 def _silent(observation: Observation) -> None:
     return None
 
@@ -77,10 +72,10 @@ class LiveProvider:
         self.repo = repo
         self.clock = clock
         self.actor = actor
-        self.providers = config.raw["agent_provider"]["providers"]
-        self.pricing = config.raw["agent_provider"]["pricing"]
-        self.retry = RetrySettings.from_config(config)
-        self.breaker_settings = BreakerSettings.from_config(config)
+        self.providers = config.agent_provider.providers
+        self.pricing = config.agent_provider.pricing
+        self.retry = config.agent_provider.retry
+        self.breaker_settings = config.error_handling.circuit_breaker
         self._clients: dict[str, ModelClient] = {}
 
     def breaker(self, service: str) -> CircuitBreaker:
@@ -95,7 +90,7 @@ class LiveProvider:
 
     # -- before a call -------------------------------------------------------------------------
 
-    def unavailable(self, models: list[dict[str, Any]]) -> Deferral | None:
+    def unavailable(self, models: tuple[ModelRef, ...]) -> Deferral | None:
         """A Deferral when no model of the chain can be called now (all behind open breakers)."""
         services = [AI_API]
         blocked, until = self.breaker(AI_API).blocked_until()
@@ -105,10 +100,10 @@ class LiveProvider:
                 return None  # nothing to call: `invoke` explains the missing model
             services, untils = [], []
             for model in models:
-                blocked, until = self.breaker(model["provider"]).blocked_until()
+                blocked, until = self.breaker(model.provider).blocked_until()
                 if not blocked:
                     return None
-                services.append(model["provider"])
+                services.append(model.provider)
                 untils.append(until)
         known = [u for u in untils if u is not None]
         retry_at = format_ts(min(known)) if known else None
@@ -134,16 +129,16 @@ class LiveProvider:
         ai_api = self.breaker(AI_API)
         self._note(observe, ai_api.acquire())
         guard = BudgetGuard(request.options.budget, self.pricing)
-        failures: list[tuple[dict[str, Any], ProviderError]] = []
+        failures: list[tuple[ModelRef, ProviderError]] = []
         try:
             for model in chain:
                 if failures:
                     previous, error = failures[-1]
                     observe(
                         Observation(
-                            ev.PROVIDER_FALLBACK,
+                            EventType.PROVIDER_FALLBACK,
                             "fallback",
-                            {"from": label(previous), "to": label(model), "because": error.kind},
+                            {"from": previous.label, "to": model.label, "because": error.kind},
                         )
                     )
                 try:
@@ -166,12 +161,12 @@ class LiveProvider:
         raise final
 
     def _call_model(
-        self, model: dict[str, Any], request: AgentRequest, guard: BudgetGuard, observe: Observe
+        self, model: ModelRef, request: AgentRequest, guard: BudgetGuard, observe: Observe
     ) -> dict[str, Any]:
-        provider, name = model["provider"], model["name"]
+        provider, name = model.provider, model.name
         client = self._client(provider, name)
         breaker = self.breaker(provider)
-        timeout = float(self.providers[provider]["timeout_seconds"])
+        timeout = self.providers[provider].timeout_seconds
         schema = flatten(request.output_schema)
         conversation = Conversation(
             model=name,
@@ -192,7 +187,7 @@ class LiveProvider:
         def one_call(number: int) -> dict[str, Any]:
             if not affordable(0.0):
                 raise ProviderError(
-                    f"{label(model)}: the run has less than one call timeout ({timeout:g}s) "
+                    f"{model.label}: the run has less than one call timeout ({timeout:g}s) "
                     "left; continuing in the next run",
                     kind=RUN_DEADLINE,
                     retry_after=0.0,
@@ -224,7 +219,7 @@ class LiveProvider:
         client: ModelClient,
         conversation: Conversation,
         breaker: CircuitBreaker,
-        model: dict[str, Any],
+        model: ModelRef,
         number: int,
         observe: Observe,
     ) -> Reply:
@@ -237,9 +232,9 @@ class LiveProvider:
                 breaker.release()
             observe(
                 Observation(
-                    ev.PROVIDER_CALL_FAILED,
+                    EventType.PROVIDER_CALL_FAILED,
                     exc.kind,
-                    {**self._model_fields(model, number), "error": error_record(exc)},
+                    {**self._model_fields(model, number), "error": exc.record()},
                 )
             )
             raise
@@ -255,18 +250,18 @@ class LiveProvider:
         client: ModelClient,
         conversation: Conversation,
         reply: Reply,
-        model: dict[str, Any],
+        model: ModelRef,
         number: int,
         request: AgentRequest,
         guard: BudgetGuard,
         observe: Observe,
     ) -> dict[str, Any]:
-        price = price_for(model["name"], self.pricing)
+        price = price_for(model.name, self.pricing)
         cost = cost_usd(price, reply.input_tokens, reply.output_tokens)
         guard.spend(reply.input_tokens + reply.output_tokens, cost)
         observe(
             Observation(
-                ev.AGENT_USAGE_RECORDED,
+                EventType.AGENT_USAGE_RECORDED,
                 "recorded",
                 {
                     **self._model_fields(model, number),
@@ -284,17 +279,16 @@ class LiveProvider:
             return reply.data  # type: ignore[no-any-return]
         observe(
             Observation(
-                ev.AGENT_OUTPUT_REJECTED,
+                EventType.AGENT_OUTPUT_REJECTED,
                 INVALID_OUTPUT,
                 {**self._model_fields(model, number), "problems": problems},
             )
         )
         client.repair(conversation, reply, problems)
         raise ProviderError(
-            f"{label(model)}: reply does not match the {request.stage} output schema: "
-            f"{problems[0]}",
+            f"{model.label}: reply does not match the {request.stage} output schema: {problems[0]}",
             kind=INVALID_OUTPUT,
-            service=model["provider"],
+            service=model.provider,
         )
 
     # -- helpers -----------------------------------------------------------------------------
@@ -323,13 +317,13 @@ class LiveProvider:
                 from somas_action.providers.anthropic_client import AnthropicMessagesClient
 
                 client = AnthropicMessagesClient(
-                    settings["base_url"], key, settings["timeout_seconds"], self.clock
+                    settings.base_url, key, settings.timeout_seconds, self.clock
                 )
             else:
                 from somas_action.providers.openai_client import OpenAIChatClient
 
                 client = OpenAIChatClient(
-                    provider, settings["base_url"], key, settings["timeout_seconds"], self.clock
+                    provider, settings.base_url, key, settings.timeout_seconds, self.clock
                 )
         except ImportError:
             extra = "anthropic" if provider == "anthropic" else "openai"
@@ -342,7 +336,7 @@ class LiveProvider:
         self._clients[provider] = client
         return client
 
-    def _final_error(self, failures: list[tuple[dict[str, Any], ProviderError]]) -> ProviderError:
+    def _final_error(self, failures: list[tuple[ModelRef, ProviderError]]) -> ProviderError:
         """The one error an exhausted chain reports, classified for the runner.
 
         Park (circuit_open) when some model is behind an open breaker and no other could help
@@ -353,15 +347,15 @@ class LiveProvider:
         if not policy_for(last.kind).fallback:
             return last
         summary = "; ".join(
-            str(e) if str(e).startswith(label(m)) else f"{label(m)}: {e}" for m, e in failures
+            str(e) if str(e).startswith(m.label) else f"{m.label}: {e}" for m, e in failures
         )
         blocked: dict[str, float | None] = {}
         retryable = []
         for model, exc in failures:
-            is_blocked, until = self.breaker(model["provider"]).blocked_until()
+            is_blocked, until = self.breaker(model.provider).blocked_until()
             if is_blocked:
                 wait = None if until is None else (until - self.clock.now()).total_seconds()
-                blocked[model["provider"]] = wait
+                blocked[model.provider] = wait
             elif policy_for(exc.kind).retry_stage:
                 retryable.append(exc)
         if blocked and not retryable:
@@ -370,14 +364,14 @@ class LiveProvider:
                 f"every model is unavailable: {summary}",
                 kind=CIRCUIT_OPEN,
                 retry_after=max(min(waits), 0.0) if waits else None,
-                service=",".join(blocked),
+                services=tuple(blocked),
             )
         chosen = retryable[-1] if retryable else failures[0][1]
         return ProviderError(
             summary,
             kind=chosen.kind,
             retry_after=chosen.retry_after,
-            service=chosen.service,
+            services=chosen.services,
             status=chosen.status,
         )
 
@@ -397,5 +391,5 @@ class LiveProvider:
             )
 
     @staticmethod
-    def _model_fields(model: dict[str, Any], number: int) -> dict[str, Any]:
-        return {"provider": model["provider"], "model": model["name"], "call": number}
+    def _model_fields(model: ModelRef, number: int) -> dict[str, Any]:
+        return {"provider": model.provider, "model": model.name, "call": number}

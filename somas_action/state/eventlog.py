@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from somas_action.core.domain import Event, EventDraft
 from somas_action.core.errors import StateError
 from somas_action.state.jsonio import fsync_dir, json_problem
 
@@ -70,7 +71,7 @@ class EventLog:
         """Whether the log file exists."""
         return self.path.exists()
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self) -> list[Event]:
         """Every event, chain verified; a torn last line is repaired, a bad middle line refused."""
         try:
             data = self.path.read_bytes()
@@ -93,7 +94,7 @@ class EventLog:
             for number, (line, event) in enumerate(zip(lines, events, strict=True), start=1):
                 self._verify(line, event, number, prev)
                 prev = event["hash"]
-        return events  # type: ignore[no-any-return]
+        return cast(list[Event], events)
 
     def tail(self) -> Tail:
         """Seq and hash of the last event, reading only the end of the file (flat cost)."""
@@ -108,22 +109,20 @@ class EventLog:
             events = self.read()
             return Tail(events[-1]["seq"], events[-1]["hash"]) if events else EMPTY_TAIL
 
-    def append(
-        self, drafts: Iterable[dict[str, Any]], tail: Tail | None = None
-    ) -> list[dict[str, Any]]:
+    def append(self, drafts: Iterable[EventDraft], tail: Tail | None = None) -> list[Event]:
         """Append drafts (events without seq/prev_hash/hash) in one write and fsync; return them."""
         tail = tail or self.tail()
         lines: list[str] = []
-        written: list[dict[str, Any]] = []
+        written: list[Event] = []
         seq, prev = tail.seq, tail.hash
         for draft in drafts:
             seq += 1
-            event = {"seq": seq, **{k: v for k, v in draft.items() if k != "seq"}}
-            event["prev_hash"] = prev
-            line, prev = encode_event(event)
-            event["hash"] = prev
+            # `seq` first and `hash` last: the line's layout is part of the hash chain.
+            body: dict[str, Any] = {"seq": seq, **{k: v for k, v in draft.items() if k != "seq"}}
+            body["prev_hash"] = prev
+            line, prev = encode_event(body)
             lines.append(line)
-            written.append(event)
+            written.append(cast(Event, {**body, "hash": prev}))
         if not lines:
             return []
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,9 +135,9 @@ class EventLog:
             fsync_dir(self.path.parent)
         return written
 
-    def _decode(self, raw: bytes, number: int, prev: str) -> dict[str, Any]:
+    def _decode(self, raw: bytes, number: int, prev: str) -> Event:
         line = raw.decode("utf-8", errors="replace")
-        event: dict[str, Any] = self._parse(line, number)
+        event: Event = self._parse(line, number)
         self._verify(line, event, number, prev)
         return event
 

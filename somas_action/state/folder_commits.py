@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from somas_action.core import names
+from somas_action.core.domain import Event, State
 from somas_action.state.git import GitWorkspace
 from somas_action.state.state_branch import describe_batch
 
 
-def committer(repo: Path) -> Callable[[dict[str, Any], list[dict[str, Any]]], None]:
+def committer(repo: Path) -> Callable[[State, list[Event]], None]:
     """An `on_commit` hook that commits the project folder (and the local tracker) to git."""
     workspace = GitWorkspace(repo)
 
-    def commit(state: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    def commit(state: State, events: list[Event]) -> None:
         folder = f"{names.SOMAS_DIR}/{names.PROJECTS_DIR}"
         paths = [folder]
         if (repo / names.SOMAS_DIR / names.TRACKER_DIR).exists():

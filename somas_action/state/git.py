@@ -13,34 +13,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from somas_action.core.errors import WorkspaceError
 
 BOT_NAME = "somas[bot]"
 BOT_EMAIL = "somas-bot@users.noreply.github.com"
-
-
-def confined_path(path: str, allowed_prefixes: list[str]) -> str:
-    """Return `path` if it is a plain relative path under an allowed prefix; else raise."""
-    pure = PurePosixPath(path)
-    parts = pure.parts
-    if (
-        pure.is_absolute()
-        or not parts
-        or any(part in ("..", ".", "") for part in parts)
-        or parts[0] in (".git", ".somas", ".github")
-        or "\\" in path
-    ):
-        raise WorkspaceError(f"file path {path!r} is not a plain relative path inside the project")
-    if not any(
-        path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes
-    ):
-        raise WorkspaceError(
-            f"file path {path!r} is outside workspace.allowed_paths ({', '.join(allowed_prefixes)})"
-        )
-    return str(pure)
 
 
 @contextmanager

@@ -18,24 +18,26 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Any
 
-from somas_action.core import events as ev
 from somas_action.core import names
 from somas_action.core.clock import Clock
+from somas_action.core.domain import Event, State
 from somas_action.core.errors import SomasError, WorkspaceError
+from somas_action.core.events import EventType
+from somas_action.core.names import validate_project_id
+from somas_action.core.settings import StateBranchSettings
 from somas_action.state.git import GitWorkspace, scratch_index
-from somas_action.state.store import projects_dir, validate_project_id
+from somas_action.state.store import projects_dir
 
 # Events that only detail a batch another event of it already names.
 _QUIET = frozenset(
     {
-        ev.AGENT_INVOKED,
-        ev.AGENT_OUTPUT_ACCEPTED,
-        ev.ARTIFACTS_WRITTEN,
-        ev.QUALITY_GATES_EVALUATED,
-        ev.CHECKPOINT_CREATED,
-        ev.DEAD_LETTER_RECORDED,
+        EventType.AGENT_INVOKED,
+        EventType.AGENT_OUTPUT_ACCEPTED,
+        EventType.ARTIFACTS_WRITTEN,
+        EventType.QUALITY_GATES_EVALUATED,
+        EventType.CHECKPOINT_CREATED,
+        EventType.DEAD_LETTER_RECORDED,
     }
 )
 # git's well-known empty tree: a project folder that a batch emptied.
@@ -59,20 +61,17 @@ class StateBranch:
         self,
         repo: Path,
         clock: Clock,
-        *,
-        branch: str = "somas/state",
-        remote: str = "origin",
-        push: bool = True,
-        max_attempts: int = 20,
+        settings: StateBranchSettings,
         rng: random.Random | None = None,
     ) -> None:
         self.repo = repo
         self.git = GitWorkspace(repo)
         self.clock = clock
-        self.branch = branch
-        self.remote = remote
-        self.push_enabled = push
-        self.max_attempts = max_attempts
+        self.branch = settings.branch
+        self.remote = settings.remote
+        self.push_enabled = settings.push
+        self.max_attempts = settings.max_push_attempts
+        self.backoff = settings.push_backoff
         self.rng = rng or random.Random()
         self._base: str | None = None  # the branch tip this run builds on
         self._local: str | None = None  # that tip plus this run's unpushed commits
@@ -80,18 +79,6 @@ class StateBranch:
         self._trees: dict[str, str | None] = {}  # each project's folder tree at `_base`
         self.pushes = 0
         self.lost_races = 0
-
-    @classmethod
-    def from_config(cls, repo: Path, clock: Clock, state_config: dict[str, Any]) -> StateBranch:
-        """A state branch as the config's `state` section describes it."""
-        return cls(
-            repo,
-            clock,
-            branch=state_config["branch"],
-            remote=state_config["remote"],
-            push=state_config["push"],
-            max_attempts=state_config["max_push_attempts"],
-        )
 
     @property
     def _tracking(self) -> str:
@@ -236,7 +223,7 @@ class StateBranch:
             # Retry at once (the window is a few git calls); later retries spread out with
             # jitter so that runs racing in step fall out of step.
             if attempt > 1:
-                self.clock.sleep(self.rng.uniform(0.0, min(2.0, 0.05 * 2**attempt)))
+                self.clock.sleep(self.rng.uniform(0.0, self.backoff.delay(attempt)))
         raise WorkspaceError(
             f"{self.remote}/{self.branch}: push lost {self.max_attempts} races in a row; "
             "run the command again (state.max_push_attempts)"
@@ -290,37 +277,37 @@ class StateBranch:
         )
 
 
-def describe_batch(state: dict[str, Any], written: list[dict[str, Any]]) -> str:
+def describe_batch(state: State, written: list[Event]) -> str:
     """A commit message for a batch: `somas(project-7): validation failed (attempt 2/3)`."""
     pid = state["project_id"]
     return f"somas({pid}): {_summary(written) or 'state updated'}"
 
 
-def _summary(written: list[dict[str, Any]]) -> str:
+def _summary(written: list[Event]) -> str:
     parts: list[str] = []
     for event in written:
         kind, stage, data = event["event_type"], event["stage"], event["data"]
         attempt = event["attempt"]
-        if kind == ev.PROJECT_CREATED:
+        if kind == EventType.PROJECT_CREATED:
             parts.append(f"project created for issue #{data['issue']['number']}")
-        elif kind == ev.STAGE_STARTED:
+        elif kind == EventType.STAGE_STARTED:
             parts.append(f"{stage} started (attempt {attempt}/{data['max_attempts']})")
-        elif kind == ev.STAGE_ATTEMPT_FAILED:
+        elif kind == EventType.STAGE_ATTEMPT_FAILED:
             total = attempt + data["attempts_left"]
             parts.append(f"{stage} failed (attempt {attempt}/{total})")
-        elif kind == ev.STAGE_FAILED:
+        elif kind == EventType.STAGE_FAILED:
             parts.append(f"{stage} failed for good, dead letter recorded")
-        elif kind == ev.STAGE_COMPLETED:
+        elif kind == EventType.STAGE_COMPLETED:
             parts.append(f"{stage} completed")
-        elif kind == ev.HUMAN_GATE_OPENED:
+        elif kind == EventType.HUMAN_GATE_OPENED:
             parts.append(f"{stage} waiting for approval")
-        elif kind == ev.HUMAN_GATE_APPROVED:
+        elif kind == EventType.HUMAN_GATE_APPROVED:
             parts.append(f"{stage} approved by {event['actor']}")
-        elif kind == ev.HUMAN_GATE_REJECTED:
+        elif kind == EventType.HUMAN_GATE_REJECTED:
             parts.append(f"{stage} rejected by {event['actor']}, back to {event['to_stage']}")
-        elif kind == ev.PROJECT_COMPLETED:
+        elif kind == EventType.PROJECT_COMPLETED:
             parts.append("project completed")
-        elif kind == ev.STATE_EDIT_RECORDED:
+        elif kind == EventType.STATE_EDIT_RECORDED:
             parts.append("hand edit of state.json recorded")
         elif kind not in _QUIET:
             parts.append(kind.replace("_", " ") + (f" ({stage})" if stage else ""))

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
-from somas_action.core import events as ev
 from somas_action.core import names
+from somas_action.core.domain import DeadLetter, Event, EventDraft, State, StateEdit
 from somas_action.core.errors import StateError
+from somas_action.core.events import EventType
+from somas_action.core.names import validate_project_id
 from somas_action.core.projection import (
-    State,
     apply_all,
     digest_matches,
     fold,
@@ -24,24 +26,62 @@ from somas_action.core.projection import (
 from somas_action.state.eventlog import EventLog, gc_paused
 from somas_action.state.jsonio import atomic_write_json, atomic_write_text, json_problem
 
-_LETTERS_REMOVED = (ev.DEAD_LETTER_RETRIED, ev.DEAD_LETTERS_PURGED)
+_LETTERS_REMOVED = (EventType.DEAD_LETTER_RETRIED, EventType.DEAD_LETTERS_PURGED)
 # Fields an operator may change by editing state.json (the runbook's manual restart).
 EDITABLE_FIELDS = ("status", "current_stage")
 EDITABLE_STAGE_FIELDS = ("status",)
 
 
-def validate_project_id(project_id: str) -> str:
-    """Refuse anything but `project-<n>`, so no path can escape `.somas/projects/`."""
-    if not names.PROJECT_ID_RE.match(project_id):
-        raise StateError(
-            f"invalid project id {project_id!r}: expected project-<issue number>, e.g. project-7"
-        )
-    return project_id
-
-
 def projects_dir(repo: Path) -> Path:
     """`.somas/projects` of a repository."""
     return repo / names.SOMAS_DIR / names.PROJECTS_DIR
+
+
+def unused_name(path: Path) -> Path:
+    """`path`, or the first of `path.2`, `path.3`… that does not exist (backups never overwrite)."""
+    target, counter = path, 2
+    while target.exists():
+        target = path.with_name(f"{path.name}.{counter}")
+        counter += 1
+    return target
+
+
+def project_ids(repo: Path) -> list[str]:
+    """Every project folder's id, by issue number (backups and strays skipped)."""
+    root = projects_dir(repo)
+    if not root.is_dir():
+        return []
+    ids = [p.name for p in root.iterdir() if p.is_dir() and names.PROJECT_ID_RE.match(p.name)]
+    return sorted(ids, key=names.issue_number_of)
+
+
+@dataclass(frozen=True)
+class HandEdit:
+    """`state.json` was edited by hand (the runbook's manual restart)."""
+
+    kind: ClassVar[str] = "state_edit"
+    edit: StateEdit
+
+
+@dataclass(frozen=True)
+class BackupCopied:
+    """A backup was copied over `state.json` (the runbook's `cp state.json.backup… state.json`)."""
+
+    kind: ClassVar[str] = "restore"
+    name: str
+    backup: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LettersPurged:
+    """Entries were removed from `dead_letters.json` by hand (the runbook's `echo "[]" > …`)."""
+
+    kind: ClassVar[str] = "dead_letters_purged"
+    ids: tuple[str, ...]
+
+
+# A change made to a project's files outside SOMAS, which the next command records as an event.
+OutsideChange = HandEdit | BackupCopied | LettersPurged
 
 
 class ProjectStore:
@@ -61,7 +101,7 @@ class ProjectStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read_state_file(self) -> State | None:
+    def read_state_file(self) -> dict[str, Any] | None:
         """`state.json` as written (None if absent); a parse error is a one-line StateError."""
         try:
             text = self.state_path.read_text(encoding="utf-8")
@@ -82,7 +122,7 @@ class ProjectStore:
             )
         return data
 
-    def load(self) -> tuple[State, list[dict[str, Any]]]:
+    def load(self) -> tuple[State, list[OutsideChange]]:
         """The project's state, and the outside changes to its files to record as events.
 
         Changes are: a hand edit of `state.json` (`state_edit`), a backup copied over it
@@ -97,19 +137,20 @@ class ProjectStore:
             )
         written = self.read_state_file()
         tail = self.log.tail()
-        last = (written or {}).get("last_event") or {}
+        last = (written or {}).get("last_event")
+        last = last if isinstance(last, dict) else {}
         in_step = last.get("seq") == tail.seq and last.get("hash") == tail.hash
         if written is not None and in_step and digest_matches(written):
             state = strip_digest(written)
             return state, self._dead_letter_changes(state)
         projected = self.state_from_log()
-        changes: list[dict[str, Any]] = []
+        changes: list[OutsideChange] = []
         if written is not None and not in_step:
             restored = self._matching_backup()
             if restored is not None:
-                changes.append({"kind": "restore", "name": restored, "backup": written})
+                changes.append(BackupCopied(restored, written))
         elif written is not None:
-            changes.append({"kind": "state_edit", "edit": diff_editable(written, projected)})
+            changes.append(HandEdit(diff_editable(written, projected)))
         if not changes:
             # Missing or merely behind the log (a crash): the log wins, silently. A file with
             # changes to record is left alone until the caller records them as events.
@@ -128,27 +169,27 @@ class ProjectStore:
                 return path.name
         return None
 
-    def _dead_letter_changes(self, state: State) -> list[dict[str, Any]]:
+    def _dead_letter_changes(self, state: State) -> list[OutsideChange]:
         """Ids the state holds that dead_letters.json no longer lists (a purge by hand)."""
-        if not state.get("dead_letter_ids"):
+        if not state["dead_letter_ids"]:
             return []
         try:
             on_disk = {entry.get("id") for entry in self.read_dead_letters()}
         except StateError:
             return []  # unreadable: the dead-letters command reports it; the log keeps all
         gone = [i for i in state["dead_letter_ids"] if i not in on_disk]
-        return [{"kind": "dead_letters_purged", "ids": gone}] if gone else []
+        return [LettersPurged(tuple(gone))] if gone else []
 
-    def read_events(self) -> list[dict[str, Any]]:
+    def read_events(self) -> list[Event]:
         """Every event, chain verified."""
         return self.log.read()
 
-    def first_event(self) -> dict[str, Any]:
+    def first_event(self) -> Event:
         """The `project_created` event (reads only the first line)."""
         with open(self.log.path, encoding="utf-8") as handle:
-            return json.loads(handle.readline())  # type: ignore[no-any-return]
+            return cast(Event, json.loads(handle.readline()))
 
-    def read_dead_letters(self) -> list[dict[str, Any]]:
+    def read_dead_letters(self) -> list[DeadLetter]:
         """`dead_letters.json` as a list (empty if absent)."""
         try:
             data = json.loads(self.dead_letters_path.read_text(encoding="utf-8"))
@@ -161,13 +202,13 @@ class ProjectStore:
             ) from None
         if not isinstance(data, list):
             raise StateError(f"{self.dead_letters_path}: expected a JSON array")
-        return data
+        return cast(list[DeadLetter], data)
 
     # -- writing -----------------------------------------------------------------------------
 
     def commit(
-        self, state: State | None, drafts: Sequence[dict[str, Any]]
-    ) -> tuple[State, list[dict[str, Any]]]:
+        self, state: State | None, drafts: Sequence[EventDraft]
+    ) -> tuple[State, list[Event]]:
         """Append drafts to the log (fsync), then rewrite state.json and dead letters.
 
         Returns the new state and the events as written (with seq and hash).
@@ -175,8 +216,10 @@ class ProjectStore:
         written = self.log.append(drafts)
         new_state = apply_all(state, written)
         self.dir.mkdir(parents=True, exist_ok=True)
-        letters = [
-            e["data"]["dead_letter"] for e in written if e["event_type"] == ev.DEAD_LETTER_RECORDED
+        letters: list[DeadLetter] = [
+            e["data"]["dead_letter"]
+            for e in written
+            if e["event_type"] == EventType.DEAD_LETTER_RECORDED
         ]
         removed = any(e["event_type"] in _LETTERS_REMOVED for e in written)
         if letters or removed or not self.dead_letters_path.exists():
@@ -189,7 +232,7 @@ class ProjectStore:
         atomic_write_text(self.state_path, render(new_state))
         return new_state, written
 
-    def reconstruct(self) -> tuple[str, list[dict[str, Any]]]:
+    def reconstruct(self) -> tuple[str, list[DeadLetter]]:
         """The `state.json` text and the dead letters the log describes."""
         with gc_paused():
             events = self.log.read()
@@ -197,7 +240,7 @@ class ProjectStore:
         letters = {
             e["data"]["dead_letter"]["id"]: e["data"]["dead_letter"]
             for e in events
-            if e["event_type"] == ev.DEAD_LETTER_RECORDED
+            if e["event_type"] == EventType.DEAD_LETTER_RECORDED
         }
         return render(state), [letters[i] for i in state["dead_letter_ids"]]
 
@@ -229,12 +272,7 @@ class ProjectStore:
         return target
 
     def _free_backup_name(self, dated: str) -> Path:
-        target = self.dir / f"{names.STATE_BACKUP_FILE}.{dated}"
-        counter = 2
-        while target.exists():
-            target = self.dir / f"{names.STATE_BACKUP_FILE}.{dated}.{counter}"
-            counter += 1
-        return target
+        return unused_name(self.dir / f"{names.STATE_BACKUP_FILE}.{dated}")
 
     def write_artifact(self, name: str, content: str | dict[str, Any] | list[Any]) -> Path:
         """Write one artifact atomically; names are checked by the caller's schema."""
@@ -248,7 +286,7 @@ class ProjectStore:
         return path
 
 
-def diff_editable(written: State, projected: State) -> dict[str, Any]:
+def diff_editable(written: Mapping[str, Any], projected: State) -> StateEdit:
     """What a hand edit of state.json changed: editable fields to apply, others to report."""
     changes: dict[str, Any] = {}
     ignored: list[str] = []
@@ -261,7 +299,7 @@ def diff_editable(written: State, projected: State) -> dict[str, Any]:
             ignored.append(key)
     stage_changes: dict[str, dict[str, Any]] = {}
     written_stages = written.get("stages") if isinstance(written.get("stages"), dict) else {}
-    for stage, record in projected.get("stages", {}).items():
+    for stage, record in projected["stages"].items():
         edited = (written_stages or {}).get(stage)
         if not isinstance(edited, dict):
             continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Protocol
 
+from somas_action.core.domain import Event, State
+
 
 class Subparsers(Protocol):
     """What `register` functions receive (argparse's private type, named)."""
@@ -13,9 +15,7 @@ class Subparsers(Protocol):
         """Add one subcommand."""
 
 
-def change_summary(
-    state: dict[str, Any], events: list[dict[str, Any]], **extra: Any
-) -> dict[str, Any]:
+def change_summary(state: State, events: list[Event], **extra: Any) -> dict[str, Any]:
     """The `--json` shape of every command that records events (documented in operations.md)."""
     return {
         "project_id": state["project_id"],

@@ -15,8 +15,8 @@ from typing import Any
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.output import echo
 from somas_action.core.errors import ConfigError
+from somas_action.core.names import validate_project_id
 from somas_action.state.jsonio import atomic_write_json, json_problem
-from somas_action.state.store import validate_project_id
 
 FIELDS = ("project_id", "agent", "stage", "instructions")
 
@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
     runner = build_runner(repo)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # The project's state lives on the state branch; bring its folder into the checkout.
-        StateBranch.from_config(repo, runner.s.clock, runner.s.config.raw["state"]).pull(
-            request["project_id"]
-        )
+        StateBranch(repo, runner.s.clock, runner.s.config.state).pull(request["project_id"])
     document["reply"] = runner.invoke_agent(
         request["project_id"], request["agent"], request["stage"], request["instructions"]
     )

@@ -12,7 +12,7 @@ from somas_action.core.errors import CommandRefused
 from somas_action.core.names import AI_API
 
 if TYPE_CHECKING:
-    from somas_action.state.breakers import BreakerSettings
+    from somas_action.core.settings import BreakerSettings
 
 
 def register(sub: Subparsers) -> None:
@@ -33,24 +33,18 @@ def register(sub: Subparsers) -> None:
 
 def _checked(repo: Path, service: str) -> tuple[list[str], BreakerSettings]:
     from somas_action.config.loader import load_config
-    from somas_action.state.breakers import (
-        BreakerSettings,
-        known_services,
-    )
+    from somas_action.state.breakers import known_services
 
     config = load_config(repo)
     services = known_services(config, repo)
     if service not in services:
         raise CommandRefused(f"unknown service {service!r}; known: {', '.join(services)}")
-    return services, BreakerSettings.from_config(config)
+    return services, config.error_handling.circuit_breaker
 
 
 def _rows(repo: Path, services: list[str], settings: BreakerSettings) -> list[dict[str, Any]]:
-    from somas_action.state.breakers import (
-        BreakerStore,
-        CircuitBreaker,
-        new_record,
-    )
+    from somas_action.core.breaker import new_record
+    from somas_action.state.breakers import BreakerStore, CircuitBreaker
 
     records = BreakerStore(repo).read()
     rows = []
@@ -75,17 +69,14 @@ def _rows(repo: Path, services: list[str], settings: BreakerSettings) -> list[di
 def show(repo: Path, service: str | None, as_json: bool) -> int:
     """Print the breakers (the live failure counts, which state.json does not mirror)."""
     from somas_action.config.loader import load_config
-    from somas_action.state.breakers import (
-        BreakerSettings,
-        known_services,
-    )
+    from somas_action.state.breakers import known_services
 
     config = load_config(repo)
     services = known_services(config, repo)
     if service is not None:
         _checked(repo, service)
         services = [service]
-    rows = _rows(repo, services, BreakerSettings.from_config(config))
+    rows = _rows(repo, services, config.error_handling.circuit_breaker)
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
@@ -104,9 +95,8 @@ def show(repo: Path, service: str | None, as_json: bool) -> int:
 def change(repo: Path, action: str, service: str, actor: str | None, as_json: bool = False) -> int:
     """Reset or trip one breaker and say which projects recorded it."""
     from somas_action.core.clock import SystemClock
-    from somas_action.state.breakers import (
-        CircuitBreaker,
-    )
+    from somas_action.pipeline.breaker_mirror import mirror_into_projects
+    from somas_action.state.breakers import CircuitBreaker
 
     _, settings = _checked(repo, service)
     breaker = CircuitBreaker(
@@ -117,6 +107,7 @@ def change(repo: Path, action: str, service: str, actor: str | None, as_json: bo
         actor=actor or default_actor(),
     )
     transition = breaker.reset() if action == "reset" else breaker.trip()
+    recorded_in = mirror_into_projects(repo, transition, breaker.clock, breaker.policy.actor)
     if as_json:
         print(
             json.dumps(
@@ -125,13 +116,13 @@ def change(repo: Path, action: str, service: str, actor: str | None, as_json: bo
                     "from": transition.from_state,
                     "to": transition.to_state,
                     "reason": transition.reason,
-                    "recorded_in": breaker.last_mirrored,
+                    "recorded_in": recorded_in,
                 },
                 indent=2,
             )
         )
         return 0
     print(f"{service}: {transition.from_state} -> {transition.to_state} ({transition.reason})")
-    where = ", ".join(breaker.last_mirrored) or "no active project"
+    where = ", ".join(recorded_in) or "no active project"
     print(f"recorded in: {where}")
     return 0

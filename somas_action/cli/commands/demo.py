@@ -52,7 +52,7 @@ def run(directory: Path | None) -> int:
     prepare_repo(folder)
     config = load_config(folder)
     issue_text = RecordedProvider(
-        resolve_recording(folder, config.raw["agent_provider"]["recording"])
+        resolve_recording(folder, config.agent_provider.recording)
     ).issue()
     tracker = LocalTracker(folder)
     issue = tracker.create_issue(issue_text["title"], issue_text["body"], [names.PROJECT_LABEL])

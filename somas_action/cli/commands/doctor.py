@@ -9,6 +9,7 @@ from typing import Any
 
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.output import echo
+from somas_action.core import names
 from somas_action.core.errors import ConfigError, SomasError
 
 # Which environment variable (repository secret) each provider's key comes from.
@@ -70,7 +71,7 @@ def diagnose(repo: Path, github: bool, live: bool | None = None) -> list[dict[st
         )
     )
     if live is None:
-        live = config.raw["agent_provider"]["type"] != "recorded"
+        live = config.agent_provider.type != "recorded"
     agents = {a for s in config.stages for a in (s.agent, *s.secondary_agents)}
     for agent in sorted(agents):
         file = agent_path(repo, agent)
@@ -137,8 +138,8 @@ def _breaker_checks(repo: Path) -> list[dict[str, Any]]:
 
     open_breakers: dict[str, list[str]] = {}
     for pid, state, _error in load_all(repo):
-        for service, breaker in ((state or {}).get("circuit_breakers") or {}).items():
-            if isinstance(breaker, dict) and breaker.get("state") == "open":
+        for service, breaker in (state["circuit_breakers"] if state else {}).items():
+            if breaker["state"] == names.BREAKER_OPEN:
                 open_breakers.setdefault(service, []).append(pid)
     if not open_breakers:
         return [_line(True, "circuit breakers", "none open")]

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from somas_action.cli.commands import Subparsers, change_summary
 from somas_action.cli.output import echo
 from somas_action.config.actor import default_actor
 from somas_action.core import names
+from somas_action.core.domain import Event
 from somas_action.core.errors import CommandRefused
+from somas_action.core.names import validate_project_id
 from somas_action.core.report import status_table
 from somas_action.state.local_tracker import LocalTracker
-from somas_action.state.store import validate_project_id
 
 if TYPE_CHECKING:
     from somas_action.pipeline.runner import Runner
@@ -51,14 +52,11 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=lambda a: decide(a.repo, a.project_id, a.reason, a.actor, a.json))
 
 
-def _runner(repo: Path, collect: list[dict[str, Any]] | None) -> Runner:
+def _runner(repo: Path, collect: list[Event] | None) -> Runner:
     # Imported here so that `somas status` and friends do not pay for jsonschema and the runner.
-    from somas_action.app.compose import build_runner, progress_printer
-    from somas_action.core.clock import SystemClock
+    from somas_action.app.compose import cli_runner
 
-    clock = SystemClock()
-    sink = collect.append if collect is not None else progress_printer(clock)
-    return build_runner(repo, clock=clock, on_event=sink)
+    return cli_runner(repo, collect)
 
 
 def start(
@@ -68,7 +66,7 @@ def start(
     if issue < 1:
         raise CommandRefused(f"--issue: {issue} is not an issue number (1 or more)")
     tracker = LocalTracker(repo)
-    events: list[dict[str, Any]] | None = [] if as_json else None
+    events: list[Event] | None = [] if as_json else None
     runner = _runner(repo, events)
     if title is not None and not (tracker.issues_dir / f"{issue}.json").exists():
         created = tracker.create_issue(title, body, [names.PROJECT_LABEL])
@@ -84,7 +82,7 @@ def start(
 
 def advance(repo: Path, project_id: str, actor: str | None, as_json: bool) -> int:
     """Run the project's stages until something needs a person."""
-    events: list[dict[str, Any]] | None = [] if as_json else None
+    events: list[Event] | None = [] if as_json else None
     state, stop = _runner(repo, events).advance(project_id, actor or default_actor())
     if events is not None:
         print(json.dumps(change_summary(state, events, message=stop.reason), indent=2))
@@ -98,7 +96,7 @@ def decide(
     repo: Path, project_id: str, reason: str | None, actor: str | None, as_json: bool
 ) -> int:
     """Approve (no reason) or reject (with a reason) the open human gate."""
-    events: list[dict[str, Any]] | None = [] if as_json else None
+    events: list[Event] | None = [] if as_json else None
     runner = _runner(repo, events)
     who = actor or default_actor()
     if reason is None:

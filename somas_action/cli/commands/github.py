@@ -89,12 +89,12 @@ def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None)
 
     name, payload = read_event(env)
     config = load_config(repo)
-    github = config.raw["github"]
+    github = config.github
     try:
         outcome = from_event(
             name,
             payload,
-            bot_logins=tuple(github["bot_logins"]),
+            bot_logins=github.bot_logins,
             run_id=env.get("GITHUB_RUN_ID", ""),
         )
     except PayloadError as exc:
@@ -129,7 +129,7 @@ def setup_labels(repo: Path, env: Mapping[str, str], clock: Clock | None = None)
     from somas_action.github.tracker import GitHubTracker
 
     config = load_config(repo)
-    settings = GitHubSettings.from_env(env, config.raw["github"])
+    settings = GitHubSettings.from_env(env, config.github)
     clock = clock or SystemClock()
     tracker = GitHubTracker(GitHubApi(settings, clock, github_guard(repo, config, clock)))
     created, updated = tracker.ensure_labels(label_specs(config.stage_names))

@@ -6,13 +6,14 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from somas_action.cli.commands import Subparsers, change_summary
 from somas_action.cli.output import echo
 from somas_action.config.actor import default_actor
 from somas_action.core import names
-from somas_action.state.store import validate_project_id
+from somas_action.core.domain import Event, State
+from somas_action.core.names import validate_project_id
 
 if TYPE_CHECKING:
     from somas_action.pipeline.operator import Operator
@@ -80,23 +81,20 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=lambda a: start_all(a.repo, a.actor, a.json))
 
 
-def operator(repo: Path, collect: list[dict[str, Any]] | None = None) -> Operator:
+def operator(repo: Path, collect: list[Event] | None = None) -> Operator:
     """An Operator over the repository's runner: prints one line per event, or collects them."""
-    from somas_action.app.compose import build_runner, progress_printer
-    from somas_action.core.clock import SystemClock
+    from somas_action.app.compose import cli_runner
     from somas_action.pipeline.operator import Operator
 
-    clock = SystemClock()
-    sink = collect.append if collect is not None else progress_printer(clock)
-    return Operator(build_runner(repo, clock=clock, on_event=sink))
+    return Operator(cli_runner(repo, collect))
 
 
 def _run(
     args: argparse.Namespace,
-    action: Callable[[Operator, str], dict[str, Any]],
+    action: Callable[[Operator, str], State],
     advance: bool = False,
 ) -> int:
-    events: list[dict[str, Any]] | None = [] if args.json else None
+    events: list[Event] | None = [] if args.json else None
     op = operator(args.repo, events)
     who = args.actor or default_actor()
     state = action(op, who)
@@ -115,7 +113,7 @@ def _run(
 
 def reset(repo: Path, project_id: str, actor: str | None, as_json: bool) -> int:
     """The runbook's full pipeline restart."""
-    events: list[dict[str, Any]] | None = [] if as_json else None
+    events: list[Event] | None = [] if as_json else None
     archived, state = operator(repo, events).reset(project_id, actor or default_actor())
     if events is not None:
         print(json.dumps(change_summary(state, events, archived_to=archived.name), indent=2))
@@ -132,11 +130,12 @@ def stop_all(repo: Path, actor: str | None, as_json: bool) -> int:
     """Disable the pipeline in config.yml, pause every active project, cancel runs."""
     from somas_action.cli.commands.views import load_all
     from somas_action.core.controls import ACTIVE_STATUSES
-    from somas_action.pipeline.operator import STOP_ALL_REASON, set_pipeline_enabled
+    from somas_action.pipeline.operator import STOP_ALL_REASON
+    from somas_action.state.config_edit import set_pipeline_enabled
 
     who = actor or default_actor()
     path, backup = set_pipeline_enabled(repo, False)
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     op = operator(repo, events)
     paused, skipped = [], []
     for pid, state, error in load_all(repo):
@@ -179,15 +178,21 @@ def stop_all(repo: Path, actor: str | None, as_json: bool) -> int:
 def start_all(repo: Path, actor: str | None, as_json: bool) -> int:
     """Enable the pipeline and unpause the projects stop-all paused."""
     from somas_action.cli.commands.views import load_all
-    from somas_action.pipeline.operator import STOP_ALL_REASON, set_pipeline_enabled
+    from somas_action.pipeline.operator import STOP_ALL_REASON
+    from somas_action.state.config_edit import set_pipeline_enabled
 
     who = actor or default_actor()
     path, _ = set_pipeline_enabled(repo, True)
     op = operator(repo, [])
     unpaused = []
     for pid, state, _error in load_all(repo):
-        pause = (state or {}).get("pause") or {}
-        if state and state["status"] == names.PAUSED and pause.get("reason") == STOP_ALL_REASON:
+        pause = state["pause"] if state else None
+        if (
+            state
+            and state["status"] == names.PAUSED
+            and pause
+            and pause["reason"] == STOP_ALL_REASON
+        ):
             op.unpause(pid, who)
             unpaused.append(pid)
     if as_json:

@@ -9,8 +9,9 @@ from pathlib import Path
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.output import echo
 from somas_action.core.errors import StateError
+from somas_action.core.names import validate_project_id
 from somas_action.state.jsonio import atomic_write_text, dumps_pretty
-from somas_action.state.store import ProjectStore, validate_project_id
+from somas_action.state.store import ProjectStore
 
 
 def register(sub: Subparsers) -> None:

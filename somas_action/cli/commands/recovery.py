@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from somas_action.cli.commands import Subparsers, change_summary
 from somas_action.cli.commands.lifecycle import operator
 from somas_action.cli.output import echo
 from somas_action.config.actor import default_actor
+from somas_action.core.domain import Event
 from somas_action.core.errors import CommandRefused
-from somas_action.state.store import ProjectStore, validate_project_id
+from somas_action.core.names import validate_project_id
+from somas_action.state.store import ProjectStore
 
 
 def _project(p: argparse.ArgumentParser) -> None:
@@ -78,7 +79,7 @@ def _seq_of(path: Path) -> int | None:
 
 def restore(repo: Path, project_id: str, name: str | None, actor: str | None, js: bool) -> int:
     """Restore a backup as an event and explain how it differs from the log."""
-    events: list[dict[str, Any]] | None = [] if js else None
+    events: list[Event] | None = [] if js else None
     state, why = operator(repo, events).restore(project_id, name, actor or default_actor())
     if events is not None:
         print(json.dumps(change_summary(state, events, explanation=why), indent=2))
@@ -91,7 +92,7 @@ def restore(repo: Path, project_id: str, name: str | None, actor: str | None, js
 def dead_letters(args: argparse.Namespace) -> int:
     """`somas dead-letters <id> list|show ID|retry ID|purge`."""
     repo, pid, who = args.repo, args.project_id, args.actor or default_actor()
-    events: list[dict[str, Any]] | None = [] if args.json else None
+    events: list[Event] | None = [] if args.json else None
     op = operator(repo, events)
     if args.action in ("show", "retry") and not args.id:
         raise CommandRefused(f"dead-letters {args.action}: give the dead letter id (see `list`)")
@@ -144,12 +145,13 @@ def incident(
     repo: Path, project_id: str, action: str, text: str, actor: str | None, as_json: bool
 ) -> int:
     """Append an incident note or resolution to the project's log."""
-    events: list[dict[str, Any]] | None = [] if as_json else None
+    events: list[Event] | None = [] if as_json else None
     who = actor or default_actor()
     state = operator(repo, events).incident(project_id, text, action == "resolve", who)
     record = state["incident"]
     if events is not None:
         print(json.dumps(change_summary(state, events, incident=record), indent=2))
         return 0
-    print(f"{project_id}: incident {record['status']} ({record['notes']} note(s))")
+    if record is not None:
+        print(f"{project_id}: incident {record['status']} ({record['notes']} note(s))")
     return 0

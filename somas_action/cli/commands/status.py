@@ -8,8 +8,9 @@ from pathlib import Path
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.commands.views import list_projects
 from somas_action.cli.output import echo
+from somas_action.core.names import validate_project_id
 from somas_action.core.report import status_table
-from somas_action.state.store import ProjectStore, validate_project_id
+from somas_action.state.store import ProjectStore
 
 
 def register(sub: Subparsers) -> None:
@@ -25,7 +26,7 @@ def run(repo: Path, project_id: str | None, as_json: bool) -> int:
     if project_id:
         state, changes = ProjectStore(repo, validate_project_id(project_id)).load()
         for change in changes:
-            print(f"note: {change['kind'].replace('_', ' ')} by hand; the next command records it")
+            print(f"note: {change.kind.replace('_', ' ')} by hand; the next command records it")
         if as_json:
             print(json.dumps(state, indent=2))
         else:

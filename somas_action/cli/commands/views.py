@@ -10,10 +10,12 @@ from typing import Any
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.output import echo
 from somas_action.core import names
+from somas_action.core.domain import State
 from somas_action.core.errors import SomasError
-from somas_action.core.projection import State, parse_ts
+from somas_action.core.names import validate_project_id
+from somas_action.core.projection import parse_ts
 from somas_action.core.report import next_action
-from somas_action.state.store import ProjectStore, projects_dir, validate_project_id
+from somas_action.state.store import ProjectStore, project_ids, projects_dir
 
 
 def register(sub: Subparsers) -> None:
@@ -43,15 +45,6 @@ def register(sub: Subparsers) -> None:
     p.add_argument("project_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=lambda a: verify(a.repo, a.project_id, a.json))
-
-
-def project_ids(repo: Path) -> list[str]:
-    """Every project folder's id, by issue number (backups and strays skipped)."""
-    root = projects_dir(repo)
-    if not root.is_dir():
-        return []
-    ids = [p.name for p in root.iterdir() if p.is_dir() and names.PROJECT_ID_RE.match(p.name)]
-    return sorted(ids, key=lambda pid: int(pid.split("-")[1]))
 
 
 def load_all(repo: Path) -> list[tuple[str, State | None, str | None]]:
@@ -138,7 +131,8 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     level = worst(findings)
     recent = store.log.tail_lines(5)
     retries = {s: r["failures"] for s, r in state["stages"].items() if r["failures"]}
-    report = {
+    escalation = escalation_line(findings, config)
+    report: dict[str, Any] = {
         "project_id": project_id,
         "status": state["status"],
         "current_stage": state["current_stage"],
@@ -149,8 +143,8 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
         "last_checkpoint": state["recovery_info"]["last_successful_checkpoint"],
         "recent_transitions": recent,
         "findings": [f.as_dict() for f in findings],
-        "unrecorded_changes": [c["kind"] for c in changes],
-        "escalation": escalation_line(findings, config),
+        "unrecorded_changes": [c.kind for c in changes],
+        "escalation": escalation,
         "next": next_action(state),
     }
     if as_json:
@@ -187,10 +181,10 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     if not findings:
         echo("  none")
     for change in changes:
-        echo(f"  note: {change['kind'].replace('_', ' ')} by hand; the next command records it")
-    if report["escalation"]:
-        echo(report["escalation"])
-    echo(f"next: {report['next']}")
+        echo(f"  note: {change.kind.replace('_', ' ')} by hand; the next command records it")
+    if escalation:
+        echo(escalation)
+    echo(f"next: {next_action(state)}")
     return EXIT_CODES[level]
 
 

@@ -1,0 +1,29 @@
+"""Where an agent may write: plain relative paths under the allowed prefixes, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from somas_action.core.errors import WorkspaceError
+
+
+def confined_path(path: str, allowed_prefixes: Iterable[str]) -> str:
+    """Return `path` if it is a plain relative path under an allowed prefix; else raise."""
+    pure = PurePosixPath(path)
+    parts = pure.parts
+    if (
+        pure.is_absolute()
+        or not parts
+        or any(part in ("..", ".", "") for part in parts)
+        or parts[0] in (".git", ".somas", ".github")
+        or "\\" in path
+    ):
+        raise WorkspaceError(f"file path {path!r} is not a plain relative path inside the project")
+    if not any(
+        path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes
+    ):
+        raise WorkspaceError(
+            f"file path {path!r} is outside workspace.allowed_paths ({', '.join(allowed_prefixes)})"
+        )
+    return str(pure)
