@@ -10,12 +10,12 @@ from typing import Any
 
 from somas_action.app.compose import build_runner
 from somas_action.cli.commands.init import scaffold
-from somas_action.config.resources import recordings_dir
 from somas_action.config.loader import parse_config
+from somas_action.config.resources import recordings_dir
 from somas_action.config.schemas import problems
-from somas_action.core.settings import Config
 from somas_action.core import names
 from somas_action.core.clock import Clock
+from somas_action.core.settings import Config
 from somas_action.pipeline.runner import Runner
 from somas_action.state.local_tracker import LocalTracker
 

@@ -8,8 +8,8 @@ import pytest
 
 from somas_action.config.loader import load_agents, load_config
 from somas_action.core import names
-from somas_action.core.settings import BreakerSettings
 from somas_action.core.errors import ConfigError
+from somas_action.core.settings import BreakerSettings
 
 
 def _write_config(repo: Path, text: str) -> Path:
