@@ -38,6 +38,7 @@ WORKFLOWS := .github/workflows/*.yml somas_action/templates/somas.yml
 test: $(STAMP) $(NODE_STAMP) tools check-workflows
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 # GitHub's own schemas for workflows, the action and issue forms; zizmor for security.

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from somas_action.config.actor import default_actor
 from somas_action.config.loader import load_config
+from somas_action.core import names
 from somas_action.core.clock import Clock, SystemClock
 from somas_action.core.domain import Event, State
 from somas_action.core.errors import ConfigError
@@ -57,7 +58,7 @@ def build_runner(
     commit_state: bool | None = None,
     tracker: Tracker | None = None,
     after_commit: BatchSink | None = None,
-    base_branch: str = "main",
+    base_branch: str = names.DEFAULT_BASE_BRANCH,
 ) -> Runner:
     """A runner over the provider named by the config and a tracker (default: local files).
 

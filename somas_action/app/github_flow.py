@@ -96,7 +96,7 @@ class GitHubFlow:
         clock: Clock,
         *,
         config: Config | None = None,
-        default_branch: str = "main",
+        default_branch: str = names.DEFAULT_BASE_BRANCH,
         out: TextIO | None = None,
         api: GitHubApi | None = None,
     ) -> None:
@@ -376,4 +376,6 @@ def _out_of_time(state: State) -> bool:
 def default_branch_of(payload: Mapping[str, Any], env: Mapping[str, str]) -> str:
     """The branch pull requests target and dispatches run on: the repository's default."""
     repository = payload.get("repository") or {}
-    return str(repository.get("default_branch") or env.get("GITHUB_REF_NAME") or "main")
+    return str(
+        repository.get("default_branch") or env.get("GITHUB_REF_NAME") or names.DEFAULT_BASE_BRANCH
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import tempfile
@@ -10,44 +11,73 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from somas_action import __version__
-from somas_action.cli.commands import (
-    agent,
-    breaker,
-    demo,
-    doctor,
-    drive,
-    init,
-    lifecycle,
-    reconstruct,
-    recovery,
-    status,
-    views,
-)
-from somas_action.cli.commands import github as github_commands
 from somas_action.core.errors import SomasError
 from somas_action.github import actions_runtime
 
-# Each module adds its own subcommands; a new command group is one line here.
-COMMAND_MODULES = (
-    init,
-    demo,
-    drive,
-    status,
-    reconstruct,
-    views,
-    lifecycle,
-    recovery,
-    doctor,
-    breaker,
-    github_commands,
-    agent,
-)
+# Subcommand -> the module of `somas_action.cli.commands` that registers it. Only that module is
+# imported to run a command, so `somas status` does not pay for the pipeline's imports; a test
+# keeps this table equal to what the modules register.
+COMMANDS: dict[str, str] = {
+    "init": "init",
+    "demo": "demo",
+    "start": "drive",
+    "advance": "drive",
+    "approve": "drive",
+    "reject": "drive",
+    "status": "status",
+    "reconstruct": "reconstruct",
+    "list": "views",
+    "health": "views",
+    "monitor": "views",
+    "verify": "views",
+    "pause": "lifecycle",
+    "unpause": "lifecycle",
+    "cancel": "lifecycle",
+    "restart": "lifecycle",
+    "resume": "lifecycle",
+    "reset": "lifecycle",
+    "stop-all": "lifecycle",
+    "start-all": "lifecycle",
+    "backup": "recovery",
+    "restore": "recovery",
+    "dead-letters": "recovery",
+    "incident": "recovery",
+    "doctor": "doctor",
+    "breaker": "breaker",
+    "handle-event": "github",
+    "setup-labels": "github",
+    "agent-run": "agent",
+}
+# A command line that is not understood exits with this (sysexits' EX_USAGE), so it is never
+# mistaken for `health`/`monitor` reporting a critical finding (exit 2).
+USAGE_ERROR = 64
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse with our exit code for usage errors (argparse's own is 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word after the global options)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--repo":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` alone (its module's subcommands), or for every command."""
+    parser = _Parser(
         prog="somas", description="Drive SOMAS AI software pipelines and operate their state."
     )
     parser.add_argument("--version", action="version", version=f"somas {__version__}")
@@ -55,14 +85,16 @@ def _parser() -> argparse.ArgumentParser:
         "--repo", type=Path, default=Path("."), help="repository holding .somas/ (default: .)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(sub)
+    wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in wanted:
+        importlib.import_module(f"somas_action.cli.commands.{name}").register(sub)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run one command; returns its exit code."""
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_command_name(words)).parse_args(words)
     args.repo = args.repo.resolve()
     try:
         # Everything a command prints may quote issue text or agent replies: in Actions it is

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,10 +56,31 @@ def config_path(repo: Path) -> Path:
     return repo / names.SOMAS_DIR / names.CONFIG_FILE
 
 
-def load_config(repo: Path) -> Config:
-    """Read, default and validate the repository's config (the embedded default if absent)."""
+# Environment variables that override one config value (set by action.yml from its inputs).
+ENV_OVERRIDES = {"SOMAS_STATE_BRANCH": ("state", "branch")}
+
+
+def load_config(repo: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, default and validate the repository's config (the embedded default if absent).
+
+    A variable of `ENV_OVERRIDES` that is set and not empty replaces its value before
+    validation, so a bad value is refused like one written in the file.
+    """
     path = config_path(repo)
     raw = read_yaml(path) if path.exists() else {}
+    environment = os.environ if env is None else env
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        value = environment.get(variable, "").strip()
+        if not value or not isinstance(raw, dict):
+            continue
+        section_data = raw.get(section)
+        section_data = section_data if isinstance(section_data, dict) else {}
+        overridden = {**raw, section: {**section_data, key: value}}
+        try:
+            parse_config(overridden, path)
+        except ConfigError as exc:
+            raise ConfigError(f"{variable}={value!r} (overrides {section}.{key}): {exc}") from None
+        raw = overridden
     return parse_config(raw, path)
 
 

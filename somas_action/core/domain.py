@@ -5,8 +5,8 @@ These are TypedDicts, not classes, because the files are JSON that operators rea
 `schemas/state.schema.json` describe the same shapes for files; a test keeps the two in step.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: TypedDict reads `NotRequired` only from
+# evaluated annotations, and the required keys are part of what the tests compare.
 from typing import Any, NotRequired, TypedDict
 
 # -- events -----------------------------------------------------------------------------------

@@ -89,6 +89,10 @@ LABEL_PREFIX = "somas:"
 
 PROJECT_ID_RE = re.compile(r"^project-[1-9][0-9]{0,9}$")
 STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+AGENT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+CHECKPOINT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+# The branch pull requests target when the repository does not say (a local run, a test).
+DEFAULT_BASE_BRANCH = "main"
 
 
 def project_id_for(issue_number: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from somas_action.core.budget import Budget
@@ -24,14 +24,14 @@ class Observation:
 class CallOptions:
     """How a live provider may spend: fallback models, limits, budget, deadline, reporting."""
 
-    fallback: tuple[ModelRef, ...] = ()
-    temperature: float | None = None
-    max_output_tokens: int | None = None
+    fallback: tuple[ModelRef, ...]
+    temperature: float
+    max_output_tokens: int
     # The project's limits and what it has spent so far; None = no budget.
-    budget: Budget | None = None
+    budget: Budget | None
     # A `Clock.monotonic()` reading after which no wait or call may start (the run's end).
-    deadline: float | None = None
-    observe: Callable[[Observation], None] | None = None
+    deadline: float | None
+    observe: Callable[[Observation], None]
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,9 @@ class AgentRequest:
     attempt: int
     instructions: str
     inputs: dict[str, Any]
-    model: ModelRef | None = None
-    output_schema: dict[str, Any] = field(default_factory=dict)
-    options: CallOptions = field(default_factory=CallOptions)
+    model: ModelRef | None
+    output_schema: dict[str, Any]
+    options: CallOptions
 
 
 class AgentProvider(Protocol):

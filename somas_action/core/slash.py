@@ -15,15 +15,12 @@ shown, never interpreted.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from somas_action.core.names import STAGE_NAME_RE
+from somas_action.core.names import AGENT_NAME_RE, CHECKPOINT_ID_RE, STAGE_NAME_RE
 
 PREFIX = "/somas"
 MAX_TEXT = 4000
-_AGENT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-_CHECKPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 NO_ARGUMENTS = ("status", "approve", "retry", "pause", "unpause", "cancel")
 VERBS = (*NO_ARGUMENTS, "reject", "restart", "resume", "agent")
@@ -74,14 +71,14 @@ def parse(body: str) -> SlashCommand | None:
             raise GrammarError("`/somas restart <stage>` needs exactly one stage name, e.g. review")
         return SlashCommand(verb, {"stage": params[0]})
     if verb == "resume":
-        if len(params) > 1 or rest or (params and not _CHECKPOINT_RE.match(params[0])):
+        if len(params) > 1 or rest or (params and not CHECKPOINT_ID_RE.match(params[0])):
             raise GrammarError(
                 "`/somas resume [checkpoint]` takes at most one checkpoint id, "
                 "e.g. cp-000042-validation"
             )
         return SlashCommand(verb, {"checkpoint": params[0]} if params else {})
     # agent
-    if not params or not _AGENT_RE.match(params[0]):
+    if not params or not AGENT_NAME_RE.match(params[0]):
         raise GrammarError(
             "`/somas agent <name> <instructions>` needs an agent name, e.g. debugger"
         )

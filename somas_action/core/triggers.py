@@ -7,21 +7,18 @@ with the grammar. Every value taken from the payload is checked before it is use
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from somas_action.core import names
-from somas_action.core.names import validate_project_id
+from somas_action.core.names import AGENT_NAME_RE, CHECKPOINT_ID_RE, validate_project_id
 from somas_action.core.slash import GrammarError, parse
 
 # Verbs that may be followed by `advance` in the same run (the pipeline can move on).
 ADVANCING = frozenset(
     {"start", "approve", "reject", "retry", "restart", "resume", "unpause", "agent_apply"}
 )
-_AGENT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-_CHECKPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -179,7 +176,7 @@ def _dispatch(payload: Mapping[str, Any], run_id: str) -> Outcome:
     if inputs.get("agent"):
         # somas-agent.yml's apply job: the reply made by its read-only job is applied.
         agent, stage = inputs["agent"], inputs.get("stage", "")
-        if not _AGENT_RE.match(agent):
+        if not AGENT_NAME_RE.match(agent):
             raise PayloadError(f"inputs.agent: {agent!r} is not an agent name")
         if not names.STAGE_NAME_RE.match(stage):
             raise PayloadError(f"inputs.stage: {stage!r} is not a stage name")
@@ -193,7 +190,7 @@ def _dispatch(payload: Mapping[str, Any], run_id: str) -> Outcome:
             "restart", project_id, number, actor, delivery, {"stage": stage}, login=login
         )
     checkpoint = inputs.get("checkpoint_id", "")
-    if checkpoint and not _CHECKPOINT_RE.match(checkpoint):
+    if checkpoint and not CHECKPOINT_ID_RE.match(checkpoint):
         raise PayloadError(f"inputs.checkpoint_id: {checkpoint!r} is not a checkpoint id")
     hop = inputs.get("hop", "0") or "0"
     if not hop.isdigit() or len(hop) > 3:

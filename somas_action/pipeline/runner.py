@@ -55,7 +55,7 @@ class Services:
     on_event: EventSink = field(default=_ignore_event)
     # Called once per committed batch, before the mirror (state branch, git, Actions output).
     on_commit: BatchSink = field(default=_ignore_batch)
-    base_branch: str = "main"
+    base_branch: str = names.DEFAULT_BASE_BRANCH
     # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
     run_budget_seconds: float | None = None
 

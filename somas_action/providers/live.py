@@ -59,10 +59,6 @@ class ModelClient(Protocol):
         """Append an invalid reply and the problems with it, for the next `send`."""
 
 
-def _silent(observation: Observation) -> None:
-    return None
-
-
 class LiveProvider:
     """Calls OpenAI, GitHub Models and Anthropic through their SDKs."""
 
@@ -125,7 +121,7 @@ class LiveProvider:
                 "`model: {provider: openai, name: gpt-4o}` (and optionally `fallback:`)",
                 kind=CONFIG,
             )
-        observe = request.options.observe or _silent
+        observe = request.options.observe
         ai_api = self.breaker(AI_API)
         self._note(observe, ai_api.acquire())
         guard = BudgetGuard(request.options.budget, self.pricing)
@@ -173,7 +169,7 @@ class LiveProvider:
             stage=request.stage,
             system=system_prompt(request.agent, request.instructions, schema),
             schema=schema,
-            max_tokens=request.options.max_output_tokens or 4096,
+            max_tokens=request.options.max_output_tokens,
             temperature=request.options.temperature,
         )
         client.start(conversation, user_prompt(request.stage, request.attempt, request.inputs))

@@ -24,7 +24,7 @@ def prepare_repo(folder: Path) -> None:
         raise SomasError(f"--dir {folder}: folder is not empty; choose a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
     workspace = GitWorkspace(folder)
-    workspace.git("init", "-q", "-b", "main")
+    workspace.git("init", "-q", "-b", names.DEFAULT_BASE_BRANCH)
     workspace.git("config", "user.name", "SOMAS demo")
     workspace.git("config", "user.email", "demo@somas.invalid")
     (folder / "README.md").write_text("# Demo repository\n\nCreated by `somas demo`.\n")
