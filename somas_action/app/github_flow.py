@@ -24,7 +24,7 @@ from somas_action.config.loader import load_config
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
 from somas_action.core.clock import Clock
-from somas_action.core.domain import Event, State
+from somas_action.core.domain import Event, JsonObject, State
 from somas_action.core.error_kinds import RUN_DEADLINE
 from somas_action.core.errors import CommandRefused, SomasError, StateError
 from somas_action.core.events import EventType
@@ -341,7 +341,7 @@ class GitHubFlow:
 AGENT_REPLY_FILE = ".somas-agent-reply/agent-reply.json"
 
 
-def read_agent_reply(repo: Path, project_id: str, args: Mapping[str, str]) -> dict[str, Any]:
+def read_agent_reply(repo: Path, project_id: str, args: Mapping[str, str]) -> JsonObject:
     """The reply somas-agent.yml's read-only job produced, checked before it is applied.
 
     The file must be ours (schema), and for this very project, agent and stage, so an
@@ -362,7 +362,7 @@ def read_agent_reply(repo: Path, project_id: str, args: Mapping[str, str]) -> di
     got = {key: data[key] for key in wanted}
     if got != wanted:
         raise CommandRefused(f"{path}: the reply is for {got}, this run applies {wanted}")
-    reply: dict[str, Any] = data["reply"]
+    reply: JsonObject = data["reply"]
     return reply
 
 

@@ -14,6 +14,7 @@ import yaml
 from somas_action.config.resources import default_somas_dir
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
+from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
 from somas_action.core.settings import (
     AgentConfig,
@@ -46,7 +47,7 @@ def read_yaml(path: Path) -> Any:
 
 
 @cache
-def _default_stages() -> tuple[dict[str, Any], ...]:
+def _default_stages() -> tuple[JsonObject, ...]:
     data = read_yaml(default_somas_dir() / names.CONFIG_FILE)
     return tuple(data["pipeline"]["stages"])
 
@@ -105,7 +106,7 @@ def parse_config(raw: Any, path: Path) -> Config:
     return from_mapping(Config, data, path=path, stages=stages)
 
 
-def _stage_config(stage: dict[str, Any]) -> StageConfig:
+def _stage_config(stage: JsonObject) -> StageConfig:
     return from_mapping(
         StageConfig,
         stage,

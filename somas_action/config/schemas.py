@@ -13,12 +13,13 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
 from somas_action.config.resources import schemas_dir
+from somas_action.core.domain import JsonObject
 
 _DEFAULTING_BASE = Draft202012Validator
 
 
 def _fill_defaults(
-    validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]
+    validator: Any, properties: JsonObject, instance: Any, schema: JsonObject
 ) -> Iterator[ValidationError]:
     # The jsonschema FAQ recipe: fill `default` values while validating `properties`.
     if isinstance(instance, dict):
@@ -45,7 +46,7 @@ def _registry() -> Registry:
 
 
 @cache
-def load_schema(name: str) -> dict[str, Any]:
+def load_schema(name: str) -> JsonObject:
     """The schema `schemas/<name>.schema.json` as a dict."""
     path = schemas_dir() / f"{name}.schema.json"
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
@@ -84,7 +85,7 @@ def _short(error: ValidationError) -> str:
     return message if len(message) <= 200 else message[:197] + "..."
 
 
-def problems_in(schema: dict[str, Any], instance: Any, limit: int = 5) -> list[str]:
+def problems_in(schema: JsonObject, instance: Any, limit: int = 5) -> list[str]:
     """Problems with `instance` against an in-memory schema whose `$ref`s are ours."""
     validator = Draft202012Validator(schema, registry=_registry())
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))

@@ -9,6 +9,11 @@ These are TypedDicts, not classes, because the files are JSON that operators rea
 # evaluated annotations, and the required keys are part of what the tests compare.
 from typing import Any, NotRequired, TypedDict
 
+# A JSON object as parsed, with no static shape: agent replies, JSON Schemas, webhook payloads,
+# event payloads. Each is checked against a JSON Schema where it enters, not by mypy.
+JsonObject = dict[str, Any]
+
+
 # -- events -----------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from somas_action.core.domain import (
     GateResult,
     HumanGate,
     IssueSnapshot,
+    JsonObject,
     Replay,
     State,
     StateEdit,
@@ -53,7 +54,7 @@ class Batch:
         status: str,
         attempt: int | None = None,
         to_stage: str | None = None,
-        data: dict[str, Any] | None = None,
+        data: JsonObject | None = None,
     ) -> None:
         """Add one event; `to_stage` defaults to the stage the project is on."""
         target = to_stage if to_stage is not None else self.current

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Any
 
-from somas_action.core.domain import EventDraft
+from somas_action.core.domain import EventDraft, JsonObject
 from somas_action.core.names import EVENT_SCHEMA_VERSION
 
 
@@ -85,7 +84,7 @@ def draft(
     to_stage: str | None,
     status: str,
     attempt: int | None = None,
-    data: dict[str, Any] | None = None,
+    data: JsonObject | None = None,
 ) -> EventDraft:
     """An event without `seq`, `prev_hash` and `hash` (the log assigns those on append).
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from somas_action.core.domain import GateResult
+from somas_action.core.domain import GateResult, JsonObject
 from somas_action.core.settings import QualityGate
 
 
@@ -14,7 +14,7 @@ from somas_action.core.settings import QualityGate
 class GateInputs:
     """What a gate can look at: the agent's reply, the artifacts written, the test results."""
 
-    output: dict[str, Any]
+    output: JsonObject
     artifacts: set[str]
     test_results: dict[str, Any] | None
 

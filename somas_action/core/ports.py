@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from somas_action.core.budget import Budget
+from somas_action.core.domain import JsonObject
 from somas_action.core.events import EventType
 from somas_action.core.settings import ModelRef
 
@@ -17,7 +18,7 @@ class Observation:
 
     event_type: EventType
     status: str
-    data: dict[str, Any]
+    data: JsonObject
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,9 @@ class AgentRequest:
     agent: str
     attempt: int
     instructions: str
-    inputs: dict[str, Any]
+    inputs: JsonObject
     model: ModelRef | None
-    output_schema: dict[str, Any]
+    output_schema: JsonObject
     options: CallOptions
 
 
@@ -54,7 +55,7 @@ class AgentProvider(Protocol):
 
     name: str
 
-    def invoke(self, request: AgentRequest) -> dict[str, Any]:
+    def invoke(self, request: AgentRequest) -> JsonObject:
         """Call the agent and return its JSON reply."""
 
 

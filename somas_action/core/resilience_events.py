@@ -6,10 +6,8 @@ breaker mirror) commits them, and `projection` folds them into `state.json`.
 
 from __future__ import annotations
 
-from typing import Any
-
 from somas_action.core import names
-from somas_action.core.domain import BreakerView, EventDraft, State
+from somas_action.core.domain import BreakerView, EventDraft, JsonObject, State
 from somas_action.core.engine import Batch, Context
 from somas_action.core.events import EventType
 from somas_action.core.ports import Deferral, Observation
@@ -96,7 +94,7 @@ def debugger_drafts(
     event_type: EventType,
     status: str,
     attempt: int,
-    data: dict[str, Any],
+    data: JsonObject,
     ctx: Context,
 ) -> list[EventDraft]:
     """One debugger event for the validation stage."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from somas_action.core import names
+from somas_action.core.domain import JsonObject
 from somas_action.core.names import AGENT_NAME_RE, CHECKPOINT_ID_RE, validate_project_id
 from somas_action.core.slash import GrammarError, parse
 
@@ -36,7 +37,7 @@ class Trigger:
     comment_id: int | None = None
     # Label and dispatch events already prove write access; comments must be checked.
     check_permission: bool = False
-    issue: dict[str, Any] | None = None
+    issue: JsonObject | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Malformed:
     issue_number: int
     comment_id: int
     login: str
-    issue: dict[str, Any] | None = None
+    issue: JsonObject | None = None
 
 
 Outcome = Trigger | Ignored | Malformed

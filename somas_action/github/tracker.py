@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from somas_action.core.domain import JsonObject
 from somas_action.core.labels import ALERT, LabelSpec
 from somas_action.core.ports import Issue, WorkflowRun
 from somas_action.github.api import AmbiguousWrite, GitHubApi, GitHubError
@@ -50,7 +51,7 @@ class GitHubTracker:
 
     # -- issues and labels ---------------------------------------------------------------------
 
-    def seed_issue(self, payload: dict[str, Any]) -> Issue:
+    def seed_issue(self, payload: JsonObject) -> Issue:
         """Remember an issue as an event payload shows it (saves a read)."""
         issue = Issue(
             number=int(payload["number"]),
@@ -68,7 +69,7 @@ class GitHubTracker:
             self.seed_issue(self.api.send(f"GET issue #{number}", "GET", f"/issues/{number}"))
         return self._issues[number]
 
-    def _remember_labels(self, number: int, labels: Iterable[dict[str, Any]]) -> None:
+    def _remember_labels(self, number: int, labels: Iterable[JsonObject]) -> None:
         issue = self.get_issue(number)
         names = tuple(str(label["name"]) for label in labels)
         self._issues[number] = Issue(issue.number, issue.title, issue.body, names, issue.url)
@@ -346,8 +347,8 @@ class GitHubTracker:
                 updated.append(spec.name)
         return created, updated
 
-    def _all_labels(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def _all_labels(self) -> list[JsonObject]:
+        items: list[JsonObject] = []
         page = 1
         while True:
             batch = self.api.send("list labels", "GET", "/labels", per_page=100, page=page)

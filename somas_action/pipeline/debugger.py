@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from somas_action.config.schemas import first_problem, load_schema
 from somas_action.core import names, resilience_events
-from somas_action.core.domain import ErrorRecord, State
+from somas_action.core.domain import ErrorRecord, JsonObject, State
 from somas_action.core.error_kinds import INVALID_OUTPUT
 from somas_action.core.errors import AttemptFailed, ClassifiedError, WorkspaceError
 from somas_action.core.events import EventType
@@ -59,7 +58,7 @@ class Debugger:
                 break
         return files
 
-    def _inputs(self, store: ProjectStore, state: State) -> dict[str, Any]:
+    def _inputs(self, store: ProjectStore, state: State) -> JsonObject:
         issue = store.first_event()["data"]["issue"]
         results_path = store.artifacts_dir / names.TEST_RESULTS_ARTIFACT
         results = (
@@ -136,7 +135,7 @@ class Debugger:
         status: str,
         attempt: int,
         actor: str,
-        data: dict[str, Any],
+        data: JsonObject,
     ) -> State:
         ctx = self.recorder.step_context(actor, state)
         drafts = resilience_events.debugger_drafts(state, event_type, status, attempt, data, ctx)

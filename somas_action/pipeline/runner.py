@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from somas_action.config.loader import load_agent, load_agents
 from somas_action.config.resources import schemas_dir
@@ -19,6 +18,7 @@ from somas_action.core.domain import (
     EventDraft,
     GateResult,
     IssueSnapshot,
+    JsonObject,
     Replay,
     State,
     StateEdit,
@@ -64,7 +64,7 @@ class Services:
 class Success:
     """The attempt's reply was valid and every quality gate passed."""
 
-    output: dict[str, Any]
+    output: JsonObject
     artifacts: list[ArtifactRecord]
     gate_results: list[GateResult]
 
@@ -237,7 +237,7 @@ class Runner:
 
     def invoke_agent(
         self, project_id: str, agent_name: str, stage_name: str, instructions: str
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """One agent call for a stage, with an operator's instructions; records nothing.
 
         This is the read-only half of `somas-agent.yml`: it runs without write access, and its
@@ -256,7 +256,7 @@ class Runner:
         project_id: str,
         agent_name: str,
         stage_name: str,
-        reply: dict[str, Any],
+        reply: JsonObject,
         actor: str,
         delivery_id: str | None = None,
     ) -> State:
@@ -312,7 +312,7 @@ class Runner:
         step: RunStage,
         actor: str,
         deadline: float | None = None,
-        reply: dict[str, Any] | None = None,
+        reply: JsonObject | None = None,
         delivery_id: str | None = None,
     ) -> State:
         """Start an attempt, get its outcome, and record it."""
@@ -348,7 +348,7 @@ class Runner:
         state: State,
         stage: StageConfig,
         request: AgentRequest,
-        reply: dict[str, Any] | None,
+        reply: JsonObject | None,
     ) -> Outcome:
         """Get the agent's reply (or use the one given), check it, do the stage's work."""
         artifacts: list[ArtifactRecord] = []
@@ -456,16 +456,14 @@ class Runner:
         )
         return resilience_steps.park(self.recorder, store, state, stage.name, deferral, None, actor)
 
-    def _agent_inputs(
-        self, store: ProjectStore, state: State, stage: StageConfig
-    ) -> dict[str, Any]:
+    def _agent_inputs(self, store: ProjectStore, state: State, stage: StageConfig) -> JsonObject:
         issue = store.first_event()["data"]["issue"]
         previous = {}
         for name in state["pipeline"][: state["pipeline"].index(stage.name)]:
             path = store.artifacts_dir / f"{name}.output.json"
             if path.exists():
                 previous[name] = json.loads(path.read_text(encoding="utf-8"))
-        inputs: dict[str, Any] = {
+        inputs: JsonObject = {
             "issue": {"number": issue["number"], "title": issue["title"], "body": issue["body"]},
             "previous_outputs": previous,
         }

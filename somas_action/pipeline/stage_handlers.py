@@ -11,7 +11,7 @@ import hashlib
 from typing import Any, TypedDict
 
 from somas_action.core import names
-from somas_action.core.domain import ArtifactRecord, State
+from somas_action.core.domain import ArtifactRecord, JsonObject, State
 from somas_action.core.error_kinds import INVALID_OUTPUT
 from somas_action.core.errors import AttemptFailed, WorkspaceError
 from somas_action.core.gates import GateInputs, evaluate
@@ -55,7 +55,7 @@ class StageHandlers:
         self.base_branch = base_branch
 
     def write_outputs(
-        self, store: ProjectStore, state: State, stage: StageConfig, output: dict[str, Any]
+        self, store: ProjectStore, state: State, stage: StageConfig, output: JsonObject
     ) -> tuple[list[ArtifactRecord], dict[str, Any] | None]:
         """Write a valid reply's artifacts (and do the stage's work); their names and digests."""
         written: dict[str, Any] = {f"{stage.name}.output.json": output}
@@ -75,7 +75,7 @@ class StageHandlers:
             records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
         return records, test_results
 
-    def implement(self, state: State, output: dict[str, Any]) -> ImplementationRecord:
+    def implement(self, state: State, output: JsonObject) -> ImplementationRecord:
         """Commit the reply's files to the project branch and open or update its pull request."""
         settings = self.settings
         files = output["files"]
@@ -111,7 +111,7 @@ class StageHandlers:
         }
 
     def validate(
-        self, state: State, stage: StageConfig, output: dict[str, Any]
+        self, state: State, stage: StageConfig, output: JsonObject
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the project branch's tests; (test_results.json, validation_report.json)."""
         branch = names.project_branch_for(state["project_id"])

@@ -13,12 +13,13 @@ import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from somas_action.config.schemas import problems_in
 from somas_action.core.breaker import Transition
 from somas_action.core.budget import BudgetGuard, cost_usd, price_for
 from somas_action.core.clock import Clock, format_ts
+from somas_action.core.domain import JsonObject
 from somas_action.core.error_kinds import (
     AUTH,
     CIRCUIT_OPEN,
@@ -112,7 +113,7 @@ class LiveProvider:
 
     # -- the call ----------------------------------------------------------------------------
 
-    def invoke(self, request: AgentRequest) -> dict[str, Any]:
+    def invoke(self, request: AgentRequest) -> JsonObject:
         """Walk the agent's model chain until one model returns a valid reply."""
         chain = [m for m in (request.model, *request.options.fallback) if m]
         if not chain:
@@ -158,7 +159,7 @@ class LiveProvider:
 
     def _call_model(
         self, model: ModelRef, request: AgentRequest, guard: BudgetGuard, observe: Observe
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         provider, name = model.provider, model.name
         client = self._client(provider, name)
         breaker = self.breaker(provider)
@@ -180,7 +181,7 @@ class LiveProvider:
                 return False
             return deadline is None or self.clock.monotonic() + wait + timeout <= deadline
 
-        def one_call(number: int) -> dict[str, Any]:
+        def one_call(number: int) -> JsonObject:
             if not affordable(0.0):
                 raise ProviderError(
                     f"{model.label}: the run has less than one call timeout ({timeout:g}s) "
@@ -251,7 +252,7 @@ class LiveProvider:
         request: AgentRequest,
         guard: BudgetGuard,
         observe: Observe,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         price = price_for(model.name, self.pricing)
         cost = cost_usd(price, reply.input_tokens, reply.output_tokens)
         guard.spend(reply.input_tokens + reply.output_tokens, cost)
@@ -387,5 +388,5 @@ class LiveProvider:
             )
 
     @staticmethod
-    def _model_fields(model: ModelRef, number: int) -> dict[str, Any]:
+    def _model_fields(model: ModelRef, number: int) -> JsonObject:
         return {"provider": model.provider, "model": model.name, "call": number}

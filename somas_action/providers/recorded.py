@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
 
 from somas_action.config.resources import recordings_dir
 from somas_action.config.schemas import first_problem
+from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError, ProviderError
 from somas_action.core.ports import AgentRequest
 from somas_action.state.jsonio import json_problem
@@ -42,12 +42,12 @@ class RecordedProvider:
         self.folder = folder
         self.calls: list[AgentRequest] = []
 
-    def issue(self) -> dict[str, Any]:
+    def issue(self) -> JsonObject:
         """The issue the recording was made for (`issue.json`), if it has one."""
         path = self.folder / "issue.json"
         return self._load(path) if path.exists() else {}
 
-    def invoke(self, request: AgentRequest) -> dict[str, Any]:
+    def invoke(self, request: AgentRequest) -> JsonObject:
         """Replay the recorded reply for this stage and attempt.
 
         A secondary agent of a stage (e.g. the debugger of validation) replays
@@ -80,7 +80,7 @@ class RecordedProvider:
         return copy.deepcopy(response["output"])
 
     @staticmethod
-    def _load(path: Path) -> dict[str, Any]:
+    def _load(path: Path) -> JsonObject:
         try:
             return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
         except ValueError as exc:

@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import urljoin
 
 from somas_action.config.resources import schemas_dir
+from somas_action.core.domain import JsonObject
 
 _DROP = ("$schema", "$id", "title", "$defs")
 
 
 @cache
-def _schemas_by_id() -> dict[str, dict[str, Any]]:
+def _schemas_by_id() -> dict[str, JsonObject]:
     found = {}
     for path in schemas_dir().rglob("*.schema.json"):
         contents = json.loads(path.read_text(encoding="utf-8"))
@@ -42,7 +43,7 @@ def _resolve(node: Any, base: str) -> Any:
     return {k: _resolve(v, base) for k, v in node.items() if k not in _DROP}
 
 
-def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
+def _merge_all_of(schema: JsonObject) -> JsonObject:
     """Fold a top-level `allOf` of object schemas into one object schema."""
     parts = schema.pop("allOf", [])
     for part in parts:
@@ -58,14 +59,14 @@ def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def flatten(schema: dict[str, Any]) -> dict[str, Any]:
+def flatten(schema: JsonObject) -> JsonObject:
     """A self-contained object schema equivalent to one of our output schemas."""
     if not schema:
         return {"type": "object"}
     return _merge_all_of(_resolve(copy.deepcopy(schema), schema.get("$id", "")))
 
 
-def system_prompt(agent: str, instructions: str, schema: dict[str, Any]) -> str:
+def system_prompt(agent: str, instructions: str, schema: JsonObject) -> str:
     """The agent's standing instructions plus the reply contract."""
     return (
         f"You are the SOMAS agent `{agent}`.\n\n{instructions.strip()}\n\n"
@@ -76,7 +77,7 @@ def system_prompt(agent: str, instructions: str, schema: dict[str, Any]) -> str:
     )
 
 
-def user_prompt(stage: str, attempt: int, inputs: dict[str, Any]) -> str:
+def user_prompt(stage: str, attempt: int, inputs: JsonObject) -> str:
     """The call's inputs as data."""
     return json.dumps({"stage": stage, "attempt": attempt, "inputs": inputs}, indent=1)
 
@@ -97,10 +98,10 @@ class Conversation:
     model: str
     stage: str
     system: str
-    schema: dict[str, Any]
+    schema: JsonObject
     max_tokens: int
     temperature: float | None
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[JsonObject] = field(default_factory=list)
 
     def size(self) -> int:
         """Characters that will be sent, for the budget's token estimate."""
@@ -117,7 +118,7 @@ class Reply:
     input_tokens: int
     output_tokens: int
     # Provider-specific material a repair request needs (e.g. Anthropic's tool_use id).
-    continuation: dict[str, Any] = field(default_factory=dict)
+    continuation: JsonObject = field(default_factory=dict)
 
 
 def parse_json_text(text: str) -> tuple[Any, str | None]:

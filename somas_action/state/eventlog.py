@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from somas_action.core.domain import Event, EventDraft
+from somas_action.core.domain import Event, EventDraft, JsonObject
 from somas_action.core.errors import StateError
 from somas_action.state.jsonio import fsync_dir, json_problem
 
@@ -31,7 +31,7 @@ def chain_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
-def encode_event(event: dict[str, Any]) -> tuple[str, str]:
+def encode_event(event: JsonObject) -> tuple[str, str]:
     """Serialise an event (without `hash`) to its line and return (line, hash)."""
     body = json.dumps(event, ensure_ascii=False)
     digest = chain_hash(event["prev_hash"], body)
@@ -118,7 +118,7 @@ class EventLog:
         for draft in drafts:
             seq += 1
             # `seq` first and `hash` last: the line's layout is part of the hash chain.
-            body: dict[str, Any] = {"seq": seq, **{k: v for k, v in draft.items() if k != "seq"}}
+            body: JsonObject = {"seq": seq, **{k: v for k, v in draft.items() if k != "seq"}}
             body["prev_hash"] = prev
             line, prev = encode_event(body)
             lines.append(line)
@@ -203,7 +203,7 @@ class EventLog:
             os.fsync(handle.fileno())
         return data + b"\n"
 
-    def tail_lines(self, count: int) -> list[dict[str, Any]]:
+    def tail_lines(self, count: int) -> list[JsonObject]:
         """The last `count` events, parsed (not chain-verified), reading only the file's end."""
         try:
             with open(self.path, "rb") as handle:

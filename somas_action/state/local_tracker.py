@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from somas_action.core import names
+from somas_action.core.domain import JsonObject
 from somas_action.core.errors import CommandRefused, StateError
 from somas_action.core.labels import ALERT
 from somas_action.core.ports import Issue
@@ -23,7 +23,7 @@ class LocalTracker:
     def _issue_path(self, number: int) -> Path:
         return self.issues_dir / f"{int(number)}.json"
 
-    def _read(self, path: Path) -> dict[str, Any]:
+    def _read(self, path: Path) -> JsonObject:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
@@ -67,7 +67,7 @@ class LocalTracker:
             url=str(path),
         )
 
-    def record(self, number: int) -> dict[str, Any]:
+    def record(self, number: int) -> JsonObject:
         """The raw stored issue (labels and comments included)."""
         return self._read(self._issue_path(number))
 
@@ -118,7 +118,7 @@ class LocalTracker:
     def upsert_pull_request(self, head: str, base: str, title: str, body: str) -> str:
         """Record the pull request for `head` in `pulls.json`."""
         path = self.root / "pulls.json"
-        pulls: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+        pulls: list[JsonObject] = json.loads(path.read_text()) if path.exists() else []
         for pull in pulls:
             if pull["head"] == head:
                 pull.update(base=base, title=title, body=body)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 from somas_action.core import names
-from somas_action.core.domain import DeadLetter, Event, EventDraft, State, StateEdit
+from somas_action.core.domain import DeadLetter, Event, EventDraft, JsonObject, State, StateEdit
 from somas_action.core.errors import StateError
 from somas_action.core.events import EventType
 from somas_action.core.names import validate_project_id
@@ -101,7 +101,7 @@ class ProjectStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read_state_file(self) -> dict[str, Any] | None:
+    def read_state_file(self) -> JsonObject | None:
         """`state.json` as written (None if absent); a parse error is a one-line StateError."""
         try:
             text = self.state_path.read_text(encoding="utf-8")
@@ -274,7 +274,7 @@ class ProjectStore:
     def _free_backup_name(self, dated: str) -> Path:
         return unused_name(self.dir / f"{names.STATE_BACKUP_FILE}.{dated}")
 
-    def write_artifact(self, name: str, content: str | dict[str, Any] | list[Any]) -> Path:
+    def write_artifact(self, name: str, content: str | JsonObject | list[Any]) -> Path:
         """Write one artifact atomically; names are checked by the caller's schema."""
         path = self.artifacts_dir / name
         if path.parent != self.artifacts_dir:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any
+from typing import TypedDict
 
 from somas_action.config.schemas import problems
 from somas_action.core import names
@@ -14,11 +14,19 @@ from somas_action.state.jsonio import json_problem
 from somas_action.state.store import ProjectStore
 
 
-def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
+class Check(TypedDict):
+    """One check of `somas verify`: what was checked, whether it held, and the first problem."""
+
+    check: str
+    ok: bool
+    detail: str
+
+
+def _check(name: str, ok: bool, detail: str) -> Check:
     return {"check": name, "ok": ok, "detail": detail}
 
 
-def verify_project(store: ProjectStore) -> list[dict[str, Any]]:
+def verify_project(store: ProjectStore) -> list[Check]:
     """Run every check; each result names the first bad line or field it found."""
     if not store.exists():
         raise StateError(f"{store.log.path}: no log; `somas list` shows the projects")
@@ -49,7 +57,7 @@ def verify_project(store: ProjectStore) -> list[dict[str, Any]]:
     return checks
 
 
-def _json_file_check(label: str, text: str, schema: str) -> dict[str, Any]:
+def _json_file_check(label: str, text: str, schema: str) -> Check:
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -58,7 +66,7 @@ def _json_file_check(label: str, text: str, schema: str) -> dict[str, Any]:
     return _check(label, not found, found[0] if found else "valid")
 
 
-def _state_check(store: ProjectStore, expected: str) -> dict[str, Any]:
+def _state_check(store: ProjectStore, expected: str) -> Check:
     label = "state.json"
     try:
         text = store.state_path.read_text(encoding="utf-8")
@@ -86,7 +94,7 @@ def _state_check(store: ProjectStore, expected: str) -> dict[str, Any]:
     )
 
 
-def _dead_letters_check(store: ProjectStore, ids: list[str]) -> dict[str, Any]:
+def _dead_letters_check(store: ProjectStore, ids: list[str]) -> Check:
     label = names.DEAD_LETTERS_FILE
     try:
         text = store.dead_letters_path.read_text(encoding="utf-8")

@@ -10,10 +10,10 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.output import echo
+from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
 from somas_action.core.names import validate_project_id
 from somas_action.state.jsonio import atomic_write_json, json_problem
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from somas_action.state.state_branch import StateBranch
 
     request = _request(args)
-    document: dict[str, Any] = {**request, "reply": {}}
+    document: JsonObject = {**request, "reply": {}}
     problem = first_problem("agent_reply", document)
     if problem:
         raise ConfigError(f"agent-run: {problem}")

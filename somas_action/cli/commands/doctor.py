@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from somas_action.cli.commands import Subparsers
 from somas_action.cli.output import echo
@@ -33,7 +33,15 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=lambda a: run(a.repo, a.github, a.json))
 
 
-def _line(ok: bool | None, check: str, detail: str) -> dict[str, Any]:
+class Line(TypedDict):
+    """One line of `somas doctor`: ok, problem or skipped, what was checked, and why."""
+
+    status: str
+    check: str
+    detail: str
+
+
+def _line(ok: bool | None, check: str, detail: str) -> Line:
     return {
         "status": {True: "ok", False: "problem", None: "skipped"}[ok],
         "check": check,
@@ -41,12 +49,12 @@ def _line(ok: bool | None, check: str, detail: str) -> dict[str, Any]:
     }
 
 
-def diagnose(repo: Path, github: bool, live: bool | None = None) -> list[dict[str, Any]]:
+def diagnose(repo: Path, github: bool, live: bool | None = None) -> list[Line]:
     """Every check as {status, check, detail}; `problem` lines name the file/field/secret."""
     from somas_action.config.loader import agent_path, config_path, parse_config, read_yaml
     from somas_action.config.schemas import problems
 
-    lines: list[dict[str, Any]] = []
+    lines: list[Line] = []
     path = config_path(repo)
     try:
         raw = read_yaml(path) if path.exists() else {}
@@ -121,7 +129,7 @@ def diagnose(repo: Path, github: bool, live: bool | None = None) -> list[dict[st
     return lines
 
 
-def _github_checks(repo: Path, enabled: bool) -> list[dict[str, Any]]:
+def _github_checks(repo: Path, enabled: bool) -> list[Line]:
     if not enabled:
         return [_line(None, "workflows", "local use: pass --github to check GitHub-side setup")]
     folder = repo / ".github" / "workflows"
@@ -133,7 +141,7 @@ def _github_checks(repo: Path, enabled: bool) -> list[dict[str, Any]]:
     ]
 
 
-def _breaker_checks(repo: Path) -> list[dict[str, Any]]:
+def _breaker_checks(repo: Path) -> list[Line]:
     from somas_action.cli.commands.views import load_all
 
     open_breakers: dict[str, list[str]] = {}

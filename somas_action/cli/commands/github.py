@@ -8,9 +8,10 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from somas_action.cli.commands import Subparsers
+from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
 from somas_action.github import actions_runtime
 from somas_action.state.jsonio import json_problem
@@ -34,7 +35,7 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=lambda a: setup_labels(a.repo, os.environ))
 
 
-def read_event(env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+def read_event(env: Mapping[str, str]) -> tuple[str, JsonObject]:
     """The event name and payload GitHub Actions provides; one-line errors naming the variable."""
     name = env.get("GITHUB_EVENT_NAME", "")
     if not name:
