@@ -31,10 +31,12 @@ from typing import Any
 from somas_action.app.compose import build_runner
 from somas_action.cli.commands.demo import prepare_repo
 from somas_action.cli.commands.init import scaffold
-from somas_action.config.loader import Config, load_agent, load_config
+from somas_action.config.loader import load_agent, load_config
 from somas_action.core import engine, names, projection
 from somas_action.core.clock import SystemClock, format_ts
+from somas_action.core.domain import ErrorRecord, EventDraft, IssueSnapshot, Replay, State
 from somas_action.core.engine import Context
+from somas_action.core.settings import Config, StageConfig
 from somas_action.providers.recorded import RecordedProvider, resolve_recording
 from somas_action.state.jsonio import atomic_write_text
 from somas_action.state.local_tracker import LocalTracker
@@ -171,7 +173,7 @@ def demo_run(folder: Path) -> dict[str, Any]:
     prepare_repo(folder)
     config = load_config(folder)
     issue_text = RecordedProvider(
-        resolve_recording(folder, config.raw["agent_provider"]["recording"])
+        resolve_recording(folder, config.agent_provider.recording)
     ).issue()
     issue = LocalTracker(folder).create_issue(
         issue_text["title"], issue_text["body"], [names.PROJECT_LABEL]
@@ -313,21 +315,26 @@ def bench_status(runs: int) -> None:
 
 
 def failure_cycle_drafts(
-    state: dict[str, Any], stage: Any, model: Any, attempt: int, events_so_far: int, ts: str
-) -> list[dict[str, Any]]:
+    state: State,
+    stage: StageConfig,
+    model: dict[str, str] | None,
+    attempt: int,
+    events_so_far: int,
+    ts: str,
+) -> list[EventDraft]:
     """stage_started, agent_invoked, stage_attempt_failed: one failed attempt, as the runner
     makes it (same engine functions, same command ids)."""
     start = engine.start_attempt(
         state, stage, attempt, model, Context(BOT, ts, f"advance:{events_so_far}")
     )
-    error = {
+    error: ErrorRecord = {
         "kind": "invalid_output",
         "message": (
             f"agent {stage.agent} reply: requirements: [] should be non-empty "
             f"(attempt {attempt}; the issue body mentions slugs, unicode and page URLs)"
         ),
     }
-    replay = {"agent": stage.agent, "model": model, "inputs": {}}
+    replay: Replay = {"agent": stage.agent, "model": model, "inputs": {}}
     fail = engine.fail_attempt(
         state, stage, attempt, error, replay, Context(BOT, ts, f"advance:{events_so_far + 2}")
     )
@@ -346,7 +353,8 @@ class ProjectBuilder:
         self.config: Config = load_config(repo)
         first = self.config.stages[0]
         self.stage = dataclasses.replace(first, max_retries=10**9)
-        self.model = load_agent(repo, first.agent).raw.get("model")
+        model = load_agent(repo, first.agent).model
+        self.model = model.as_dict() if model else None
         self.store = ProjectStore(repo, PROJECT_ID)
         self.t0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
         self.attempt = 0
@@ -354,8 +362,8 @@ class ProjectBuilder:
     def ts(self, seconds: int) -> str:
         return format_ts(self.t0 + timedelta(seconds=seconds, milliseconds=seconds % 997))
 
-    def created(self) -> list[dict[str, Any]]:
-        issue = {
+    def created(self) -> list[EventDraft]:
+        issue: IssueSnapshot = {
             "number": 1,
             "title": "Add a slugify helper for page URLs",
             "body": "Pages need URL slugs. " * 20,
@@ -365,7 +373,7 @@ class ProjectBuilder:
             PROJECT_ID, issue, self.config, Context(BOT, self.ts(0), "start:1")
         )
 
-    def cycle(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+    def cycle(self, state: State) -> list[EventDraft]:
         self.attempt += 1
         return failure_cycle_drafts(
             state,
@@ -376,10 +384,10 @@ class ProjectBuilder:
             self.ts(self.attempt * 7),
         )
 
-    def build_log(self, n_events: int, batch: int = 999) -> dict[str, Any]:
+    def build_log(self, n_events: int, batch: int = 999) -> State:
         """Append `n_events` events straight to the log in batches; return the folded state."""
         state = projection.fold(self.store.log.append(self.created()))
-        pending: list[dict[str, Any]] = []
+        pending: list[EventDraft] = []
         count = 1
         while count < n_events:
             drafts = self.cycle(state)[: n_events - count]
@@ -464,7 +472,7 @@ def commit_times(builder: ProjectBuilder, commits: int, warmup: int = 5) -> list
     state, changes = store.load()
     assert changes == []
     times: list[float] = []
-    queue: list[dict[str, Any]] = []
+    queue: list[EventDraft] = []
     for index in range(warmup + commits):
         if not queue:
             queue = builder.cycle(state)
@@ -541,13 +549,18 @@ def build_fleet(repo: Path, count: int) -> None:
     """`count` projects in mixed states, written through the real engine and store."""
     config = load_config(repo)
     stages = config.stages
-    letters_replay = {"agent": "x", "model": None, "inputs": {"issue": {}}}
+    letters_replay: Replay = {"agent": "x", "model": None, "inputs": {"issue": {}}}
     clock = SystemClock()
     for number in range(1, count + 1):
         pid = names.project_id_for(number)
         store = ProjectStore(repo, pid)
         ts = format_ts(clock.now() - timedelta(hours=number % 100))
-        issue = {"number": number, "title": f"Project {number}", "body": "b", "url": ""}
+        issue: IssueSnapshot = {
+            "number": number,
+            "title": f"Project {number}",
+            "body": "b",
+            "url": "",
+        }
         drafts = engine.create_project(pid, issue, config, Context(BOT, ts, f"start:{number}"))
         state, _ = store.commit(None, drafts)
         done = number % 5  # 0..4 stages completed
