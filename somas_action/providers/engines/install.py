@@ -123,8 +123,13 @@ def _run(argv: Sequence[str], engine: str, version: str) -> None:
 
 
 def folder_size(folder: Path) -> int:
-    """Bytes of the files under `folder` (links not followed)."""
-    return sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    """Bytes on disk of the files under `folder`: links not followed, hard links counted once."""
+    sizes: dict[tuple[int, int], int] = {}
+    for path in folder.rglob("*"):
+        info = path.lstat()
+        if path.is_file() and not path.is_symlink():
+            sizes[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(sizes.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

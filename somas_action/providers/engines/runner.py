@@ -74,7 +74,8 @@ class EngineOutcome:
 def resolve_executable(spec: EngineSpec, tools_dir: Path) -> str:
     """The engine's executable: installed at its pinned version, or the `command` on PATH."""
     if spec.engine != "command":
-        return str(install_engine(spec.engine, spec.version, tools_dir).executable)
+        # Absolute: the engine runs in the scratch checkout, not where SOMAS started.
+        return str(install_engine(spec.engine, spec.version, tools_dir).executable.absolute())
     found = shutil.which(spec.command)
     if found is None:
         raise ConfigError(
