@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from somas_action.providers.engines.install import find_installed
+from somas_action.providers.engines.mcp_tools import McpToolServer
 from somas_action.providers.engines.spec import EngineSpec
 from tests.engine_scenarios import GREET, make_project, run_once
+from tests.engine_tools import CheckoutTools
 from tests.fakes.anthropic_stream import FakeAnthropicStream, ToolUse, calls, fails, says
 
 ROOT = Path(__file__).parent.parent
@@ -40,15 +43,14 @@ def claude(fake: FakeAnthropicStream, max_turns: int = 6) -> EngineSpec:
     )
 
 
-def tool_results(body: dict[str, object]) -> list[str]:
-    """The text of every tool_result in a request's last message."""
-    last = body["messages"][-1]  # type: ignore[index]
-    texts = []
-    for block in last["content"]:
-        if block.get("type") == "tool_result":
-            content = block["content"]
-            texts.append(content if isinstance(content, str) else json.dumps(content))
-    return texts
+def result_for(body: dict[str, Any], tool_id: str) -> str:
+    """The text of the tool_result answering `tool_id` in a request's conversation."""
+    for message in body["messages"]:
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            if block.get("type") == "tool_result" and block.get("tool_use_id") == tool_id:
+                content = block["content"]
+                return content if isinstance(content, str) else json.dumps(content)
+    raise AssertionError(f"no tool_result for {tool_id}")
 
 
 def test_claude_code_reads_and_edits_a_file_through_the_fake_api(tmp_path: Path) -> None:
@@ -69,7 +71,8 @@ def test_claude_code_reads_and_edits_a_file_through_the_fake_api(tmp_path: Path)
     assert outcome.usage.turns == 3
     answered = fake.answered()
     assert len(answered) == 3 and fake.unscripted == 0
-    assert "hi " in tool_results(answered[1].body)[0]  # the Read result holds the file
+    read = result_for(answered[1].body, answered[0].tool_ids[0])
+    assert 'return "hi " + name' in read  # the Read result holds the file
     assert "Make greet say hello." in json.dumps(answered[0].body["messages"][0])
     assert {s.headers["x-api-key"] for s in fake.seen} == {KEY}
 
@@ -102,3 +105,37 @@ def test_claude_code_out_of_credit_is_a_quota_outcome(tmp_path: Path) -> None:
 
     assert (outcome.kind, outcome.parks) == ("quota", True), outcome.reason
     assert len(fake.seen) == 1
+
+
+def test_claude_code_uses_somas_tools_over_mcp_and_each_call_is_recorded(tmp_path: Path) -> None:
+    repo = make_project(tmp_path / "repo")
+    tree = tmp_path / "run" / "tree"
+    greet = str(tree / "greet.py")
+    tools, records = CheckoutTools(tree), []
+    with FakeAnthropicStream(KEY) as fake, McpToolServer(tools, records.append) as endpoint:
+        fake.script(
+            calls(ToolUse("mcp__somas__search", {"pattern": "def greet", "prefix": ""})),
+            calls(ToolUse("Read", {"file_path": greet})),
+            calls(ToolUse("Edit", {"file_path": greet, "old_string": OLD, "new_string": NEW})),
+            calls(ToolUse("mcp__somas__run_tests", {})),
+            says("greet says hello; the suite passes."),
+        )
+        spec = claude(fake)
+        outcome, files = run_once(
+            repo, tmp_path / "run", spec, KEY, tools_dir=ENGINES_DIR, mcp=endpoint
+        )
+
+    assert fake.refusals() == []
+    assert outcome.kind == "success", outcome.reason
+    assert [(r.tool, r.ok) for r in records] == [("search", True), ("run_tests", True)]
+    assert records[1].output.startswith("1 passed")
+    assert files == [("greet.py", GREET.replace(OLD, NEW).encode())]
+    answered = fake.answered()
+    # Claude Code defers MCP tools: it names them in the prompt and loads schemas on demand.
+    first = json.dumps(answered[0].body)
+    for name in ("list_files", "read_file", "run_tests", "search"):
+        assert f"mcp__somas__{name}" in first
+    assert "greet.py:1:def greet(name):" in result_for(answered[1].body, answered[0].tool_ids[0])
+    assert "1 passed" in result_for(answered[4].body, answered[3].tool_ids[0])
+    # The token reached the engine only through its settings file, never the transcript.
+    assert endpoint.token not in outcome.transcript.read_text()
