@@ -7,7 +7,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
+from somas_action.config.loader import load_agent
 from somas_action.core.errors import ConfigError
 from somas_action.providers.engines.catalog import ENGINES, LaunchContext, McpEndpoint
 from somas_action.providers.engines.install import install_engine
@@ -202,3 +204,27 @@ def test_only_an_exact_version_of_a_known_engine_is_installed(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="engine 'command' is not one SOMAS installs"):
         install_engine("command", "1.0.0", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_agent_file_with_an_engine_section_loads_and_parses(repo: Path) -> None:
+    path = repo / ".somas" / "agents" / "implementer.yml"
+    agent = yaml.safe_load(path.read_text())
+    agent["engine"] = {"engine": "claude-code", "version": "2.1.332", "model": "sonnet"}
+    path.write_text(yaml.safe_dump(agent))
+
+    loaded = load_agent(repo, "implementer")
+    spec = parse_engine_spec(loaded.raw["engine"], str(loaded.path))
+
+    assert (spec.engine, spec.version, spec.max_turns, spec.extra_args) == (
+        "claude-code", "2.1.332", 30, (),
+    )  # fmt: skip
+
+
+def test_the_agent_schema_refuses_an_unpinned_engine(repo: Path) -> None:
+    path = repo / ".somas" / "agents" / "implementer.yml"
+    agent = yaml.safe_load(path.read_text())
+    agent["engine"] = {"engine": "codex", "version": "latest", "model": "gpt-5"}
+    path.write_text(yaml.safe_dump(agent))
+
+    with pytest.raises(ConfigError, match=r"implementer.yml: engine.version: 'latest' does not"):
+        load_agent(repo, "implementer")
