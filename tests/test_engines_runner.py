@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from somas_action.core.errors import ConfigError
-from somas_action.providers.engines.runner import resolve_executable
+from somas_action.providers.engines.runner import outcome_observation, resolve_executable
 from somas_action.providers.engines.spec import EngineSpec
 from somas_action.providers.engines.worktree import ChangedFile
 from tests.engine_scenarios import (
@@ -64,6 +64,12 @@ def test_a_finished_run_returns_the_diff_usage_and_session(repo: Path, tmp_path:
     assert outcome.session_id == "fake-session-0001"
     assert outcome.last_words == "Changed the greeting as asked."
     assert len(outcome.transcript.read_text().splitlines()) == 4
+    event = outcome_observation(outcome)
+    assert (event.event_type, event.status) == ("engine_run_finished", "success")
+    assert event.data["changed"] == [{"path": "greet.py", "status": "modified"}]
+    assert event.data["usage"] == {
+        "input_tokens": 2400, "output_tokens": 160, "cost_usd": 0.0125, "turns": 2,
+    }  # fmt: skip
 
 
 def test_the_engine_sees_its_own_key_and_no_other_secret(repo: Path, tmp_path: Path) -> None:

@@ -8,12 +8,14 @@ The key and the MCP token are blanked from those files before anyone reads them.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from somas_action.core.error_kinds import QUOTA, RATE_LIMITED, TIMEOUT
 from somas_action.core.errors import ConfigError
+from somas_action.core.ports import Observation
 from somas_action.providers.engines.catalog import (
     ENGINES,
     Launch,
@@ -37,6 +39,7 @@ STDERR_TAIL_CHARS = 4000
 REDACTED = "[redacted]"
 # Limits stop the engine but keep its work: commit the diff so far and park the project.
 PARKING_KINDS = (TIMEOUT, MAX_TURNS, QUOTA, RATE_LIMITED)
+ENGINE_RUN_FINISHED = "engine_run_finished"
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,24 @@ def run_engine(
         usage=summary.usage,
         session_id=summary.session_id,
         last_words=summary.last_text,
+    )
+
+
+def outcome_observation(outcome: EngineOutcome) -> Observation:
+    """The `engine_run_finished` event: how it ended, what it changed, what it spent."""
+    transcript = outcome.transcript.read_bytes() if outcome.transcript.exists() else b""
+    return Observation(
+        ENGINE_RUN_FINISHED,
+        outcome.kind,
+        {
+            "reason": outcome.reason,
+            "exit_code": outcome.exit_code,
+            "base_commit": outcome.diff.base_commit,
+            "changed": [{"path": f.path, "status": f.status} for f in outcome.diff.files],
+            "usage": asdict(outcome.usage),
+            "session_id": outcome.session_id,
+            "transcript_sha256": hashlib.sha256(transcript).hexdigest(),
+        },
     )
 
 
