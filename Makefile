@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_DIRS := somas_action somas tests bench
 
-.PHONY: demo test lint typecheck bench clean tools check-workflows
+.PHONY: demo test lint typecheck bench clean tools check-workflows engines
 
 # Lint what exists: bench/ may be absent in a partial checkout.
 
@@ -30,12 +30,23 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@rm -f node_modules/.installed-* && touch $@
 
+# Real engine CLIs for the engine tests, at the versions pinned in tests/engine_pins.json,
+# installed by SOMAS's own installer into a folder git ignores (cached: a second run is instant).
+ENGINES_DIR := .cache/engines
+
+engines: $(STAMP) tools
+	@for engine in $$(jq -r 'keys[]' tests/engine_pins.json); do \
+	  $(BIN)/python -m somas_action.providers.engines.install $$engine \
+	    "$$(jq -r --arg e $$engine '.[$$e]' tests/engine_pins.json)" --tools-dir $(ENGINES_DIR) \
+	    >/dev/null || exit 1; \
+	done
+
 demo: $(STAMP)
 	$(BIN)/somas demo $(if $(DIR),--dir $(DIR))
 
 WORKFLOWS := .github/workflows/*.yml somas_action/templates/somas.yml
 
-test: $(STAMP) $(NODE_STAMP) tools check-workflows
+test: $(STAMP) $(NODE_STAMP) tools check-workflows engines
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
