@@ -213,7 +213,7 @@ def test_an_agent_file_with_an_engine_section_loads_and_parses(repo: Path) -> No
     path.write_text(yaml.safe_dump(agent))
 
     loaded = load_agent(repo, "implementer")
-    spec = parse_engine_spec(loaded.raw["engine"], str(loaded.path))
+    spec = parse_engine_spec(loaded.engine or {}, str(loaded.path))
 
     assert (spec.engine, spec.version, spec.max_turns, spec.extra_args) == (
         "claude-code", "2.1.332", 30, (),

@@ -14,9 +14,9 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
+from somas_action.core.events import EventType
 from somas_action.providers.engines.catalog import McpEndpoint
 from somas_action.providers.engines.mcp_tools import (
-    ENGINE_TOOL_CALLED,
     McpToolServer,
     ToolCallRecord,
     as_observation,
@@ -94,7 +94,7 @@ def test_a_failing_tool_is_an_error_the_model_sees_and_an_error_event(
     assert text(result) == f"Error executing tool read_file: {message}"
     assert records[0].output == message
     observation = as_observation(records[0])
-    assert (observation.event_type, observation.status) == (ENGINE_TOOL_CALLED, "error")
+    assert (observation.event_type, observation.status) == (EventType.ENGINE_TOOL_CALLED, "error")
     assert observation.data["arguments"] == {"path": "../etc/passwd", "start": 1, "end": 200}
     assert "output" not in observation.data
 

@@ -155,6 +155,7 @@ _SECTIONS: list[tuple[type, tuple[str, ...], set[str], set[str]]] = [
     (settings.Backoff, ("state", "push_backoff"), set(), set()),
     (settings.GitHubConfig, ("github",), set(), set()),
     (settings.Backoff, ("github", "retry_backoff"), set(), set()),
+    (settings.EngineSettings, ("engines",), set(), set()),
 ]
 
 
@@ -172,3 +173,8 @@ def test_settings_classes_match_the_config_schema_and_hold_no_defaults(
         f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         for f in fields
     )
+
+
+def test_the_agent_config_class_matches_the_agent_schema() -> None:
+    fields = {f.name for f in dataclasses.fields(settings.AgentConfig)} - {"path"}
+    assert fields == set(load_schema("agent")["properties"])

@@ -59,6 +59,9 @@ class EventType(StrEnum):
     DEBUGGER_INVOKED = "debugger_invoked"
     DEBUGGER_FIX_COMMITTED = "debugger_fix_committed"
     DEBUGGER_FAILED = "debugger_failed"
+    # Engine providers (a coding-agent CLI as a stage's agent).
+    ENGINE_RUN_FINISHED = "engine_run_finished"
+    ENGINE_TOOL_CALLED = "engine_tool_called"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)

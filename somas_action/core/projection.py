@@ -421,6 +421,8 @@ _HANDLERS: dict[str, Handler] = {
     EventType.DEBUGGER_INVOKED: _count("debugger_runs"),
     EventType.DEBUGGER_FIX_COMMITTED: _count("debugger_fixes"),
     EventType.DEBUGGER_FAILED: _nothing,
+    EventType.ENGINE_RUN_FINISHED: _nothing,
+    EventType.ENGINE_TOOL_CALLED: _nothing,
 }
 HANDLED_EVENT_TYPES = frozenset({EventType.PROJECT_CREATED, *_HANDLERS})
 

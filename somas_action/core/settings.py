@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -244,6 +245,14 @@ class GitHubConfig:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """`engines`: where pinned coding-agent CLIs are installed, and their MCP output cap."""
+
+    tools_dir: str
+    mcp_max_output_chars: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of a repository."""
 
@@ -258,6 +267,7 @@ class Config:
     escalation: EscalationSettings
     state: StateBranchSettings
     github: GitHubConfig
+    engines: EngineSettings
 
     @property
     def enabled(self) -> bool:
@@ -316,6 +326,8 @@ class AgentConfig:
     fallback: tuple[ModelRef, ...]
     temperature: float
     max_output_tokens: int
+    # A coding-agent CLI that acts as this agent (`providers.engines.spec` parses it).
+    engine: JsonObject | None
 
     @property
     def models(self) -> tuple[ModelRef, ...]:

@@ -25,10 +25,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from somas_action.core.events import EventType
 from somas_action.core.ports import Observation
 from somas_action.providers.engines.catalog import MCP_SERVER_NAME, McpEndpoint
 
-ENGINE_TOOL_CALLED = "engine_tool_called"
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
 START_POLLS = 200  # x 25 ms: how long start() waits for the server to listen
 MCP_PATH = "/mcp"
@@ -65,7 +65,7 @@ class ToolCallRecord:
 def as_observation(record: ToolCallRecord) -> Observation:
     """The event for a call (the full output goes to an artifact, not the event)."""
     return Observation(
-        ENGINE_TOOL_CALLED,
+        EventType.ENGINE_TOOL_CALLED,
         "ok" if record.ok else "error",
         {
             "tool": record.tool,

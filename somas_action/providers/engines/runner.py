@@ -15,6 +15,7 @@ from pathlib import Path
 
 from somas_action.core.error_kinds import QUOTA, RATE_LIMITED, TIMEOUT
 from somas_action.core.errors import ConfigError
+from somas_action.core.events import EventType
 from somas_action.core.ports import Observation
 from somas_action.providers.engines.catalog import (
     ENGINES,
@@ -39,7 +40,6 @@ STDERR_TAIL_CHARS = 4000
 REDACTED = "[redacted]"
 # Limits stop the engine but keep its work: commit the diff so far and park the project.
 PARKING_KINDS = (TIMEOUT, MAX_TURNS, QUOTA, RATE_LIMITED)
-ENGINE_RUN_FINISHED = "engine_run_finished"
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def outcome_observation(outcome: EngineOutcome) -> Observation:
     """The `engine_run_finished` event: how it ended, what it changed, what it spent."""
     transcript = outcome.transcript.read_bytes() if outcome.transcript.exists() else b""
     return Observation(
-        ENGINE_RUN_FINISHED,
+        EventType.ENGINE_RUN_FINISHED,
         outcome.kind,
         {
             "reason": outcome.reason,
