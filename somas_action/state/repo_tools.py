@@ -279,15 +279,17 @@ class RepositoryTools:
 
     def _redo(self, tree: str, done: Sequence[ToolCallRecord]) -> None:
         """Start from the last recorded tree this repository has, redo the edits after it."""
-        start = 0
-        for index in range(len(done) - 1, -1, -1):
-            if self.scratch.has_tree(done[index].tree):
-                self.scratch.restore(done[index].tree)
-                start = index + 1
-                break
+        start = next(
+            (i + 1 for i in range(len(done) - 1, -1, -1) if self.scratch.has_tree(done[i].tree)),
+            0,
+        )
+        self.scratch.restore(done[start - 1].tree if start else self.base_tree)
         for record in done[start:]:
             if record.name in _EDITS and not record.is_error:
-                self._handlers[record.name](record.arguments)
+                try:
+                    self._handlers[record.name](record.arguments)
+                except ToolError as exc:
+                    raise WorkspaceError(f"redoing recorded {record.name} failed: {exc}") from None
         if self.scratch.tree() != tree:
             raise WorkspaceError(
                 f"redoing the recorded edits gave tree {self.scratch.tree()[:12]}, not the "
