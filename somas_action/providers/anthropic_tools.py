@@ -82,7 +82,9 @@ def parse_blocks(blocks: Any, cut_off: bool) -> tuple[str, tuple[ToolCall, ...]]
             problem = None if isinstance(data, dict) else "the input must be a JSON object"
             if cut_off:
                 problem = _CUT_OFF
-            calls.append(ToolCall(block.id, block.name, data if isinstance(data, dict) else {}, problem))
+            calls.append(
+                ToolCall(block.id, block.name, data if isinstance(data, dict) else {}, problem)
+            )
     return "".join(text), tuple(calls)
 
 

@@ -92,7 +92,9 @@ def parse_tool_calls(raw_calls: Any, cut_off: bool) -> tuple[ToolCall, ...]:
         if problem and cut_off:
             problem += " (the reply was cut off at the output token limit: make smaller edits)"
         calls.append(
-            ToolCall(raw.id, function.name, arguments if isinstance(arguments, dict) else {}, problem)
+            ToolCall(
+                raw.id, function.name, arguments if isinstance(arguments, dict) else {}, problem
+            )
         )
     return tuple(calls)
 

@@ -138,6 +138,8 @@ class RepositoryTools:
 
     def _inside(self, plain: str) -> Path:
         """The file's path in the worktree, refused if a symbolic link is on the way."""
+        if "\0" in plain:
+            raise ToolError(f"{plain!r} contains a NUL character; no file has such a name")
         root = self.scratch.root.resolve()
         target = root / plain
         if target.resolve() != target:
@@ -186,6 +188,8 @@ class RepositoryTools:
         prefix = args.get("prefix", "")
         if prefix:
             self._readable(prefix.rstrip("/"))
+        if "\0" in args["pattern"]:
+            raise ToolError("search: the pattern contains a NUL character")
         excluded = [f":(exclude){h.rstrip('/')}" for h in _HIDDEN[1:]]
         try:
             out = self.scratch.git(
