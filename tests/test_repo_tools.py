@@ -306,3 +306,21 @@ def test_restore_uses_the_tree_or_redoes_the_recorded_edits(library: Path, tmp_p
         assert elsewhere.tree() == final
         with pytest.raises(WorkspaceError, match="redoing the recorded edits gave tree"):
             tools.restore("0" * 40, records[:1])
+
+
+def test_tool_settings_defaults_are_the_config_schema_defaults() -> None:
+    """The dataclass repeats the schema's defaults for callers without a config: no drift."""
+    from somas_action.config.schemas import load_schema
+
+    sections = load_schema("config")["properties"]
+    loop = {k: v["default"] for k, v in sections["tool_loop"]["properties"].items()}
+    workspace = {k: v["default"] for k, v in sections["workspace"]["properties"].items()}
+    defaults = ToolSettings(tuple(workspace["allowed_paths"]))
+    assert defaults == ToolSettings(
+        allowed_paths=tuple(workspace["allowed_paths"]),
+        max_tool_output_chars=loop["max_tool_output_chars"],
+        max_file_bytes=workspace["max_file_bytes"],
+        max_files=workspace["max_files"],
+        read_max_lines=loop["read_max_lines"],
+        search_max_matches=loop["search_max_matches"],
+    )
