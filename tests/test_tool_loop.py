@@ -10,7 +10,7 @@ import pytest
 
 from somas_action.config.schemas import problems
 from somas_action.config.tool_specs import EDIT_TOOLS, tool_specs
-from somas_action.core.budget import BudgetGuard
+from somas_action.core.budget import Budget, BudgetGuard
 from somas_action.core.clock import FakeClock
 from somas_action.core.conversation import (
     NUDGE,
@@ -27,6 +27,7 @@ from somas_action.core.conversation import (
 )
 from somas_action.core.error_kinds import BUDGET, RATE_LIMITED, RUN_DEADLINE
 from somas_action.core.errors import ProviderError
+from somas_action.core.settings import BudgetLimits
 from somas_action.core.toolloop import (
     TURN_LIMIT,
     Finished,
@@ -80,7 +81,7 @@ def loop(
     tools: RepositoryTools,
     records: list[Record],
     clock: FakeClock | None = None,
-    budget: dict[str, Any] | None = None,
+    budget: Budget | None = None,
     **limits: Any,
 ) -> tuple[LoopOutcome, list[Record]]:
     reported: list[Record] = []
@@ -167,7 +168,7 @@ def test_the_deadline_stops_before_a_turn_that_cannot_end_in_time(scratch: Scrat
 def test_the_budget_is_checked_before_every_turn(scratch: ScratchTree) -> None:
     tools, records = fresh(scratch)
     model = lib.ScriptedModel(lib.discount_policy)
-    budget = {"max_tokens": 3 * 1100 + 2000, "spent_tokens": 0}
+    budget = Budget(BudgetLimits(max_cost_usd=None, max_tokens=3 * 1100 + 2000), 0.0, 0)
     outcome, _ = loop(model, tools, records, budget=budget, max_output_tokens=100)
 
     assert isinstance(outcome, Stopped) and outcome.kind == BUDGET

@@ -18,9 +18,9 @@ from typing import Any
 from somas_action.config.schemas import problems_in
 from somas_action.core.conversation import ToolCall, ToolCallRecord, ToolResult, ToolSpec
 from somas_action.core.errors import SomasError, WorkspaceError
+from somas_action.core.paths import confined_path, plain_path
 from somas_action.core.text_edits import ToolError, bounded, numbered, replace_once
 from somas_action.core.toolloop import ChangedFile, ToolExecution
-from somas_action.core.paths import confined_path, plain_path
 from somas_action.state.scratch import ScratchTree
 
 # Runs the repository's tests on a folder (the sandboxed runner); a JSON-able report back.
