@@ -10,6 +10,18 @@ from somas_action.core.errors import WorkspaceError
 
 def confined_path(path: str, allowed_prefixes: Iterable[str]) -> str:
     """Return `path` if it is a plain relative path under an allowed prefix; else raise."""
+    plain = plain_path(path)
+    if not any(
+        path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes
+    ):
+        raise WorkspaceError(
+            f"file path {path!r} is outside workspace.allowed_paths ({', '.join(allowed_prefixes)})"
+        )
+    return plain
+
+
+def plain_path(path: str) -> str:
+    """Return `path` if it is a plain relative path outside `.git/`, `.somas/`, `.github/`."""
     pure = PurePosixPath(path)
     parts = pure.parts
     if (
@@ -20,10 +32,4 @@ def confined_path(path: str, allowed_prefixes: Iterable[str]) -> str:
         or "\\" in path
     ):
         raise WorkspaceError(f"file path {path!r} is not a plain relative path inside the project")
-    if not any(
-        path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in allowed_prefixes
-    ):
-        raise WorkspaceError(
-            f"file path {path!r} is outside workspace.allowed_paths ({', '.join(allowed_prefixes)})"
-        )
     return str(pure)

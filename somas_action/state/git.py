@@ -10,7 +10,7 @@ import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,11 +102,19 @@ class GitWorkspace:
         except WorkspaceError:
             return None
 
-    def commit_files(self, branch: str, files: list[tuple[str, str]], message: str) -> str:
-        """Commit `files` onto `branch` (created from HEAD if new) without a checkout."""
+    def commit_files(
+        self, branch: str, files: Sequence[tuple[str, str | None]], message: str
+    ) -> str:
+        """Commit `files` onto `branch` (created from HEAD if new) without a checkout.
+
+        A content of None deletes the file (the tool loop's `delete_file`).
+        """
         parent = self.rev(f"refs/heads/{branch}") or self.rev("HEAD")
         with scratch_index(self, parent, "somas-index-") as env:
             for path, content in files:
+                if content is None:
+                    self.git("update-index", "--force-remove", "--", path, env=env)
+                    continue
                 blob = self.git("hash-object", "-w", "--stdin", stdin=content.encode())
                 self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
             tree = self.git("write-tree", env=env)

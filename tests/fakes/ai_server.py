@@ -5,6 +5,12 @@ own error shapes, so the real SDKs are exercised as against the real services. E
 queue of scripted answers (`script`), then a default (`default`): a valid reply built from the
 demo recording for the stage the request is for, an invalid reply, 429 with or without
 Retry-After, 500, quota exhausted, slow, or a hang.
+
+Tool calling: a scripted *policy* (`policy(api, fn)`) answers tool-loop requests. It gets the
+conversation so far as provider-neutral exchanges (the calls it made and the results the client
+sent back) and returns the next tool calls, so a scripted model reacts to what the tools really
+answered. Requests are checked as the real APIs check them: every tool call answered exactly
+once, in the next message(s), and only tools the request offers may be called.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,6 +101,41 @@ class Request:
     answer: str
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One tool call the scripted model made and the result the client sent back for it."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a policy sees of a tool-loop request."""
+
+    turn: int  # the number of the turn being asked for (1 = first)
+    exchanges: list[Exchange]
+    tools: list[str]  # names of the tools the request offers
+    user: str  # the first user message (the task)
+
+    def last(self, name: str | None = None) -> Exchange:
+        """The latest exchange (of tool `name`)."""
+        return [e for e in self.exchanges if name is None or e.name == name][-1]
+
+
+@dataclass(frozen=True)
+class Calls:
+    """A policy's answer: tool calls (name, arguments) and optional text."""
+
+    calls: list[tuple[str, dict[str, Any]]]
+    text: str = ""
+
+
+Policy = Callable[[ToolContext], Calls]
+
+
 class FakeAIServer:
     """Run with `with FakeAIServer(...) as server:`; `server.calls(api)` counts requests."""
 
@@ -104,6 +146,9 @@ class FakeAIServer:
         self.queues: dict[str, list[Action]] = {OPENAI: [], ANTHROPIC: []}
         self.default: dict[str, Action] = {OPENAI: ok(), ANTHROPIC: ok()}
         self.requests: list[Request] = []
+        self.policies: dict[str, Policy] = {}
+        # Departures from what a real model could do (calling a tool not offered): must stay [].
+        self.violations: list[str] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -137,6 +182,10 @@ class FakeAIServer:
         """Answer every unscripted request to `api` with `action`."""
         self.default[api] = action
 
+    def policy(self, api: str, policy: Policy) -> None:
+        """Answer `api`'s unscripted requests with the tool calls `policy` chooses."""
+        self.policies[api] = policy
+
     def calls(self, api: str | None = None) -> int:
         """Requests received (for one API, or both)."""
         return sum(1 for r in self.requests if api is None or r.api == api)
@@ -151,7 +200,9 @@ class FakeAIServer:
 
     def next_action(self, api: str) -> Action:
         with self.lock:
-            return self.queues[api].pop(0) if self.queues[api] else self.default[api]
+            if self.queues[api]:
+                return self.queues[api].pop(0)
+            return Action("policy") if api in self.policies else self.default[api]
 
 
 # -- validation, with each provider's error shape ---------------------------------------------
@@ -192,10 +243,15 @@ def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any
             return _openai_error(
                 400, f"Invalid value for 'messages[{index}].role'", "invalid_request_error"
             )
-        if not isinstance(message.get("content"), str | list):
+        content = message.get("content")
+        calls_given = message.get("role") == "assistant" and message.get("tool_calls")
+        if not isinstance(content, str | list) and not (calls_given and content is None):
             return _openai_error(
                 400, f"Missing content in 'messages[{index}]'", "invalid_request_error"
             )
+    refused = _check_openai_tools(body) or _check_openai_tool_pairing(messages)
+    if refused is not None:
+        return refused
     fmt = body.get("response_format")
     if fmt is not None:
         schema = fmt.get("json_schema") if isinstance(fmt, dict) else None
@@ -211,6 +267,92 @@ def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any
     for limit in ("max_tokens", "max_completion_tokens"):
         if limit in body and (not isinstance(body[limit], int) or body[limit] < 1):
             return _openai_error(400, f"Invalid '{limit}'", "invalid_request_error")
+    return None
+
+
+def _check_openai_tools(body: dict[str, Any]) -> Any:
+    """`tools` and `tool_choice` as Chat Completions documents them."""
+    tools = body.get("tools")
+    names: list[str] = []
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            return _openai_error(400, "'tools' must be a non-empty array", "invalid_request_error")
+        for index, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if (
+                not isinstance(function, dict)
+                or tool.get("type") != "function"
+                or not _NAME.match(str(function.get("name", "")))
+                or not isinstance(function.get("parameters", {}), dict)
+                or function.get("parameters", {}).get("type", "object") != "object"
+            ):
+                return _openai_error(
+                    400, f"Invalid value for 'tools[{index}]'", "invalid_request_error"
+                )
+            names.append(function["name"])
+        if len(set(names)) != len(names):
+            return _openai_error(400, "Tool names must be unique.", "invalid_request_error")
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    if tools is None:
+        return _openai_error(
+            400,
+            "'tool_choice' is only allowed when 'tools' are specified.",
+            "invalid_request_error",
+        )
+    named = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    if choice not in ("none", "auto", "required") and named not in names:
+        return _openai_error(400, "Invalid value for 'tool_choice'", "invalid_request_error")
+    return None
+
+
+def _check_openai_tool_pairing(messages: list[dict[str, Any]]) -> Any:
+    """Each assistant tool call answered by one `tool` message right after it, none other."""
+    owed: list[str] = []
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in owed:
+                return _openai_error(
+                    400,
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'.",
+                    "invalid_request_error",
+                )
+            owed.remove(call_id)
+            continue
+        if owed:
+            return _openai_error(
+                400,
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(owed)}",
+                "invalid_request_error",
+            )
+        for call in message.get("tool_calls") or [] if role == "assistant" else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if (
+                call.get("type") != "function"
+                or not isinstance(call.get("id"), str)
+                or not isinstance(function, dict)
+                or not isinstance(function.get("arguments"), str)
+            ):
+                return _openai_error(
+                    400,
+                    f"Invalid value for 'messages[{index}].tool_calls'",
+                    "invalid_request_error",
+                )
+            owed.append(call["id"])
+    if owed:
+        return _openai_error(
+            400,
+            "An assistant message with 'tool_calls' must be followed by tool messages responding "
+            f"to each 'tool_call_id'. The following tool_call_ids did not have response "
+            f"messages: {', '.join(owed)}",
+            "invalid_request_error",
+        )
     return None
 
 
@@ -231,27 +373,9 @@ def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> 
         return _anthropic_error(400, "invalid_request_error", "messages: at least one message")
     if "temperature" in body and not 0 <= body["temperature"] <= 1:
         return _anthropic_error(400, "invalid_request_error", "temperature: must be in [0, 1]")
-    tool_ids: set[str] = set()
-    for index, message in enumerate(body["messages"]):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if not isinstance(message, dict) or message.get("role") != expected:
-            return _anthropic_error(
-                400,
-                "invalid_request_error",
-                "messages: roles must alternate between user and assistant, starting with user",
-            )
-        content = message.get("content")
-        blocks = content if isinstance(content, list) else []
-        for block in blocks:
-            if block.get("type") == "tool_use":
-                tool_ids.add(block.get("id"))
-            if block.get("type") == "tool_result" and block.get("tool_use_id") not in tool_ids:
-                return _anthropic_error(
-                    400,
-                    "invalid_request_error",
-                    f"messages.{index}: tool_result block(s) provided when previous message "
-                    "does not contain a matching tool_use",
-                )
+    refused = _check_anthropic_messages(body["messages"])
+    if refused is not None:
+        return refused
     tools = body.get("tools", [])
     names = [t.get("name") for t in tools if isinstance(t, dict)]
     for tool in tools:
@@ -263,8 +387,66 @@ def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> 
                 400, "invalid_request_error", "tools.0.input_schema.type: Input should be 'object'"
             )
     choice = body.get("tool_choice")
+    if choice is not None and choice.get("type") not in ("auto", "any", "tool", "none"):
+        return _anthropic_error(400, "invalid_request_error", "tool_choice.type: invalid")
     if choice is not None and choice.get("type") == "tool" and choice.get("name") not in names:
         return _anthropic_error(400, "invalid_request_error", "tool_choice: unknown tool")
+    if choice is not None and choice.get("type") in ("any", "tool") and not names:
+        return _anthropic_error(400, "invalid_request_error", "tool_choice: requires tools")
+    return None
+
+
+def _check_anthropic_messages(messages: list[Any]) -> Any:
+    """Alternating roles; every tool_use answered by a tool_result in the very next message."""
+    owed: set[str] = set()
+    for index, message in enumerate(messages):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if not isinstance(message, dict) or message.get("role") != expected:
+            return _anthropic_error(
+                400,
+                "invalid_request_error",
+                "messages: roles must alternate between user and assistant, starting with user",
+            )
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        if isinstance(content, list) and not content:
+            return _anthropic_error(
+                400, "invalid_request_error", f"messages.{index}: content must be non-empty"
+            )
+        answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
+        if answered - owed:
+            return _anthropic_error(
+                400,
+                "invalid_request_error",
+                f"messages.{index}: tool_result block(s) provided when previous message "
+                "does not contain a matching tool_use",
+            )
+        if owed - answered:
+            return _anthropic_error(
+                400,
+                "invalid_request_error",
+                f"messages.{index}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(sorted(owed - answered))}. Each `tool_use` block "
+                "must have a corresponding `tool_result` block in the next message.",
+            )
+        kinds = [b.get("type") for b in blocks]
+        if kinds[: kinds.count("tool_result")] != ["tool_result"] * kinds.count("tool_result"):
+            return _anthropic_error(
+                400,
+                "invalid_request_error",
+                f"messages.{index}: tool_result blocks must come first",
+            )
+        if any(b.get("type") == "text" and not b.get("text") for b in blocks):
+            return _anthropic_error(
+                400, "invalid_request_error", "messages: text content blocks must be non-empty"
+            )
+        owed = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
+    if owed:
+        return _anthropic_error(
+            400,
+            "invalid_request_error",
+            "messages: the last message may not be an unanswered tool_use",
+        )
     return None
 
 
@@ -370,6 +552,108 @@ def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
     }[action.kind]
 
 
+# -- scripted tool calling ----------------------------------------------------------------------
+
+
+def _openai_context(body: dict[str, Any]) -> ToolContext:
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    exchanges, turn, user = [], 1, ""
+    for message in body["messages"]:
+        if message["role"] == "user" and not user:
+            user = str(message["content"])
+        if message["role"] == "assistant":
+            turn += 1
+            for call in message.get("tool_calls") or []:
+                function = call["function"]
+                calls[call["id"]] = (function["name"], json.loads(function["arguments"]))
+        if message["role"] == "tool":
+            name, arguments = calls[message["tool_call_id"]]
+            text = str(message["content"])
+            exchanges.append(Exchange(name, arguments, text, text.startswith("error:")))
+    tools = [t["function"]["name"] for t in body.get("tools", [])]
+    return ToolContext(turn, exchanges, tools, user)
+
+
+def _anthropic_context(body: dict[str, Any]) -> ToolContext:
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    exchanges, turn, user = [], 1, ""
+    for message in body["messages"]:
+        content = message["content"]
+        if message["role"] == "user" and not user:
+            user = content if isinstance(content, str) else ""
+        blocks = content if isinstance(content, list) else []
+        if message["role"] == "assistant":
+            turn += 1
+        for block in blocks:
+            if block["type"] == "tool_use":
+                calls[block["id"]] = (block["name"], block["input"])
+            if block["type"] == "tool_result":
+                name, arguments = calls[block["tool_use_id"]]
+                result = block.get("content", "")
+                text = (
+                    result
+                    if isinstance(result, str)
+                    else "".join(part.get("text", "") for part in result)
+                )
+                exchanges.append(Exchange(name, arguments, text, bool(block.get("is_error"))))
+    return ToolContext(turn, exchanges, [t["name"] for t in body.get("tools", [])], user)
+
+
+def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: int) -> Any:
+    context = (_openai_context if api == OPENAI else _anthropic_context)(body)
+    answer = fake.policies[api](context)
+    for name, _ in answer.calls:
+        if name not in context.tools:
+            fake.violations.append(f"request {number}: the policy called {name!r}, not offered")
+    calls = [(f"{number}_{i}", name, args) for i, (name, args) in enumerate(answer.calls)]
+    tokens_in = len(json.dumps(body)) // 4
+    tokens_out = max(len(json.dumps(answer.calls) + answer.text) // 4, 1)
+    if api == OPENAI:
+        tool_calls = [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": n, "arguments": json.dumps(a)},
+            }
+            for i, n, a in calls
+        ]
+        message = {"role": "assistant", "content": answer.text or None, "refusal": None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return 200, {
+            "id": f"chatcmpl-fake{number}",
+            "object": "chat.completion",
+            "created": 1767258000,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if tool_calls else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+            },
+            "system_fingerprint": None,
+        }
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": answer.text}] if answer.text else []
+    blocks += [{"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": a} for i, n, a in calls]
+    return 200, {
+        "id": f"msg_fake{number}",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": blocks,
+        "stop_reason": "tool_use" if calls else "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -405,6 +689,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if action.delay:
             time.sleep(action.delay)  # the fake server's thread, never the code under test
+        if action.kind == "policy":
+            self._send(*_policy_answer(fake, api, body, number), {})
+            return
         status, payload = _answer(api, action, body, number)
         self._send(status, payload, action.headers)
 
