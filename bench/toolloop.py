@@ -37,7 +37,7 @@ from somas_action.providers.structured import (
     user_prompt,
 )
 from somas_action.state.git import GitWorkspace
-from somas_action.state.repo_tools import RepositoryTools, ToolSettings
+from somas_action.state.repo_tools import RepositoryTools
 from somas_action.state.scratch import ScratchTree
 from tests import tool_fixtures as lib
 from tests.fakes import live
@@ -54,7 +54,9 @@ def tool_loop(server: FakeAIServer, api: str, repo: Path) -> dict[str, Any]:
     before = len(server.requests)
     with ScratchTree.open(GitWorkspace(repo), "main") as scratch:
         specs = tool_specs(EDIT_TOOLS, edits=True)
-        tools = RepositoryTools(scratch, specs, ToolSettings(("src/", "tests/")), lib.run_pytest)
+        tools = RepositoryTools(
+            scratch, specs, lib.tool_settings(("src/", "tests/")), lib.run_pytest
+        )
         records: list[Record] = [
             lib.started(scratch.commit, scratch.base_tree(), [s.name for s in specs])
         ]

@@ -15,9 +15,10 @@ from somas_action.core.errors import WorkspaceError
 from somas_action.state.git import GitWorkspace
 from somas_action.state.repo_tools import RepositoryTools, ToolSettings
 from somas_action.state.scratch import ScratchTree
+from tests import scenarios
 from tests import tool_fixtures as lib
 
-SETTINGS = ToolSettings(allowed_paths=("src/", "tests/"), max_tool_output_chars=4000)
+SETTINGS = lib.tool_settings(("src/", "tests/"), max_tool_output_chars=4000)
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def test_list_files_lists_tracked_files_under_a_prefix(scratch: ScratchTree) -> 
 
 
 def test_read_file_shows_numbered_bounded_lines(scratch: ScratchTree) -> None:
-    tools = tools_for(scratch, settings=ToolSettings(("src/",), read_max_lines=3))
+    tools = tools_for(scratch, settings=lib.tool_settings(("src/",), read_max_lines=3))
     text, error = call(tools, "read_file", path=lib.MODULE, start=1, end=50)
     total = lib.rules_module().count("\n")
     assert not error
@@ -112,7 +113,7 @@ def test_search_answers_path_line_text(scratch: ScratchTree) -> None:
 
 
 def test_search_is_bounded_and_explains_a_bad_pattern(scratch: ScratchTree) -> None:
-    tools = tools_for(scratch, settings=ToolSettings(("src/",), search_max_matches=2))
+    tools = tools_for(scratch, settings=lib.tool_settings(("src/",), search_max_matches=2))
     text, error = call(tools, "search", pattern="def rule_")
     assert not error and text.startswith(
         f"{lib.RULES} matches (first 2 shown; narrow the pattern or prefix)\n"
@@ -123,7 +124,7 @@ def test_search_is_bounded_and_explains_a_bad_pattern(scratch: ScratchTree) -> N
 
 
 def test_output_is_cut_to_the_cap_with_a_note(scratch: ScratchTree) -> None:
-    tools = tools_for(scratch, settings=ToolSettings(("src/",), max_tool_output_chars=500))
+    tools = tools_for(scratch, settings=lib.tool_settings(("src/",), max_tool_output_chars=500))
     text, error = call(tools, "search", pattern="def rule_")
     assert not error and len(text) <= 500
     assert text.endswith("; narrow the request]") and "[output cut:" in text
@@ -179,7 +180,7 @@ def test_create_and_delete_files_within_the_allowed_paths(scratch: ScratchTree) 
 
 
 def test_file_size_and_count_limits(scratch: ScratchTree) -> None:
-    settings = ToolSettings(("src/", "tests/"), max_file_bytes=10, max_files=1)
+    settings = lib.tool_settings(("src/", "tests/"), max_file_bytes=10, max_files=1)
     tools = tools_for(scratch, settings=settings)
     text, error = call(tools, "create_file", path="src/a.py", content="x" * 11)
     assert error and "would be 11 bytes, over workspace.max_file_bytes (10)" in text
@@ -308,19 +309,9 @@ def test_restore_uses_the_tree_or_redoes_the_recorded_edits(library: Path, tmp_p
             tools.restore("0" * 40, records[:1])
 
 
-def test_tool_settings_defaults_are_the_config_schema_defaults() -> None:
-    """The dataclass repeats the schema's defaults for callers without a config: no drift."""
-    from somas_action.config.schemas import load_schema
-
-    sections = load_schema("config")["properties"]
-    loop = {k: v["default"] for k, v in sections["tool_loop"]["properties"].items()}
-    workspace = {k: v["default"] for k, v in sections["workspace"]["properties"].items()}
-    defaults = ToolSettings(tuple(workspace["allowed_paths"]))
-    assert defaults == ToolSettings(
-        allowed_paths=tuple(workspace["allowed_paths"]),
-        max_tool_output_chars=loop["max_tool_output_chars"],
-        max_file_bytes=workspace["max_file_bytes"],
-        max_files=workspace["max_files"],
-        read_max_lines=loop["read_max_lines"],
-        search_max_matches=loop["search_max_matches"],
-    )
+def test_tool_settings_come_from_the_config_sections() -> None:
+    """The tools' bounds are the config's `workspace` and `tool_loop` values, nothing else."""
+    config = scenarios.config_section(tool_loop={"read_max_lines": 17}, workspace={"max_files": 3})
+    settings = ToolSettings.of(config)
+    assert (settings.read_max_lines, settings.max_files) == (17, 3)
+    assert settings.allowed_paths == config.workspace.allowed_paths

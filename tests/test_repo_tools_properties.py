@@ -15,7 +15,7 @@ from somas_action.config.tool_specs import EDIT_TOOLS, tool_specs
 from somas_action.core.conversation import ToolCall
 from somas_action.core.text_edits import ToolError, occurrences, replace_once
 from somas_action.state.git import GitWorkspace
-from somas_action.state.repo_tools import RepositoryTools, ToolSettings
+from somas_action.state.repo_tools import RepositoryTools
 from somas_action.state.scratch import ScratchTree
 from tests import tool_fixtures as lib
 
@@ -90,7 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def tools_in(world: dict[str, Any], max_file_bytes: int = 200_000) -> RepositoryTools:
     specs = tool_specs(EDIT_TOOLS, edits=True)
-    limits = ToolSettings(ALLOWED, max_file_bytes=max_file_bytes, max_files=1000)
+    limits = lib.tool_settings(ALLOWED, max_file_bytes=max_file_bytes, max_files=1000)
     return RepositoryTools(world["scratch"], specs, limits, run_tests=lambda tree: {})
 
 

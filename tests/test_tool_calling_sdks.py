@@ -29,7 +29,7 @@ from somas_action.core.conversation import (
 from somas_action.core.error_kinds import AUTH, RATE_LIMITED
 from somas_action.core.toolloop import Finished, LoopLimits, LoopOutcome, Stopped, run_tool_loop
 from somas_action.state.git import GitWorkspace
-from somas_action.state.repo_tools import RepositoryTools, ToolSettings
+from somas_action.state.repo_tools import RepositoryTools
 from somas_action.state.scratch import ScratchTree
 from tests import tool_fixtures as lib
 from tests.fakes import live
@@ -63,7 +63,11 @@ def run(
     with ScratchTree.open(GitWorkspace(library), ref) as scratch:
         specs = tool_specs(EDIT_TOOLS, edits=True)
         tools = RepositoryTools(
-            scratch, specs, ToolSettings(("src/", "tests/")), lib.run_pytest, require_change=True
+            scratch,
+            specs,
+            lib.tool_settings(("src/", "tests/")),
+            lib.run_pytest,
+            require_change=True,
         )
         if records is None:
             records = [lib.started(scratch.commit, scratch.base_tree(), [s.name for s in specs])]

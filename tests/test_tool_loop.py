@@ -38,12 +38,12 @@ from somas_action.core.toolloop import (
     run_tool_loop,
 )
 from somas_action.state.git import GitWorkspace
-from somas_action.state.repo_tools import RepositoryTools, ToolSettings
+from somas_action.state.repo_tools import RepositoryTools
 from somas_action.state.scratch import ScratchTree
 from tests import tool_fixtures as lib
 from tests.fakes.ai_server import Calls, ToolContext
 
-SETTINGS = ToolSettings(allowed_paths=("src/", "tests/"))
+SETTINGS = lib.tool_settings(("src/", "tests/"))
 PRICE = (2.5, 10.0)
 
 

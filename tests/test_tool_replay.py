@@ -16,7 +16,7 @@ from somas_action.core.conversation import Record
 from somas_action.core.errors import ConfigError
 from somas_action.core.toolloop import Finished, LoopLimits, run_tool_loop
 from somas_action.state.git import GitWorkspace
-from somas_action.state.repo_tools import RepositoryTools, ToolSettings
+from somas_action.state.repo_tools import RepositoryTools
 from somas_action.state.scratch import ScratchTree
 from somas_action.state.tool_replay import ReplayReport, read_recording, replay, write_recording
 from tests import tool_fixtures as lib
@@ -31,7 +31,7 @@ def library(tmp_path: Path) -> Path:
 
 def tools_at(scratch: ScratchTree, runner: Runner = lib.run_pytest) -> RepositoryTools:
     specs = tool_specs(EDIT_TOOLS, edits=True)
-    settings = ToolSettings(("src/", "tests/"))
+    settings = lib.tool_settings(("src/", "tests/"))
     return RepositoryTools(scratch, specs, settings, runner, require_change=True)
 
 

@@ -20,7 +20,7 @@ from somas_action.core.clock import SystemClock
 from somas_action.core.conversation import Record, record_to_json
 from somas_action.core.toolloop import LoopLimits, ModelPort, run_tool_loop
 from somas_action.state.git import GitWorkspace
-from somas_action.state.repo_tools import RepositoryTools, ToolSettings
+from somas_action.state.repo_tools import RepositoryTools
 from somas_action.state.scratch import ScratchTree
 from tests import tool_fixtures as lib
 from tests.fakes import live
@@ -55,7 +55,7 @@ def main(repo: str, url: str, api: str, records_path: str, parent: str) -> None:
 
         scratch = ScratchTree.open(GitWorkspace(Path(repo)), "main", parent=Path(parent))
         specs = tool_specs(EDIT_TOOLS, edits=True)
-        settings = ToolSettings(("src/", "tests/"))
+        settings = lib.tool_settings(("src/", "tests/"))
         tools = RepositoryTools(scratch, specs, settings, run_tests=killed_by_tests)
         start = lib.started(scratch.commit, scratch.base_tree(), [s.name for s in specs])
         append(start)

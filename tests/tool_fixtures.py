@@ -8,6 +8,7 @@ tool results at every step, so it works only if the tools answer usefully.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -29,6 +30,8 @@ from somas_action.core.conversation import (
     UserText,
 )
 from somas_action.core.errors import ProviderError
+from somas_action.state.repo_tools import ToolSettings
+from tests import scenarios
 from tests.fakes.ai_server import Calls, Exchange, Policy, ToolContext
 
 MODULE = "src/ledger/rules.py"
@@ -229,3 +232,9 @@ def context_of(transcript: Transcript, tools: list[str]) -> ToolContext:
     first = transcript.messages[0]
     user = first.text if isinstance(first, UserText) else ""
     return ToolContext(turn, exchanges, tools, user)
+
+
+def tool_settings(allowed_paths: tuple[str, ...], **overrides: int) -> ToolSettings:
+    """The default config's tool bounds, with the given paths and overrides."""
+    defaults = ToolSettings.of(scenarios.config_section())
+    return dataclasses.replace(defaults, allowed_paths=allowed_paths, **overrides)

@@ -245,6 +245,18 @@ class GitHubConfig:
 
 
 @dataclass(frozen=True)
+class ToolLoopSettings:
+    """`tool_loop`: bounds of the agents' repository tools and tool loop."""
+
+    max_turns: int
+    max_tool_output_chars: int
+    max_minutes: float | None
+    read_max_lines: int
+    search_max_matches: int
+    repo_map_chars: int
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """`engines`: where pinned coding-agent CLIs are installed, and their MCP output cap."""
 
@@ -267,6 +279,7 @@ class Config:
     escalation: EscalationSettings
     state: StateBranchSettings
     github: GitHubConfig
+    tool_loop: ToolLoopSettings
     engines: EngineSettings
 
     @property

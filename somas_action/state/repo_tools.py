@@ -19,6 +19,7 @@ from somas_action.config.schemas import problems_in
 from somas_action.core.conversation import ToolCall, ToolCallRecord, ToolResult, ToolSpec
 from somas_action.core.errors import SomasError, WorkspaceError
 from somas_action.core.paths import confined_path, plain_path
+from somas_action.core.settings import Config
 from somas_action.core.text_edits import ToolError, bounded, numbered, replace_once
 from somas_action.core.toolloop import ChangedFile, ToolExecution
 from somas_action.state.scratch import ScratchTree
@@ -35,11 +36,24 @@ class ToolSettings:
     """Bounds of the tools (from `workspace` and `tool_loop` in config.yml)."""
 
     allowed_paths: tuple[str, ...]
-    max_tool_output_chars: int = 12000
-    max_file_bytes: int = 200_000
-    max_files: int = 50
-    read_max_lines: int = 200
-    search_max_matches: int = 100
+    max_tool_output_chars: int
+    max_file_bytes: int
+    max_files: int
+    read_max_lines: int
+    search_max_matches: int
+
+    @classmethod
+    def of(cls, config: Config) -> ToolSettings:
+        """The bounds a repository's config sets (`workspace` and `tool_loop`)."""
+        workspace, loop = config.workspace, config.tool_loop
+        return cls(
+            allowed_paths=workspace.allowed_paths,
+            max_tool_output_chars=loop.max_tool_output_chars,
+            max_file_bytes=workspace.max_file_bytes,
+            max_files=workspace.max_files,
+            read_max_lines=loop.read_max_lines,
+            search_max_matches=loop.search_max_matches,
+        )
 
 
 class RepositoryTools:
