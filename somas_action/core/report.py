@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from somas_action.core import names
+from somas_action.core import names, untrusted
 
 _ICONS = {
     names.STAGE_PENDING: "⏳",
@@ -26,8 +26,8 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def next_action(state: dict[str, Any]) -> str:
-    """What a person should do next, as a command."""
+def next_action(state: dict[str, Any], markdown: bool = False) -> str:
+    """What a person should do next, as a command (`markdown`: untrusted parts as code)."""
     pid, status = state["project_id"], state["status"]
     if status == names.WAITING:
         return f"approve or reject the {state['current_stage']} gate: `somas approve {pid}`"
@@ -45,7 +45,10 @@ def next_action(state: dict[str, Any]) -> str:
     if status == names.PARKED:
         parked = state["recovery_info"].get("parked") or {}
         when = parked.get("retry_at") or "an operator resets the breaker"
-        return f"nothing yet: parked ({parked.get('reason')}); `somas resume {pid}` after {when}"
+        # The reason may quote a provider's error message: data, not Markdown.
+        reason = str(parked.get("reason"))
+        reason = untrusted.code_span(reason) if markdown else reason
+        return f"nothing yet: parked ({reason}); `somas resume {pid}` after {when}"
     return f"`somas advance {pid}` continues the pipeline"
 
 
@@ -100,13 +103,14 @@ def _mermaid(state: dict[str, Any]) -> str:
 
 
 def _why(state: dict[str, Any]) -> list[str]:
-    """Why a failed or parked project stopped, in the words of its last error."""
+    """Why a failed or parked project stopped, in the words of its last error (as data)."""
     info = state["recovery_info"]
     if state["status"] == names.FAILED and info.get("last_failure"):
         error = info["last_failure"]["error"]
-        return [f"**Stopped:** `{error['kind']}`: {error['message'][:500]}", ""]
+        kind, message = untrusted.code_span(error["kind"], 60), error["message"]
+        return [f"**Stopped:** {kind}: {untrusted.code_span(message, 500)}", ""]
     if state["status"] == names.PARKED and info.get("parked"):
-        return [f"**Parked:** {info['parked']['reason'][:500]}", ""]
+        return [f"**Parked:** {untrusted.code_span(info['parked']['reason'], 500)}", ""]
     return []
 
 
@@ -127,6 +131,6 @@ def status_markdown(state: dict[str, Any]) -> str:
             _mermaid(state),
             "",
             *_why(state),
-            f"**Next:** {next_action(state)}",
+            f"**Next:** {next_action(state, markdown=True)}",
         ]
     )
