@@ -9,6 +9,7 @@ the stage's `max_retries` bounds it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +108,7 @@ def fix_validation(
         if problem:
             raise AttemptFailed(INVALID_OUTPUT, f"agent {DEBUGGER} reply: {problem}")
         fix = runner.handlers.implement(state, output)
-        store.write_artifact(FIX_ARTIFACT, fix)
+        written = store.write_artifact(FIX_ARTIFACT, fix)
     except ProviderError as exc:
         error = error_record(exc)
     except AttemptFailed as exc:
@@ -118,7 +119,13 @@ def fix_validation(
         state = resilience_steps.record_observations(
             runner, store, state, observations, stage.name, attempt, actor
         )
-        data = {"commit": fix["commit"], "files": fix["files"], "artifact": FIX_ARTIFACT}
+        data = {
+            "commit": fix["commit"],
+            "files": fix["files"],
+            "artifact": FIX_ARTIFACT,
+            # `somas verify` checks the file against it, as for every artifact.
+            "sha256": hashlib.sha256(written.read_bytes()).hexdigest(),
+        }
         return _record(
             runner, store, state, ev.DEBUGGER_FIX_COMMITTED, "committed", attempt, actor, data
         )

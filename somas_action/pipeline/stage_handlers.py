@@ -11,11 +11,12 @@ import hashlib
 from typing import Any
 
 from somas_action.config.loader import Config, StageConfig
-from somas_action.core import names
+from somas_action.core import names, untrusted
 from somas_action.core.errors import WorkspaceError
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import Tracker
 from somas_action.core.projection import State
+from somas_action.state.artifacts import write_stage_artifacts
 from somas_action.state.git import GitWorkspace, confined_path
 from somas_action.state.store import ProjectStore
 
@@ -44,8 +45,6 @@ class StageHandlers:
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Write a valid reply's artifacts (and do the stage's work); their names and digests."""
         written: dict[str, Any] = {f"{stage.name}.output.json": output}
-        for name, content in (output.get("artifacts") or {}).items():
-            written[name] = content
         test_results = None
         if stage.handler == "implementation":
             written["implementation.json"] = self.implement(state, output)
@@ -53,12 +52,9 @@ class StageHandlers:
             test_results, report = self.validate(state, stage, output)
             written[names.TEST_RESULTS_ARTIFACT] = test_results
             written[names.VALIDATION_REPORT_ARTIFACT] = report
-        records = []
-        for name, content in written.items():
-            path = store.write_artifact(name, content)
-            data = path.read_bytes()
-            records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
-        return records, test_results
+        # The reply's own artifacts go to the stage's namespace: they never replace ours.
+        supplied = output.get("artifacts") or {}
+        return write_stage_artifacts(store, stage.name, written, supplied), test_results
 
     def implement(self, state: State, output: dict[str, Any]) -> dict[str, Any]:
         """Commit the reply's files to the project branch and open or update its pull request."""
@@ -81,9 +77,9 @@ class StageHandlers:
         pull = self.tracker.upsert_pull_request(
             head=branch,
             base=self.base_branch,
-            title=f"{state['title']} (#{state['issue_number']})",
+            title=f"{untrusted.title(state['title'])} (#{state['issue_number']})",
             # "Closes" is what links the pull request to the issue on GitHub.
-            body=f"Closes #{state['issue_number']}.\n\n{output['summary']}",
+            body=f"Closes #{state['issue_number']}.\n\n{untrusted.prose(output['summary'])}",
         )
         return {
             "branch": branch,
