@@ -109,13 +109,14 @@ def test_a_refused_command_is_an_annotation_and_no_outputs(
 ) -> None:
     repo = github_env.repo_with_origin(tmp_path)
     github.add_issue(ISSUE, "x", "", ("somas:project",))
+    github.permissions["mallory"] = "triage"  # a collaborator, below the allowed roles
     comment_id = github.add_comment(ISSUE, "/somas approve", login="mallory")
     payload = payloads.comment_created(
         github.repository, ISSUE, "/somas approve", comment_id=comment_id, login="mallory"
     )
     run = job(repo, github, runner_temp, "issue_comment", payload, 3)
     assert run.code == 0  # a refusal is an answer on the issue, not a failed job
-    assert [content for _, content in github.reactions[comment_id]] == ["eyes", "confused"]
+    assert [content for _, content in github.reactions[comment_id]] == ["confused"]
     assert not (repo / ".somas" / "projects" / "project-7").exists()
 
 

@@ -3,7 +3,7 @@
 A comment is a command only when its first non-blank line starts with `/somas`; anything else
 is conversation and is ignored. Verbs and their arguments:
 
-    /somas status | approve | retry | pause | unpause | cancel
+    /somas start | status | approve | retry | pause | unpause | cancel
     /somas reject [reason…]
     /somas restart <stage>
     /somas resume [checkpoint]
@@ -25,10 +25,10 @@ MAX_TEXT = 4000
 _AGENT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _CHECKPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
-NO_ARGUMENTS = ("status", "approve", "retry", "pause", "unpause", "cancel")
+NO_ARGUMENTS = ("start", "status", "approve", "retry", "pause", "unpause", "cancel")
 VERBS = (*NO_ARGUMENTS, "reject", "restart", "resume", "agent")
 USAGE = (
-    "`/somas status|approve|retry|pause|unpause|cancel`, `/somas reject [reason]`, "
+    "`/somas start|status|approve|retry|pause|unpause|cancel`, `/somas reject [reason]`, "
     "`/somas restart <stage>`, `/somas resume [checkpoint]`, `/somas agent <name> <instructions>`"
 )
 
