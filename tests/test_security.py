@@ -215,6 +215,10 @@ def test_non_ascii_digit_inputs_are_refused_in_one_line(
 def test_an_outsider_gets_one_neutral_reaction_and_no_reply(
     repo: Path, github: FakeGitHub, clock: FakeClock, body: str, login: str
 ) -> None:
+    # The payload says the commenter is the repository's OWNER (as the published example
+    # does); only the permission API's answer counts, never author_association.
+    claimed = payloads.comment_created(github.repository, ISSUE, body, comment_id=1, login=login)
+    assert claimed["comment"]["author_association"] == "OWNER"
     assert label(repo, github, clock) == 0
     before, mark = github.snapshot(), len(github.log)
     code, comment_id = comment(repo, github, clock, body, login)
@@ -447,3 +451,16 @@ def test_a_deleted_artifact_fails_verify(
     assert main(["--repo", str(repo), "verify", PID, "--json"]) == 1
     [digests] = [c for c in json.loads(capsys.readouterr().out) if c["check"] == "artifact digests"]
     assert digests["detail"].startswith("artifacts/intake.output.json: missing; event #")
+
+
+def test_every_test_the_threat_model_names_exists() -> None:
+    """docs/security.md names a test for each control; each must exist (and so run)."""
+    root = Path(__file__).resolve().parent
+    text = (root.parent / "docs" / "security.md").read_text()
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", text)
+    files = set(re.findall(r"`(test_\w+\.py)`", text))
+    assert len(named) > 30
+    for file, test in named:
+        assert re.search(rf"^def {test}\(", (root / file).read_text(), re.MULTILINE), (file, test)
+    for file in files:
+        assert (root / file).exists(), file
