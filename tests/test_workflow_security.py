@@ -194,10 +194,11 @@ def authorize(
     event: str,
     payload: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
+    job: str = "authorize",
 ) -> tuple[int, dict[str, str]]:
-    """Run the first job's command, as its step names it; its exit code and step outputs."""
-    [step] = [s for s in jobs(PIPELINE)["authorize"]["steps"] if s.get("id") == "authorize"]
-    path = repo.parent / f"authorize-{len(github.log)}.json"
+    """Run a job's SOMAS step as the workflow names it; its exit code and step outputs."""
+    [step] = [s for s in jobs(PIPELINE)[job]["steps"] if s.get("uses") == "./.somas-action"]
+    path = repo.parent / f"{job}-{len(github.log)}.json"
     path.write_text(json.dumps(payload))
     output = repo.parent / "github_output"
     output.write_text("")
@@ -253,8 +254,15 @@ def test_only_an_authorized_comment_enters_the_project_queue(
         assert interpolate(group, {"needs": {"authorize": {"outputs": outputs}}}) == (
             "somas-project-7"
         )
-    else:
-        assert outputs["project_id"] == ""
+        return
+    assert outputs["project_id"] == ""
+    # The answer job, outside the queue: an outsider gets one reaction, a triager a reply.
+    code, _ = authorize(repo, github, "issue_comment", payload, monkeypatch, job="answer")
+    assert code == 0
+    replies = [c for c in github.issue_comments(ISSUE) if "somas:reply" in c["body"]]
+    answer = [content for _, content in github.reactions.get(comment_id, [])]
+    assert (answer, len(replies)) == ((["confused"], 1) if role == "triage" else (["eyes"], 0))
+    assert not (repo / ".somas" / "projects" / PID).exists()
 
 
 def test_a_refused_label_or_dispatch_fails_the_first_job(
