@@ -308,6 +308,15 @@ def test_the_monitor_sees_the_default_branch_config_and_the_state_branch(
     assert not (checkout / ".somas" / "projects").exists()  # the checkout is left alone
 
 
+def test_the_monitor_before_the_first_project_finds_an_empty_state_branch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = github_env.repo_with_origin(tmp_path)  # no state branch on origin yet
+    assert main(["--repo", str(repo), "monitor", "--json", "--from-state-branch"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["projects"], report["level"]) == (0, "ok")
+
+
 # -- Medium: agent text reaches the issue unfenced ------------------------------------------
 
 
