@@ -40,6 +40,7 @@ def job(
     event: str,
     payload: dict[str, Any],
     run_id: int,
+    command: str = "handle-event",
 ) -> ActionRun:
     """One workflow job: the event file, the runner's variables, then the action."""
     event_path = runner_temp / f"event-{run_id}.json"
@@ -52,7 +53,7 @@ def job(
     env.update(github_env.actions_env(github, event, event_path, str(run_id)))
     env.pop("SOMAS_GITHUB_TOKEN")  # the token comes through the action's input
     env.update(HOME=REAL_HOME, GITHUB_TOKEN=github_env.TOKEN, SOMAS_ACTOR="")
-    return run_action(ROOT, {"command": "handle-event"}, env, repo, runner_temp)
+    return run_action(ROOT, {"command": command}, env, repo, runner_temp)
 
 
 def test_label_to_approval_to_completion_through_action_yml(
@@ -69,7 +70,12 @@ def test_label_to_approval_to_completion_through_action_yml(
 
     assert run.code == 0, run.steps[-1].stderr
     assert [s.name for s in run.steps] == ["Set up Python for SOMAS", "Install SOMAS", "Run SOMAS"]
-    assert run.outputs == {"project_id": "project-7", "stage": "review", "status": "waiting"}
+    assert run.outputs == {
+        "project_id": "project-7",
+        "stage": "review",
+        "status": "waiting",
+        "verdict": "",
+    }
     assert "### SOMAS pipeline: `project-7` is **waiting**" in run.summary
     assert "```mermaid" in run.summary
     assert set(github.issues[ISSUE]["labels"]) == {
@@ -95,7 +101,12 @@ def test_label_to_approval_to_completion_through_action_yml(
     run = job(repo, github, runner_temp, "issue_comment", approve, 2)
 
     assert run.code == 0, run.steps[-1].stderr
-    assert run.outputs == {"project_id": "project-7", "stage": "release", "status": "completed"}
+    assert run.outputs == {
+        "project_id": "project-7",
+        "stage": "release",
+        "status": "completed",
+        "verdict": "",
+    }
     assert set(github.issues[ISSUE]["labels"]) == {"somas:project", "somas:completed"}
     assert [content for _, content in github.reactions[comment_id]] == ["eyes", "rocket"]
     # The state branch on origin holds the history.
@@ -109,13 +120,14 @@ def test_a_refused_command_is_an_annotation_and_no_outputs(
 ) -> None:
     repo = github_env.repo_with_origin(tmp_path)
     github.add_issue(ISSUE, "x", "", ("somas:project",))
+    github.permissions["mallory"] = "triage"  # a collaborator, below the allowed roles
     comment_id = github.add_comment(ISSUE, "/somas approve", login="mallory")
     payload = payloads.comment_created(
         github.repository, ISSUE, "/somas approve", comment_id=comment_id, login="mallory"
     )
     run = job(repo, github, runner_temp, "issue_comment", payload, 3)
     assert run.code == 0  # a refusal is an answer on the issue, not a failed job
-    assert [content for _, content in github.reactions[comment_id]] == ["eyes", "confused"]
+    assert [content for _, content in github.reactions[comment_id]] == ["confused"]
     assert not (repo / ".somas" / "projects" / "project-7").exists()
 
 
@@ -137,4 +149,27 @@ def test_a_dispatch_with_issue_number_starts_fresh_through_action_yml(
     payload = payloads.workflow_dispatch(github.repository, {"issue_number": str(ISSUE)})
     run = job(repo, github, runner_temp, "workflow_dispatch", payload, 4)
     assert run.code == 0, run.steps[-1].stderr
-    assert run.outputs == {"project_id": "project-7", "stage": "review", "status": "waiting"}
+    assert run.outputs == {
+        "project_id": "project-7",
+        "stage": "review",
+        "status": "waiting",
+        "verdict": "",
+    }
+
+
+def test_the_first_job_authorizes_through_action_yml(
+    tmp_path: Path, github: FakeGitHub, runner_temp: Path
+) -> None:
+    """somas-pipeline.yml's `authorize` job: the verdict reaches the job's outputs."""
+    repo = github_env.repo_with_origin(tmp_path)
+    github.add_issue(ISSUE, "x", "", ("somas:project",))
+    github.permissions["tess"] = "triage"
+    labeled = payloads.issue_labeled(github.repository, ISSUE)
+    run = job(repo, github, runner_temp, "issues", labeled, 5, "authorize-event")
+    assert run.code == 0, run.steps[-1].stderr
+    assert (run.outputs["verdict"], run.outputs["project_id"]) == ("run", "project-7")
+    refused = payloads.issue_labeled(github.repository, ISSUE, sender="tess")
+    run = job(repo, github, runner_temp, "issues", refused, 6, "authorize-event")
+    assert run.code == 1 and run.outputs["verdict"] == "refuse"
+    assert not [c for c in github.log if c.is_write]
+    assert not (repo / ".somas" / "projects" / "project-7").exists()

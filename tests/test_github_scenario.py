@@ -80,10 +80,12 @@ def test_label_to_gate_to_approve_to_completion(
     assert log[-1]["event_type"] == "project_completed"
 
     # API cost: the issue is never re-read (labels come from the payload and from each label
-    # write's answer); comments are listed once per run; 2.5 writes per batch at most,
+    # write's answer); comments are listed once per run; each run asks the role of whoever
+    # triggered it (the label's sender, the commenter) first; 2.5 writes per batch at most,
     # notifications and reactions included.
     reads = [(c.method, c.path) for c in github.log if not c.is_write]
     assert reads == [
+        ("GET", "/collaborators/octocat/permission"),
         ("GET", "/issues/7/comments"),
         ("GET", "/pulls"),
         ("GET", "/collaborators/alice/permission"),

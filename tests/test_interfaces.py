@@ -156,6 +156,7 @@ _SECTIONS: list[tuple[type, tuple[str, ...], set[str], set[str]]] = [
     (settings.GitHubConfig, ("github",), set(), set()),
     (settings.Backoff, ("github", "retry_backoff"), set(), set()),
     (settings.EngineSettings, ("engines",), set(), set()),
+    (settings.SecuritySettings, ("security",), set(), set()),
 ]
 
 

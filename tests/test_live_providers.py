@@ -445,7 +445,7 @@ def test_a_budget_stops_the_pipeline_before_it_is_exceeded(
     assert letter["error"]["kind"] == "budget_exhausted" and message in letter["error"]["message"]
     assert "raise it in .somas/config.yml" in letter["error"]["message"]
     comment = scenarios.LocalTracker(repo).record(1)["comments"][0]["body"]
-    assert "**Stopped:** `budget_exhausted`: project" in comment
+    assert "**Stopped:** `budget_exhausted`: `project" in comment
 
 
 def test_the_budget_counts_what_earlier_stages_spent(

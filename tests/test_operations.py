@@ -95,7 +95,7 @@ def test_restart_from_a_stage_takes_a_backup_and_keeps_earlier_artifacts(
     failed_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = failed_repo
-    spec = (repo / P / "artifacts" / "specification.md").read_bytes()
+    spec = (repo / P / "artifacts" / "specification" / "specification.md").read_bytes()
     assert (
         somas(
             repo,
@@ -118,7 +118,7 @@ def test_restart_from_a_stage_takes_a_backup_and_keeps_earlier_artifacts(
     state = state_of(repo)
     assert (state["status"], state["current_stage"]) == ("waiting", "review")
     assert state["stages"]["implementation"]["attempts"] == 1  # started afresh
-    assert (repo / P / "artifacts" / "specification.md").read_bytes() == spec
+    assert (repo / P / "artifacts" / "specification" / "specification.md").read_bytes() == spec
     assert somas(repo, "restart", "project-1", "--stage", "deploy") == 1
     assert "unknown stage 'deploy'; valid stages: intake" in capsys.readouterr().err
 

@@ -10,6 +10,7 @@ from somas_action.core.slash import GrammarError, SlashCommand, parse
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
+        ("/somas start", SlashCommand("start")),
         ("/somas status", SlashCommand("status")),
         ("  /somas approve  \n", SlashCommand("approve")),
         ("/somas reject", SlashCommand("reject")),

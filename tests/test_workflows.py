@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from somas_action.core import names
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 TEMPLATE = ROOT / "somas_action" / "templates" / "somas.yml"
@@ -146,14 +148,8 @@ def test_action_outputs_come_from_its_steps() -> None:
 
 
 def test_pipeline_trigger_filters_bots_and_foreign_labels() -> None:
-    condition = load(ROOT / ".github" / "workflows" / "somas-pipeline.yml")["jobs"]["pipeline"][
-        "if"
-    ]
-    assert "startsWith(github.event.label.name, 'somas:')" in condition
+    pipeline = load(ROOT / ".github" / "workflows" / "somas-pipeline.yml")
+    condition = pipeline["jobs"]["authorize"]["if"]
+    assert f"github.event.label.name == '{names.PROJECT_LABEL}'" in condition
     assert "github.event.comment.user.type != 'Bot'" in condition
-    assert (
-        load(ROOT / ".github" / "workflows" / "somas-pipeline.yml")["concurrency"][
-            "cancel-in-progress"
-        ]
-        is False
-    )
+    assert pipeline["jobs"]["pipeline"]["concurrency"]["cancel-in-progress"] is False

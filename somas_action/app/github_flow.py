@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from somas_action.app.authorization import Gatekeeper
 from somas_action.app.compose import build_runner
 from somas_action.config.loader import load_config
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
+from somas_action.core.access import AccessPolicy
 from somas_action.core.clock import Clock
 from somas_action.core.domain import Event, JsonObject, State
 from somas_action.core.error_kinds import RUN_DEADLINE
@@ -31,6 +33,7 @@ from somas_action.core.events import EventType
 from somas_action.core.report import status_table
 from somas_action.core.settings import Config
 from somas_action.core.triggers import ADVANCING, Malformed, Trigger
+from somas_action.core.untrusted import code_block, code_span
 from somas_action.github.api import (
     GitHubApi,
     GitHubError,
@@ -40,14 +43,13 @@ from somas_action.github.api import (
 from somas_action.github.breaker_guard import github_guard
 from somas_action.github.mirror_buffer import MirrorBuffer
 from somas_action.github.tracker import GitHubTracker
-from somas_action.pipeline.notifications import Notifier, fenced, plain
+from somas_action.pipeline.notifications import Notifier
 from somas_action.pipeline.operator import Operator
 from somas_action.pipeline.recorder import mirror_issue
 from somas_action.pipeline.runner import Runner
 from somas_action.state.jsonio import json_problem
 from somas_action.state.state_branch import StateBranch, StateConflict, describe_batch
 
-WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 SEEN, DONE, REFUSED = "eyes", "rocket", "confused"
 
 # verb -> (Runner method the operations toolkit provides, keyword arguments from the trigger).
@@ -71,11 +73,6 @@ OPERATOR_VERBS: dict[str, Callable[[Operator, Trigger, State, str | None], State
     ),
 }
 _CONTINUABLE = (names.PENDING, names.IN_PROGRESS)
-
-
-def reply_marker(comment_id: int) -> str:
-    """The marker of our answer to one command comment."""
-    return f"somas:reply:{comment_id}"
 
 
 @dataclass
@@ -109,6 +106,11 @@ class GitHubFlow:
         self.api = api or GitHubApi(settings, clock, github_guard(repo, self.config, clock))
         self.branch = StateBranch(repo, clock, self.config.state)
         self.tracker = GitHubTracker(self.api, before_pull_request=self.branch.push_branch)
+        security = self.config.security
+        self.gate = Gatekeeper(
+            self.tracker,
+            AccessPolicy.from_settings(security.allowed_roles, security.outsider_reaction),
+        )
         self.notifier = Notifier(
             self.tracker, self.config.monitoring.notifications, settings.run_url
         )
@@ -138,9 +140,13 @@ class GitHubFlow:
     # -- refusals ------------------------------------------------------------------------------
 
     def refuse_malformed(self, bad: Malformed) -> Outcome:
-        """Answer a comment that breaks the grammar."""
+        """Answer a comment that breaks the grammar (an outsider gets one reaction at most)."""
         if bad.issue:
             self.tracker.seed_issue(bad.issue)
+        decision = self.gate.check_login(bad.login, "a `/somas` command")
+        if decision.access.outsider:
+            self.gate.answer(decision, bad.issue_number, bad.comment_id, "")
+            return Outcome(0, f"ignored comment {bad.comment_id} by an outsider: {bad.reason}")
         self.tracker.react(bad.comment_id, REFUSED)
         self._reply(
             bad.issue_number, bad.comment_id, bad.login, f"not a valid command: {bad.reason}"
@@ -148,15 +154,26 @@ class GitHubFlow:
         return Outcome(0, f"refused comment {bad.comment_id}: {bad.reason}")
 
     def _reply(self, number: int, comment_id: int, login: str, text: str) -> None:
-        self.tracker.reply(
-            number, reply_marker(comment_id), f"@{plain(login, 40)} {text}".replace("@ ", "")
-        )
+        self.gate.reply(number, comment_id, login, text)
 
     def _refuse(self, trigger: Trigger, why: str) -> Outcome:
+        """Refuse a command that is not possible now; `why` is Markdown already rendered."""
         if trigger.comment_id is not None:
             self.tracker.react(trigger.comment_id, REFUSED)
             self._reply(trigger.issue_number, trigger.comment_id, trigger.login, f"refused: {why}")
         return Outcome(0 if trigger.comment_id is not None else 1, f"refused: {why}")
+
+    def authorize(self, trigger: Trigger) -> Outcome | None:
+        """Refuse (and answer as the policy allows) a trigger its author may not give."""
+        decision = self.gate.check(trigger)
+        if not decision.allowed:
+            self.gate.refuse(decision, trigger)
+            code = 0 if trigger.comment_id is not None else 1
+            return Outcome(code, f"refused: {decision.reason}")
+        number = trigger.issue_number
+        if trigger.verb == "start" and self.tracker.get_issue(number).state != "open":
+            return self._refuse(trigger, f"issue #{number} is closed; reopen it to start SOMAS")
+        return None
 
     # -- running -------------------------------------------------------------------------------
 
@@ -164,16 +181,11 @@ class GitHubFlow:
         """Authorize and run one trigger; refusals are answered, never raised."""
         if trigger.issue:
             self.tracker.seed_issue(trigger.issue)
+        refused = self.authorize(trigger)
+        if refused is not None:
+            return refused
         if trigger.comment_id is not None:
             self.tracker.react(trigger.comment_id, SEEN)
-        if trigger.check_permission:
-            permission = self.tracker.permission(trigger.login)
-            if permission not in WRITE_PERMISSIONS:
-                return self._refuse(
-                    trigger,
-                    f"`/somas {trigger.verb}` needs write, maintain or admin permission on the "
-                    f"repository; {plain(trigger.login, 40)} has {plain(permission, 20)}",
-                )
         try:
             state, code, note = self._with_state(trigger)
             self.buffer.flush()
@@ -184,7 +196,7 @@ class GitHubFlow:
             # What was recorded before the refusal (a hand edit noticed on load) is kept.
             self.branch.push()
             self.buffer.flush()
-            return self._refuse(trigger, str(exc))
+            return self._refuse(trigger, code_span(str(exc), 500))
         except SomasError as exc:
             self._report_failure(trigger, exc)
             raise
@@ -197,7 +209,7 @@ class GitHubFlow:
                     trigger.issue_number,
                     trigger.comment_id,
                     trigger.login,
-                    "here is the status:\n\n" + fenced(status_table(state), limit=4000),
+                    "here is the status:\n\n" + code_block(status_table(state), limit=4000),
                 )
         return Outcome(code, note)
 
@@ -212,7 +224,7 @@ class GitHubFlow:
                 trigger.issue_number,
                 trigger.comment_id,
                 trigger.login,
-                f"`/somas {trigger.verb}` could not be completed: {plain(str(exc), 300)}{where}",
+                f"`/somas {trigger.verb}` could not be completed: {code_span(str(exc))}{where}",
             )
         except (SomasError, GitHubError):
             pass

@@ -49,6 +49,8 @@ COMMANDS: dict[str, str] = {
     "breaker": "breaker",
     "handle-event": "github",
     "setup-labels": "github",
+    "authorize-event": "github",
+    "answer-event": "github",
     "agent-run": "agent",
 }
 # A command line that is not understood exits with this (sysexits' EX_USAGE), so it is never

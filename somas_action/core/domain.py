@@ -232,9 +232,15 @@ class State(TypedDict):
 
 
 class ArtifactRecord(TypedDict):
-    """An artifact as `artifacts_written` records it: name, size and digest."""
+    """An artifact as `artifacts_written` records it: name, where, whose, size and digest.
+
+    `path` (below `artifacts/`) and `owner` (`somas` or `agent`) are missing in logs written
+    before artifacts had owners.
+    """
 
     name: str
+    path: NotRequired[str]
+    owner: NotRequired[str]
     bytes: int
     sha256: str
 

@@ -9,6 +9,9 @@ from somas_action.core import names
 from somas_action.core.domain import State
 
 PROJECT = names.PROJECT_LABEL
+# What the issue form applies: a request that starts nothing until someone with an allowed role
+# labels the issue somas:project or comments `/somas start` (the mirror drops it then).
+REQUESTED = "somas:requested"
 IN_PROGRESS = "somas:in-progress"
 AWAITING_APPROVAL = "somas:awaiting-approval"
 FAILED = "somas:failed"
@@ -63,6 +66,7 @@ class LabelSpec:
 
 _FIXED_SPECS = (
     LabelSpec(PROJECT, "5319e7", "Run this issue through the SOMAS pipeline"),
+    LabelSpec(REQUESTED, "d4c5f9", "Asks a maintainer to start SOMAS: label somas:project"),
     LabelSpec(IN_PROGRESS, "fbca04", "SOMAS is working on this project"),
     LabelSpec(AWAITING_APPROVAL, "0e8a16", "SOMAS waits at a human gate: /somas approve or reject"),
     LabelSpec(FAILED, "d73a4a", "SOMAS failed; see the status comment and dead letters"),

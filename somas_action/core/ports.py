@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from somas_action.core.access import Access
 from somas_action.core.budget import Budget
 from somas_action.core.domain import JsonObject
 from somas_action.core.events import EventType
@@ -86,6 +87,7 @@ class Issue:
     body: str
     labels: tuple[str, ...]
     url: str = ""
+    state: str = "open"  # GitHub's `open` or `closed`; closed issues never start a project
 
 
 class Tracker(Protocol):
@@ -126,8 +128,8 @@ class WorkflowRun:
 class CommandHost(Protocol):
     """Who may command SOMAS, and how a command comment is acknowledged."""
 
-    def permission(self, login: str) -> str:
-        """The account's repository permission: admin, maintain, write, triage, read or none."""
+    def access(self, login: str) -> Access:
+        """The account's role (`role_name`) and base permission on the repository."""
 
     def react(self, comment_id: int, content: str) -> None:
         """Put a reaction (`eyes`, `rocket`, `confused`, …) on an issue comment."""

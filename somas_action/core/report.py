@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from somas_action.core import names
+from somas_action.core import names, untrusted
 from somas_action.core.domain import State
 
 _ICONS = {
@@ -25,8 +25,8 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def next_action(state: State) -> str:
-    """What a person should do next, as a command."""
+def next_action(state: State, markdown: bool = False) -> str:
+    """What a person should do next, as a command (`markdown`: untrusted parts as code)."""
     pid, status = state["project_id"], state["status"]
     if status == names.WAITING:
         return f"approve or reject the {state['current_stage']} gate: `somas approve {pid}`"
@@ -44,7 +44,9 @@ def next_action(state: State) -> str:
     if status == names.PARKED:
         parked = state["recovery_info"].get("parked")
         when = (parked and parked["retry_at"]) or "an operator resets the breaker"
-        reason = parked["reason"] if parked else None
+        # The reason may quote a provider's error message: data, not Markdown.
+        reason = str(parked["reason"] if parked else None)
+        reason = untrusted.code_span(reason) if markdown else reason
         return f"nothing yet: parked ({reason}); `somas resume {pid}` after {when}"
     return f"`somas advance {pid}` continues the pipeline"
 
@@ -100,14 +102,15 @@ def _mermaid(state: State) -> str:
 
 
 def _why(state: State) -> list[str]:
-    """Why a failed or parked project stopped, in the words of its last error."""
+    """Why a failed or parked project stopped, in the words of its last error (as data)."""
     info = state["recovery_info"]
     failure, parked = info["last_failure"], info.get("parked")
     if state["status"] == names.FAILED and failure:
         error = failure["error"]
-        return [f"**Stopped:** `{error['kind']}`: {error['message'][:500]}", ""]
+        kind, message = untrusted.code_span(error["kind"], 60), error["message"]
+        return [f"**Stopped:** {kind}: {untrusted.code_span(message, 500)}", ""]
     if state["status"] == names.PARKED and parked:
-        return [f"**Parked:** {parked['reason'][:500]}", ""]
+        return [f"**Parked:** {untrusted.code_span(parked['reason'], 500)}", ""]
     return []
 
 
@@ -128,6 +131,6 @@ def status_markdown(state: State) -> str:
             _mermaid(state),
             "",
             *_why(state),
-            f"**Next:** {next_action(state)}",
+            f"**Next:** {next_action(state, markdown=True)}",
         ]
     )

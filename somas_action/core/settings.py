@@ -265,6 +265,14 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """`security`: whose labels, comments and dispatches SOMAS obeys, and what strangers see."""
+
+    allowed_roles: tuple[str, ...]
+    outsider_reaction: str
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration of a repository."""
 
@@ -281,6 +289,7 @@ class Config:
     github: GitHubConfig
     tool_loop: ToolLoopSettings
     engines: EngineSettings
+    security: SecuritySettings
 
     @property
     def enabled(self) -> bool:

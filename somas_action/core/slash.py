@@ -3,7 +3,7 @@
 A comment is a command only when its first non-blank line starts with `/somas`; anything else
 is conversation and is ignored. Verbs and their arguments:
 
-    /somas status | approve | retry | pause | unpause | cancel
+    /somas start | status | approve | retry | pause | unpause | cancel
     /somas reject [reason…]
     /somas restart <stage>
     /somas resume [checkpoint]
@@ -22,10 +22,10 @@ from somas_action.core.names import AGENT_NAME_RE, CHECKPOINT_ID_RE, STAGE_NAME_
 PREFIX = "/somas"
 MAX_TEXT = 4000
 
-NO_ARGUMENTS = ("status", "approve", "retry", "pause", "unpause", "cancel")
+NO_ARGUMENTS = ("start", "status", "approve", "retry", "pause", "unpause", "cancel")
 VERBS = (*NO_ARGUMENTS, "reject", "restart", "resume", "agent")
 USAGE = (
-    "`/somas status|approve|retry|pause|unpause|cancel`, `/somas reject [reason]`, "
+    "`/somas start|status|approve|retry|pause|unpause|cancel`, `/somas reject [reason]`, "
     "`/somas restart <stage>`, `/somas resume [checkpoint]`, `/somas agent <name> <instructions>`"
 )
 

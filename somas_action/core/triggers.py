@@ -35,8 +35,6 @@ class Trigger:
     args: dict[str, str] = field(default_factory=dict)
     login: str = ""
     comment_id: int | None = None
-    # Label and dispatch events already prove write access; comments must be checked.
-    check_permission: bool = False
     issue: JsonObject | None = None
 
 
@@ -145,7 +143,6 @@ def _comment(payload: Mapping[str, Any], bot_logins: tuple[str, ...]) -> Outcome
         args=command.args,
         login=login,
         comment_id=comment_id,
-        check_permission=True,
         issue=dict(issue),
     )
 
@@ -194,7 +191,7 @@ def _dispatch(payload: Mapping[str, Any], run_id: str) -> Outcome:
     if checkpoint and not CHECKPOINT_ID_RE.match(checkpoint):
         raise PayloadError(f"inputs.checkpoint_id: {checkpoint!r} is not a checkpoint id")
     hop = inputs.get("hop", "0") or "0"
-    if not hop.isdigit() or len(hop) > 3:
+    if not _ascii_digits(hop) or len(hop) > 3:
         raise PayloadError(f"inputs.hop: {hop!r} is not a continuation count")
     args = {"checkpoint": checkpoint} if checkpoint else {}
     args["hop"] = str(int(hop))
@@ -210,7 +207,13 @@ def _issue(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return issue
 
 
+def _ascii_digits(value: str) -> bool:
+    # str.isdigit() is true for "²" (int() refuses it) and for Arabic-Indic digits (int() reads
+    # them as another number): only ASCII digits are issue numbers.
+    return value.isascii() and value.isdigit()
+
+
 def _issue_number(value: str) -> int:
-    if not value.isdigit() or int(value) < 1 or len(value) > 10:
+    if not _ascii_digits(value) or len(value) > 10 or int(value) < 1:
         raise PayloadError(f"inputs.issue_number: {value!r} is not an issue number (1 or more)")
     return int(value)

@@ -16,6 +16,7 @@ from typing import Any
 
 from somas_action.core.domain import Event, State
 from somas_action.core.report import status_markdown
+from somas_action.core.untrusted import scrub
 
 
 def active(environ: dict[str, str] | None = None) -> bool:
@@ -119,9 +120,10 @@ def remember(state: State, events: list[Event]) -> None:
     failures = [e for e in events if e["event_type"] in ("stage_failed", "stage_attempt_failed")]
     for event in failures:
         err = event["data"].get("error") or {}
+        # Annotations show on the run's page: no runner paths, bounded, like any comment.
         error(
             f"{event['project_id']} {event['stage']} attempt {event['attempt']}: "
-            f"{err.get('kind', 'error')}: {err.get('message', '')}",
+            f"{scrub(str(err.get('kind', 'error')), 60)}: {scrub(str(err.get('message', '')))}",
             title=f"SOMAS {event['event_type'].replace('_', ' ')}",
         )
 

@@ -9,6 +9,8 @@ run): the same final picture on the issue, one status edit per stage fewer.
 
 from __future__ import annotations
 
+import dataclasses
+
 from somas_action.core.ports import Issue, Tracker
 
 
@@ -29,7 +31,7 @@ class MirrorBuffer:
             return issue
         add, remove = held
         labels = tuple(sorted((set(issue.labels) | add) - remove))
-        return Issue(issue.number, issue.title, issue.body, labels, issue.url)
+        return dataclasses.replace(issue, labels=labels)
 
     def set_labels(self, number: int, add: set[str], remove: set[str]) -> None:
         """Hold a label change (merged with the ones already held)."""

@@ -8,12 +8,14 @@ listed once per issue per run. Every request goes through `GitHubApi.call`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from somas_action.core.access import Access
 from somas_action.core.domain import JsonObject
 from somas_action.core.labels import ALERT, LabelSpec
 from somas_action.core.ports import Issue, WorkflowRun
@@ -47,7 +49,7 @@ class GitHubTracker:
         self._issues: dict[int, Issue] = {}
         self._ours: dict[int, dict[str, _Comment]] = {}
         self._pulls: dict[str, tuple[int, str, str, str]] = {}
-        self._permissions: dict[str, str] = {}
+        self._access: dict[str, Access] = {}
 
     # -- issues and labels ---------------------------------------------------------------------
 
@@ -59,6 +61,7 @@ class GitHubTracker:
             body=str(payload.get("body") or ""),
             labels=tuple(str(label["name"]) for label in payload.get("labels") or ()),
             url=str(payload.get("html_url") or ""),
+            state=str(payload.get("state") or "open"),
         )
         self._issues[issue.number] = issue
         return issue
@@ -72,7 +75,7 @@ class GitHubTracker:
     def _remember_labels(self, number: int, labels: Iterable[JsonObject]) -> None:
         issue = self.get_issue(number)
         names = tuple(str(label["name"]) for label in labels)
-        self._issues[number] = Issue(issue.number, issue.title, issue.body, names, issue.url)
+        self._issues[number] = dataclasses.replace(issue, labels=names)
 
     def set_labels(self, number: int, add: set[str], remove: set[str]) -> None:
         """One POST for everything added, one DELETE per label removed.
@@ -175,9 +178,13 @@ class GitHubTracker:
             repeatable=True,
         )
 
-    def permission(self, login: str) -> str:
-        """The account's role on the repository (`none` for a stranger), asked once per run."""
-        if login not in self._permissions:
+    def access(self, login: str) -> Access:
+        """The account's role and base permission on the repository, asked once per run.
+
+        Both fields are kept: `permission` folds maintain into write and triage into read, and
+        `role_name` names the role itself, custom roles included (see core/access.py).
+        """
+        if login not in self._access:
             quoted = urllib.parse.quote(login, safe="")
             try:
                 data = self.api.send(
@@ -186,10 +193,12 @@ class GitHubTracker:
             except GitHubError as exc:
                 if exc.status != 404:
                     raise
-                data = {"permission": "none"}
-            # `permission` folds maintain into write; `role_name` says which it is.
-            self._permissions[login] = str(data.get("role_name") or data["permission"])
-        return self._permissions[login]
+                self._access[login] = Access.none(login)
+            else:
+                permission = str(data.get("permission") or "none")
+                role = str(data.get("role_name") or permission)
+                self._access[login] = Access(login, role, permission)
+        return self._access[login]
 
     # -- pull requests -------------------------------------------------------------------------
 

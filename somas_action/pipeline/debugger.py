@@ -9,6 +9,7 @@ the stage's `max_retries` bounds it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -111,7 +112,7 @@ class Debugger:
             if problem:
                 raise AttemptFailed(f"agent {DEBUGGER} reply: {problem}", INVALID_OUTPUT)
             fix = self.handlers.implement(state, output)
-            store.write_artifact(FIX_ARTIFACT, dict(fix))
+            written = store.write_artifact(FIX_ARTIFACT, dict(fix))
         except ClassifiedError as exc:
             error = exc.record()
         state = resilience_steps.record_observations(
@@ -122,7 +123,13 @@ class Debugger:
             return self._record(
                 store, state, EventType.DEBUGGER_FAILED, "failed", attempt, actor, failed
             )
-        data = {"commit": fix["commit"], "files": fix["files"], "artifact": FIX_ARTIFACT}
+        data = {
+            "commit": fix["commit"],
+            "files": fix["files"],
+            "artifact": FIX_ARTIFACT,
+            # `somas verify` checks the file against it, as for every artifact.
+            "sha256": hashlib.sha256(written.read_bytes()).hexdigest(),
+        }
         return self._record(
             store, state, EventType.DEBUGGER_FIX_COMMITTED, "committed", attempt, actor, data
         )

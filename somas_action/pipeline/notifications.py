@@ -2,12 +2,13 @@
 
 Each comment carries a hidden marker with the event id (`somas:event:<id>`), and the tracker
 looks the marker up before posting, so a retried run or a retried POST never posts twice. Text
-that came from outside (agent errors, test output, reasons) is fenced as data: it can neither
-mention people nor smuggle a marker.
+that came from outside (agent errors, test output, reasons) goes through `core.untrusted`: it
+can neither mention people, link anywhere, show runner paths nor smuggle a marker.
 """
 
 from __future__ import annotations
 
+from somas_action.core import untrusted
 from somas_action.core.domain import Event, State
 from somas_action.core.events import EventType
 from somas_action.core.ports import Tracker
@@ -25,26 +26,6 @@ NOTIFIED_EVENTS = {
 def event_marker(event_id: str) -> str:
     """The marker of the comment that reports one event."""
     return f"somas:event:{event_id}"
-
-
-def fenced(text: str, limit: int = 1500) -> str:
-    """Untrusted text as a code block that no backtick run inside it can close."""
-    clipped = text if len(text) <= limit else text[:limit] + " …"
-    clipped = clipped.replace("<!--", "<! --")
-    longest = run = 0
-    for char in clipped:
-        run = run + 1 if char == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{clipped}\n{fence}"
-
-
-def plain(text: str, limit: int = 200) -> str:
-    """Untrusted text for one line of markdown: no mentions, markers, or formatting tricks."""
-    cleaned = " ".join(text.split())[:limit]
-    for char in "`*_[]<>|#@\\":
-        cleaned = cleaned.replace(char, " ")
-    return " ".join(cleaned.split())
 
 
 class Notifier:
@@ -93,9 +74,9 @@ class Notifier:
             ]
             lines = [
                 f"❌ Stage **{stage}** of `{pid}` failed after {event['data']['attempts']} "
-                f"attempt(s): `{plain(str(error.get('kind', 'error')), 40)}`",
+                f"attempt(s): {untrusted.code_span(str(error.get('kind', 'error')), 40)}",
                 "",
-                fenced(str(error.get("message", ""))),
+                untrusted.code_block(str(error.get("message", ""))),
             ]
             if letters:
                 lines.append(f"\nDead letter: `{letters[0]}` (in `dead_letters.json`).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, TypedDict
 
-from somas_action.core import names
+from somas_action.core import names, untrusted
 from somas_action.core.domain import ArtifactRecord, JsonObject, State
 from somas_action.core.error_kinds import INVALID_OUTPUT
 from somas_action.core.errors import AttemptFailed, WorkspaceError
@@ -18,6 +18,7 @@ from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.paths import confined_path
 from somas_action.core.ports import Tracker
 from somas_action.core.settings import StageConfig, WorkspaceSettings
+from somas_action.state.artifacts import write_stage_artifacts
 from somas_action.state.git import GitWorkspace
 from somas_action.state.store import ProjectStore
 
@@ -59,8 +60,6 @@ class StageHandlers:
     ) -> tuple[list[ArtifactRecord], dict[str, Any] | None]:
         """Write a valid reply's artifacts (and do the stage's work); their names and digests."""
         written: dict[str, Any] = {f"{stage.name}.output.json": output}
-        for name, content in (output.get("artifacts") or {}).items():
-            written[name] = content
         test_results = None
         if stage.handler == "implementation":
             written["implementation.json"] = self.implement(state, output)
@@ -68,12 +67,9 @@ class StageHandlers:
             test_results, report = self.validate(state, stage, output)
             written[names.TEST_RESULTS_ARTIFACT] = test_results
             written[names.VALIDATION_REPORT_ARTIFACT] = report
-        records: list[ArtifactRecord] = []
-        for name, content in written.items():
-            path = store.write_artifact(name, content)
-            data = path.read_bytes()
-            records.append({"name": name, "bytes": len(data), "sha256": _sha256(data)})
-        return records, test_results
+        # The reply's own artifacts go to the stage's namespace: they never replace ours.
+        supplied = output.get("artifacts") or {}
+        return write_stage_artifacts(store, stage.name, written, supplied), test_results
 
     def implement(self, state: State, output: JsonObject) -> ImplementationRecord:
         """Commit the reply's files to the project branch and open or update its pull request."""
@@ -96,9 +92,9 @@ class StageHandlers:
         pull = self.tracker.upsert_pull_request(
             head=branch,
             base=self.base_branch,
-            title=f"{state['title']} (#{state['issue_number']})",
+            title=f"{untrusted.title(state['title'])} (#{state['issue_number']})",
             # "Closes" is what links the pull request to the issue on GitHub.
-            body=f"Closes #{state['issue_number']}.\n\n{output['summary']}",
+            body=f"Closes #{state['issue_number']}.\n\n{untrusted.prose(output['summary'])}",
         )
         return {
             "branch": branch,

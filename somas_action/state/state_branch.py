@@ -99,14 +99,7 @@ class StateBranch:
         return self.git.rev(self._tracking)
 
     def _tree_of(self, commit: str | None, project_id: str) -> str | None:
-        if commit is None:
-            return None
-        try:
-            return self.git.git(
-                "rev-parse", "-q", "--verify", f"{commit}:{project_path(project_id)}"
-            )
-        except WorkspaceError:
-            return None
+        return None if commit is None else self._tree_of_path(commit, project_path(project_id))
 
     def pull(self, project_id: str) -> bool:
         """Make the working tree's project folder what the branch holds; False if not there.
@@ -142,6 +135,34 @@ class StateBranch:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(self.repo, filter="data")
         return True
+
+    def snapshot(self, target: Path) -> list[str]:
+        """Every project folder the branch holds, extracted under `target` (not the checkout).
+
+        `target/.somas/projects/<id>/` mirrors the branch tip, so read-only views (the monitor)
+        see the state every run sees, whatever the checkout holds. An absent branch (no project
+        yet) is an empty snapshot.
+        """
+        tip = self._fetch()
+        root = f"{names.SOMAS_DIR}/{names.PROJECTS_DIR}"
+        if tip is None or self._tree_of_path(tip, root) is None:
+            return []
+        archive = subprocess.run(
+            ["git", "-C", str(self.repo), "archive", "--format=tar", tip, root],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise WorkspaceError(f"git archive of {self.branch} failed: {archive.stderr.decode()}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(target, filter="data")
+        return sorted(p.name for p in projects_dir(target).iterdir() if p.is_dir())
+
+    def _tree_of_path(self, commit: str, path: str) -> str | None:
+        try:
+            return self.git.git("rev-parse", "-q", "--verify", f"{commit}:{path}")
+        except WorkspaceError:
+            return None
 
     def fetch_branch(self, branch: str) -> None:
         """Bring a project branch from the remote into the local branch of the same name."""

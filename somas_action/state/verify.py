@@ -8,8 +8,10 @@ from typing import TypedDict
 
 from somas_action.config.schemas import problems
 from somas_action.core import names
+from somas_action.core.domain import Event
 from somas_action.core.errors import StateError
 from somas_action.core.projection import fold, render
+from somas_action.state.artifacts import check_digests
 from somas_action.state.jsonio import json_problem
 from somas_action.state.store import ProjectStore
 
@@ -47,6 +49,7 @@ def verify_project(store: ProjectStore) -> list[Check]:
     expected = render(fold(events))
     checks.append(_state_check(store, expected))
     checks.append(_dead_letters_check(store, json.loads(expected)["dead_letter_ids"]))
+    checks.append(_artifacts_check(store, events))
     for artifact, schema in (
         (names.TEST_RESULTS_ARTIFACT, "test_results"),
         (names.VALIDATION_REPORT_ARTIFACT, "validation_report"),
@@ -55,6 +58,20 @@ def verify_project(store: ProjectStore) -> list[Check]:
         if path.exists():
             checks.append(_json_file_check(f"artifacts/{artifact}", path.read_text(), schema))
     return checks
+
+
+def _artifacts_check(store: ProjectStore, events: list[Event]) -> Check:
+    """Every recorded artifact against the digest the log recorded for it last."""
+    changed, unrecorded = check_digests(store, events)
+    extra = f"; not in the log, so unused: {_first(unrecorded)}" if unrecorded else ""
+    if not changed:
+        return _check("artifact digests", True, "every recorded artifact matches" + extra)
+    return _check("artifact digests", False, _first(changed, "; ") + extra)
+
+
+def _first(items: list[str], separator: str = ", ", shown: int = 3) -> str:
+    more = f" (+{len(items) - shown} more)" if len(items) > shown else ""
+    return separator.join(items[:shown]) + more
 
 
 def _json_file_check(label: str, text: str, schema: str) -> Check:

@@ -36,6 +36,7 @@ class GitHubModel:
     reactions: dict[int, list[tuple[str, str]]]
     pulls: dict[int, dict[str, Any]]
     permissions: dict[str, str]
+    custom_roles: dict[str, str]
     runs: dict[int, dict[str, Any]]
     dispatches: list[dict[str, Any]]
     _ids: itertools.count[int]
@@ -319,7 +320,10 @@ class GitHubModel:
         answer = self.contract.example(
             "GET", "/repos/{owner}/{repo}/collaborators/{username}/permission", "200"
         )
-        legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+        # As GitHub answers: `role_name` is the role itself (custom roles too), `permission`
+        # the legacy base role, with maintain read as write and triage as read.
+        base = self.custom_roles.get(role, role)
+        legacy = {"maintain": "write", "triage": "read"}.get(base, base)
         answer.update(permission=legacy, role_name=role)
         answer["user"].update(login=login, role_name=role)
         return _Reply(200, answer)

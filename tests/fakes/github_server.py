@@ -79,7 +79,10 @@ class FakeGitHub(GitHubModel):
         self.comments: dict[int, dict[str, Any]] = {}
         self.reactions: dict[int, list[tuple[str, str]]] = {}
         self.pulls: dict[int, dict[str, Any]] = {}
-        self.permissions: dict[str, str] = {}
+        # login -> role. octocat, the sender of the webhook examples, owns the repository.
+        self.permissions: dict[str, str] = {"octocat": "admin"}
+        # custom role -> the built-in role it is based on (an organization's repository roles)
+        self.custom_roles: dict[str, str] = {}
         self.runs: dict[int, dict[str, Any]] = {}
         self.dispatches: list[dict[str, Any]] = []
         self._ids = itertools.count(1001)

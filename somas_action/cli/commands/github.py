@@ -8,16 +8,17 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from somas_action.cli.commands import Subparsers
-from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
 from somas_action.github import actions_runtime
 from somas_action.state.jsonio import json_problem
 
 if TYPE_CHECKING:
     from somas_action.core.clock import Clock
+    from somas_action.core.settings import Config
+    from somas_action.core.triggers import Outcome
     from somas_action.github.api import GitHubSettings
 
 # PyGithub, requests and the GitHub flow cost ~130 ms to import: only the two commands here
@@ -31,11 +32,21 @@ def register(sub: Subparsers) -> None:
         help="run the command a GitHub event asks for ($GITHUB_EVENT_NAME, $GITHUB_EVENT_PATH)",
     )
     p.set_defaults(func=lambda a: handle_event(a.repo, os.environ))
+    p = sub.add_parser(
+        "authorize-event",
+        help="may the event's author do what it asks? (read-only; sets the `verdict` output)",
+    )
+    p.set_defaults(func=lambda a: authorize_event(a.repo, os.environ))
+    p = sub.add_parser(
+        "answer-event",
+        help="answer a refused `/somas` comment (never runs a command)",
+    )
+    p.set_defaults(func=lambda a: handle_event(a.repo, os.environ, answer_only=True))
     p = sub.add_parser("setup-labels", help="create or fix the somas:* labels in the repository")
     p.set_defaults(func=lambda a: setup_labels(a.repo, os.environ))
 
 
-def read_event(env: Mapping[str, str]) -> tuple[str, JsonObject]:
+def read_event(env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     """The event name and payload GitHub Actions provides; one-line errors naming the variable."""
     name = env.get("GITHUB_EVENT_NAME", "")
     if not name:
@@ -80,31 +91,59 @@ def authorize_git(repo: Path, settings: GitHubSettings) -> None:
     )
 
 
-def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None) -> int:
-    """Turn the event into a command, run it, and say in one line what happened."""
-    from somas_action.app.github_flow import GitHubFlow, default_branch_of
+def state_snapshot(repo: Path, target: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The state branch's projects extracted under `target` (returned), for read-only views."""
     from somas_action.config.loader import load_config
     from somas_action.core.clock import SystemClock
-    from somas_action.core.triggers import Ignored, Malformed, PayloadError, from_event
     from somas_action.github.api import GitHubSettings
+    from somas_action.state.state_branch import StateBranch
+
+    env = os.environ if env is None else env
+    config = load_config(repo, env)
+    if env.get("GITHUB_ACTIONS") == "true":
+        authorize_git(repo, GitHubSettings.from_env(env, config.github))
+    StateBranch(repo, SystemClock(), config.state).snapshot(target)
+    return target
+
+
+def event_outcome(repo: Path, env: Mapping[str, str]) -> tuple[Outcome, dict[str, Any], Config]:
+    """What the event asks for (a bad payload is a one-line error), its payload and the config."""
+    from somas_action.config.loader import load_config
+    from somas_action.core.triggers import PayloadError, from_event
 
     name, payload = read_event(env)
-    config = load_config(repo)
-    github = config.github
+    config = load_config(repo, env)
     try:
         outcome = from_event(
             name,
             payload,
-            bot_logins=github.bot_logins,
+            bot_logins=config.github.bot_logins,
             run_id=env.get("GITHUB_RUN_ID", ""),
         )
     except PayloadError as exc:
         raise ConfigError(f"{env['GITHUB_EVENT_PATH']}: {exc}") from None
+    return outcome, payload, config
+
+
+def handle_event(
+    repo: Path, env: Mapping[str, str], clock: Clock | None = None, *, answer_only: bool = False
+) -> int:
+    """Turn the event into a command, run it, and say in one line what happened.
+
+    `answer_only` (`somas answer-event`): answer a refused comment and run nothing, for the
+    workflow job that runs outside the project's concurrency group.
+    """
+    from somas_action.app.github_flow import GitHubFlow, default_branch_of
+    from somas_action.core.clock import SystemClock
+    from somas_action.core.triggers import Ignored, Malformed
+    from somas_action.github.api import GitHubSettings
+
+    outcome, payload, config = event_outcome(repo, env)
     if isinstance(outcome, Ignored):
         print(f"somas: nothing to do: {outcome.reason}")
         return 0
-    settings = GitHubSettings.from_env(env, github)
-    if env.get("GITHUB_ACTIONS") == "true":
+    settings = GitHubSettings.from_env(env, config.github)
+    if env.get("GITHUB_ACTIONS") == "true" and not answer_only:
         authorize_git(repo, settings)
     flow = GitHubFlow(
         repo,
@@ -113,11 +152,52 @@ def handle_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None)
         config=config,
         default_branch=default_branch_of(payload, env),
     )
+    if answer_only and not isinstance(outcome, Malformed):
+        print(f"somas: {flow.gate.answer_only(outcome)}")
+        return 0
     result = (
         flow.refuse_malformed(outcome) if isinstance(outcome, Malformed) else flow.handle(outcome)
     )
     print(f"somas: {result.message}")
     return result.code
+
+
+def authorize_event(repo: Path, env: Mapping[str, str], clock: Clock | None = None) -> int:
+    """The pipeline's first job: decide, with a read-only token, whether the event may run.
+
+    Sets the step outputs `verdict` (`run`: the queued job runs it; `answer`: a comment to
+    answer outside the queue; `ignore`: nothing) and `project_id` (for the concurrency group).
+    A refused label or dispatch exits 1, so the run shows it.
+    """
+    from somas_action.app.authorization import Gatekeeper
+    from somas_action.core.access import AccessPolicy
+    from somas_action.core.clock import SystemClock
+    from somas_action.core.triggers import Ignored, Malformed
+    from somas_action.github.api import GitHubApi, GitHubSettings
+    from somas_action.github.tracker import GitHubTracker
+
+    outcome, _, config = event_outcome(repo, env)
+    if isinstance(outcome, Ignored | Malformed):
+        verdict = "ignore" if isinstance(outcome, Ignored) else "answer"
+        return _verdict(verdict, "", outcome.reason, 0)
+    clock = clock or SystemClock()
+    settings = GitHubSettings.from_env(env, config.github)
+    # No breaker guard: this job keeps nothing, and its one request is the whole decision.
+    tracker = GitHubTracker(GitHubApi(settings, clock))
+    security = config.security
+    policy = AccessPolicy.from_settings(security.allowed_roles, security.outsider_reaction)
+    decision = Gatekeeper(tracker, policy).check(outcome)
+    if decision.allowed:
+        return _verdict("run", outcome.project_id, f"{outcome.verb}: {decision.reason}", 0)
+    if outcome.comment_id is not None:
+        return _verdict("answer", "", f"refused: {decision.reason}", 0)
+    return _verdict("refuse", "", f"refused: {decision.reason}", 1)
+
+
+def _verdict(verdict: str, project_id: str, why: str, code: int) -> int:
+    actions_runtime.set_outputs({"verdict": verdict, "project_id": project_id})
+    print(f"somas: {verdict}: {why}")
+    return code
 
 
 def setup_labels(repo: Path, env: Mapping[str, str], clock: Clock | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,12 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="keep one somas:alert issue open while thresholds are crossed",
     )
-    p.set_defaults(func=lambda a: monitor(a.repo, a.json, a.alert_issue))
+    p.add_argument(
+        "--from-state-branch",
+        action="store_true",
+        help="read the projects from the state branch (state.branch), the config from --repo",
+    )
+    p.set_defaults(func=lambda a: monitor(a.repo, a.json, a.alert_issue, a.from_state_branch))
 
     p = sub.add_parser("verify", help="schemas, hash chain and log/state agreement")
     p.add_argument("project_id")
@@ -188,8 +194,23 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     return EXIT_CODES[level]
 
 
-def monitor(repo: Path, as_json: bool, alert_issue: bool = False) -> int:
-    """Key metrics across all projects; exit 0 ok, 1 warning, 2 critical."""
+def monitor(
+    repo: Path, as_json: bool, alert_issue: bool = False, from_state_branch: bool = False
+) -> int:
+    """Key metrics across all projects; exit 0 ok, 1 warning, 2 critical.
+
+    `from_state_branch`: the projects as the state branch holds them (what every run sees),
+    judged by the checkout's config, which on the default branch holds the emergency stop.
+    """
+    if not from_state_branch:
+        return _monitor(repo, repo, as_json, alert_issue)
+    from somas_action.cli.commands.github import state_snapshot
+
+    with tempfile.TemporaryDirectory(prefix="somas-state-") as tmp:
+        return _monitor(repo, state_snapshot(repo, Path(tmp)), as_json, alert_issue)
+
+
+def _monitor(repo: Path, state_root: Path, as_json: bool, alert_issue: bool) -> int:
     from somas_action.core.health import (
         CRITICAL,
         EXIT_CODES,
@@ -203,7 +224,7 @@ def monitor(repo: Path, as_json: bool, alert_issue: bool = False) -> int:
     findings = []
     unreadable = []
     counts: dict[str, int] = {}
-    for pid, state, error in load_all(repo):
+    for pid, state, error in load_all(state_root):
         if state is None:
             unreadable.append({"project_id": pid, "error": error})
             continue
@@ -271,14 +292,19 @@ def _alert(
     """One alert issue: opened or updated while anything is found, closed when all is well."""
     from somas_action.app.compose import tracker_for
     from somas_action.core.clock import SystemClock
+    from somas_action.core.untrusted import table_cell
 
     tracker = tracker_for(repo, config, SystemClock())
     if level == "ok":
         tracker.upsert_alert("SOMAS monitor", None)
         return
-    rows = [f"| {f.level} | {f.severity} | `{f.project_id}` | {f.message} |" for f in findings]
+    # Findings quote titles and error messages: data, rendered as code in the table.
+    rows = [
+        f"| {f.level} | {f.severity} | `{f.project_id}` | {table_cell(f.message)} |"
+        for f in findings
+    ]
     rows += [
-        f"| critical | critical | `{u['project_id']}` | unreadable: {u['error']} |"
+        f"| critical | critical | `{u['project_id']}` | {table_cell('unreadable: ' + u['error'])} |"
         for u in unreadable
     ]
     body = "\n".join(
