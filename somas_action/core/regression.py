@@ -85,12 +85,15 @@ def judge(
 
 
 def find_regressions(base: RunSummary | None, branch: RunSummary) -> list[Regression]:
-    """Tests that passed on `base` and do not pass on `branch`, by name where both name them,
-    else from the counts or the exit codes (one unnamed entry)."""
+    """Tests that passed on `base` and do not pass on `branch`: by name where base names them
+    (all missing when the branch reported nothing: a build or collection failure), else from
+    the counts or the exit codes (one unnamed entry)."""
     if base is None:
         return []
     if base.cases is not None and branch.cases is not None:
         return _named_regressions(base.cases, branch.cases)
+    if base.cases is not None and branch.counts is None:  # the branch run reported nothing
+        return _named_regressions(base.cases, ())
     if base.counts is not None and branch.counts is not None:
         return _counted_regressions(base.counts, branch.counts)
     if base.exit_code == 0 and branch.exit_code != 0:
@@ -187,6 +190,9 @@ def _changed_check(
     if usable is None:
         return _all_pass_check(branch)
     failing = [case.test for case in [*added, *changed] if case.failing]
+    if branch.cases is None and branch.counts is None:
+        ok = branch.exit_code == 0
+        return Check(name, ok, f"the runner reports only its exit code: {branch.exit_code}")
     if branch.cases is None:
         return Check(name, True, "judged by the counts above (the runner names no tests)")
     if failing:

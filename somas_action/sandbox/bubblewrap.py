@@ -36,9 +36,10 @@ def mount_args(
         elif path.is_dir():
             args += ["--ro-bind", name, name]
     args += _resolver_args()
+    # fresh /tmp first, so that folders below it can still be shown on top of it
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
     for path in _outside_system(read_only):
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
     for path in writable:
         args += ["--bind", str(path), str(path)]
     return args
