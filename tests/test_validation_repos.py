@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from somas_action.config.schemas import problems
 from somas_action.sandbox.isolation import Sandbox
 from somas_action.validation.gate import ValidationRun, validate_branch
 from somas_action.validation.plans import python_setup
@@ -28,8 +29,9 @@ def validate(
     cache: Path,
     **env: str,
 ) -> ValidationRun:
-    """Validate `branch` against main the way the validation stage will."""
-    return validate_branch(
+    """Validate `branch` against main the way the validation stage will; the artifact must
+    match schemas/test_results.schema.json."""
+    run = validate_branch(
         repo.path,
         base_ref="main",
         branch_ref=branch,
@@ -38,6 +40,8 @@ def validate(
         cache_dir=cache,
         sandbox=sandbox,
     )
+    assert problems("test_results", run.artifact) == []
+    return run
 
 
 def regressions(run: ValidationRun) -> dict[str, str]:
@@ -157,6 +161,41 @@ def test_neutral_broken_runner_is_a_failure_with_its_output(
     failure = run.artifact["failures"][0]
     assert failure["test"] == "(test run)"
     assert "syntax error" in failure["output"].lower()
+    assert not run.verdict.passed
+
+
+def test_a_tree_with_no_known_test_command_fails_and_says_how_to_set_one(
+    tmp_path: Path, sandbox: Sandbox, base_cache: Path
+) -> None:
+    repo = make_fixture_repo("neutral", tmp_path / "plain")
+    branch = repo.branch("docs", {"NOTES.md": "notes\n"})
+
+    run = validate(repo, branch, settings(), sandbox, base_cache)
+
+    assert run.artifact["base"] is None
+    assert run.artifact["runner"] is None
+    failure = run.artifact["failures"][0]
+    assert failure["test"] == "(test run)"
+    assert failure["message"].startswith("no test command: ")
+    assert "set validation.command" in failure["message"]
+    assert not run.verdict.passed
+
+
+def test_a_link_out_of_the_tree_is_refused_with_a_reason_not_a_crash(
+    neutral: FixtureRepo, sandbox: Sandbox, base_cache: Path
+) -> None:
+    neutral.git("checkout", "-q", "-b", "leak")
+    (neutral.path / "leak").symlink_to("/etc/hostname")
+    neutral.git("add", "leak")
+    neutral.git("commit", "-q", "-m", "a link out of the tree")
+    neutral.git("checkout", "-q", "main")
+
+    run = validate(neutral, "refs/heads/leak", settings(**NEUTRAL), sandbox, base_cache)
+
+    assert run.artifact["completed"] is False
+    assert run.artifact["problem"].startswith("the tree of ")
+    assert "could not be copied" in run.artifact["problem"]
+    assert run.artifact["problem"].endswith("'leak' is a link to an absolute path")
     assert not run.verdict.passed
 
 

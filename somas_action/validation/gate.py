@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,12 +77,12 @@ def validate_branch(
     base_commit = _merge_base(workspace, base_ref, branch_commit)
     env = dict(os.environ if parent_env is None else parent_env)
     context = _context(settings, env, sandbox, scratch_parent)
-    plan = _plan(workspace, branch_commit, settings)
+    plan, no_plan = _plan(workspace, branch_commit, settings)
     limits = Limits(settings.timeout_minutes * 60, settings.per_test_timeout_seconds)
     base, cached = None, False
     if plan is not None and base_commit is not None:
         base, cached = _base_run(workspace, base_commit, plan, limits, context, cache_dir)
-    branch = _branch_run(workspace, branch_commit, plan, limits, context)
+    branch = _branch_run(workspace, branch_commit, plan, no_plan, limits, context)
     changed = _changed_files(workspace, base_commit, branch_commit)
     verdict = judge(base.summary() if base else None, branch.summary(), changed, named_tests)
     artifact = test_results(
@@ -124,16 +125,22 @@ def _merge_base(workspace: GitWorkspace, base_ref: str, branch_commit: str) -> s
         return None
 
 
-def _plan(workspace: GitWorkspace, commit: str, settings: ValidationSettings) -> TestPlan | None:
-    """Detect on a throwaway copy of the branch's tree (the run itself uses a fresh one)."""
+def _plan(
+    workspace: GitWorkspace, commit: str, settings: ValidationSettings
+) -> tuple[TestPlan | None, str]:
+    """Detect on a throwaway copy of the branch's tree (each run gets a fresh one); the plan,
+    or None and why."""
     folder = Path(tempfile.mkdtemp(prefix="somas-detect-"))
     try:
         workspace.export(commit, folder)
-        return plan_for(folder, settings)
-    except Exception:  # an unexportable tree is reported by the run itself
-        return plan_for(folder, settings) if settings.command else None
+    except (WorkspaceError, tarfile.TarError, OSError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None, f"the tree of {commit[:12]} could not be copied: {exc}"
+    try:
+        plan = plan_for(folder, settings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    return plan, "" if plan is not None else NO_PLAN
 
 
 def _base_run(
@@ -182,11 +189,12 @@ def _branch_run(
     workspace: GitWorkspace,
     commit: str,
     plan: TestPlan | None,
+    no_plan: str,
     limits: Limits,
     context: RunContext,
 ) -> TreeRun:
     if plan is None:
-        return TreeRun(commit, False, NO_PLAN, None, None, "exit_code", None, None, 0.0, "")
+        return TreeRun(commit, False, no_plan, None, None, "exit_code", None, None, 0.0, "")
     return run_tree(commit, lambda dest: workspace.export(commit, dest), plan, limits, context)
 
 

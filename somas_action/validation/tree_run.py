@@ -10,6 +10,7 @@ A failed setup, a timeout, a crash: each is a result with its output, never an e
 from __future__ import annotations
 
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from somas_action.core.errors import SomasError
 from somas_action.core.regression import RunSummary
 from somas_action.core.test_outcomes import (
     DETAIL_CHARS,
@@ -137,7 +139,7 @@ def run_tree(
         folders = _layout(scratch)
         try:
             export(folders["tree"])
-        except Exception as exc:  # a tree that cannot be exported is a failed run, not a crash
+        except (SomasError, tarfile.TarError, OSError) as exc:  # e.g. a link out of the tree
             return _failed(commit, f"could not copy the tree of {commit[:12]}: {exc}", started)
         run = _run_in(folders, commit, plan, limits, context, started)
         return _redacted(run, context.secrets)
