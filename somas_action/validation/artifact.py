@@ -10,7 +10,7 @@ from somas_action.core.regression import Regression, Verdict
 from somas_action.core.test_outcomes import CaseResult, Counts
 from somas_action.sandbox.isolation import SandboxInfo
 from somas_action.validation.plans import TestPlan
-from somas_action.validation.tree_run import TreeRun
+from somas_action.validation.tree_result import TreeRun
 
 MAX_FAILURES = 200
 

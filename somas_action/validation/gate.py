@@ -28,7 +28,8 @@ from somas_action.state.jsonio import atomic_write_json
 from somas_action.validation.artifact import test_results
 from somas_action.validation.plans import TestPlan, plan_for
 from somas_action.validation.settings import ValidationSettings
-from somas_action.validation.tree_run import Limits, RunContext, TreeRun, run_tree
+from somas_action.validation.tree_result import TreeRun
+from somas_action.validation.tree_run import Limits, RunContext, run_tree
 
 CACHE_FORMAT = 1
 NO_PLAN = (

@@ -16,28 +16,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
 
 from somas_action.core.errors import SomasError
-from somas_action.core.regression import RunSummary
-from somas_action.core.test_outcomes import (
-    DETAIL_CHARS,
-    CaseResult,
-    Counts,
-    ResultSource,
-    clip,
-    counts_of,
-)
-from somas_action.core.test_output import parse_cases, parse_summary, running_test
 from somas_action.sandbox.environment import redact, sandbox_environment
 from somas_action.sandbox.isolation import Sandbox
 from somas_action.sandbox.process import ProcessResult
-from somas_action.validation.junit import JUnitUnreadable, read_junit
-from somas_action.validation.plans import REPORTS_VAR, TestPlan
+from somas_action.validation.plans import TestPlan
+from somas_action.validation.reading import (
+    hung_case,
+    read_results,
+    tree_relative,
+    with_console_context,
+)
+from somas_action.validation.tree_result import TimedOut, TreeRun
 
-TimedOut = Literal["overall", "per_test"]
 OUTPUT_TAIL_LINES = 40
-CONTEXT_WHEN_SHORTER = 300
 INACTIVITY_GRACE = 0.25  # the runner's own per-test timeout (node, pytest's faulthandler) first
 
 
@@ -47,69 +40,6 @@ class Limits:
 
     total_seconds: float
     per_test_seconds: float
-
-
-@dataclass(frozen=True)
-class TreeRun:
-    """What running the plan on one commit gave."""
-
-    commit: str
-    completed: bool
-    problem: str
-    exit_code: int | None
-    timed_out: TimedOut | None
-    result_source: ResultSource
-    cases: tuple[CaseResult, ...] | None
-    counts: Counts | None
-    duration_seconds: float
-    output_tail: str
-
-    def summary(self) -> RunSummary:
-        """The part the verdict needs."""
-        return RunSummary(self.completed, self.exit_code, self.cases, self.counts, self.problem)
-
-    def as_json(self) -> dict[str, Any]:
-        """For the base-run cache."""
-        return {
-            "commit": self.commit,
-            "completed": self.completed,
-            "problem": self.problem,
-            "exit_code": self.exit_code,
-            "timed_out": self.timed_out,
-            "result_source": self.result_source,
-            "cases": None if self.cases is None else [_case_json(c) for c in self.cases],
-            "counts": None if self.counts is None else self.counts.__dict__,
-            "duration_seconds": self.duration_seconds,
-            "output_tail": self.output_tail,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TreeRun:
-        """Back from `as_json`."""
-        cases = data["cases"]
-        counts = data["counts"]
-        return cls(
-            commit=data["commit"],
-            completed=data["completed"],
-            problem=data["problem"],
-            exit_code=data["exit_code"],
-            timed_out=data["timed_out"],
-            result_source=data["result_source"],
-            cases=None if cases is None else tuple(CaseResult(**c) for c in cases),
-            counts=None if counts is None else Counts(**counts),
-            duration_seconds=data["duration_seconds"],
-            output_tail=data["output_tail"],
-        )
-
-
-def _case_json(case: CaseResult) -> dict[str, Any]:
-    return {
-        "test": case.test,
-        "outcome": case.outcome,
-        "file": case.file,
-        "message": case.message,
-        "detail": case.detail,
-    }
 
 
 @dataclass(frozen=True)
@@ -245,14 +175,14 @@ def _results(
     timed_out: TimedOut | None = None
     if result.timed_out is not None:
         timed_out = "per_test" if result.timed_out == "inactivity" else "overall"
-    source, cases, counts, note = _read_results(plan, folders, result.output)
+    source, cases, counts, note = read_results(plan, folders, result.output)
     if cases is not None:
-        cases = _tree_relative(cases, folders["tree"])
+        cases = tree_relative(cases, folders["tree"])
         if source == "junit":
-            cases = _with_console_context(cases, result.output)
+            cases = with_console_context(cases, result.output)
     problem = note
     if timed_out is not None:
-        cases, problem = _hung(cases, result.output, timed_out, limits, source)
+        cases, problem = hung_case(cases, result.output, _why(timed_out, limits), source)
     return TreeRun(
         commit=commit,
         completed=timed_out is None,
@@ -267,91 +197,10 @@ def _results(
     )
 
 
-def _read_results(
-    plan: TestPlan, folders: dict[str, Path], output: str
-) -> tuple[ResultSource, list[CaseResult] | None, Counts | None, str]:
-    """JUnit, else per-test lines, else a summary line, else nothing (the exit code)."""
-    note = ""
-    if plan.junit is not None:
-        report = _report_path(plan.junit, folders)
-        try:
-            cases = read_junit(report, folders["tree"], plan.dialect)
-        except JUnitUnreadable as exc:
-            cases, note = None, f"JUnit report unusable: {exc}"
-        if cases is not None:
-            return "junit", cases, counts_of(cases), note
-    cases = parse_cases(output)
-    if cases:
-        return "output", cases, counts_of(cases), note
-    counts = parse_summary(output)
-    if counts is not None:
-        return "summary", None, counts, note
-    return "exit_code", None, None, note
-
-
-def _tree_relative(cases: list[CaseResult], tree: Path) -> list[CaseResult]:
-    """Runners that name a test by its file's absolute path (node's per-file entries) give a
-    path inside this run's scratch folder; make it relative so runs can be compared."""
-    prefix = f"{tree}/"
-    return [
-        replace(
-            case,
-            test=case.test.replace(prefix, ""),
-            file=case.file.replace(prefix, "") if case.file else case.file,
-        )
-        for case in cases
-    ]
-
-
-def _with_console_context(cases: list[CaseResult], output: str) -> list[CaseResult]:
-    """A failure whose report says little (node's `test failed` for a file that did not load)
-    gets the console lines around the first mention of the test: the real error is there."""
-    lines = output.splitlines()
-    enriched = []
-    for case in cases:
-        if case.failing and len(case.detail) < CONTEXT_WHEN_SHORTER:
-            index = next((i for i, line in enumerate(lines) if case.test in line), None)
-            if index is not None:
-                window = "\n".join(lines[max(0, index - 3) : index + 20])
-                case = replace(case, detail=clip(f"{window}\n{case.detail}", DETAIL_CHARS))
-        enriched.append(case)
-    return enriched
-
-
-def _report_path(junit: str, folders: dict[str, Path]) -> Path:
-    if junit.startswith(REPORTS_VAR):
-        return folders["reports"] / junit[len(REPORTS_VAR) :].lstrip("/")
-    return folders["tree"] / junit
-
-
-def _hung(
-    cases: list[CaseResult] | None,
-    output: str,
-    timed_out: TimedOut,
-    limits: Limits,
-    source: ResultSource,
-) -> tuple[list[CaseResult] | None, str]:
-    """Name the test that was running when the run was killed, as an error with the output."""
+def _why(timed_out: TimedOut, limits: Limits) -> str:
     if timed_out == "per_test":
-        why = f"no output for {limits.per_test_seconds:.0f}s (per-test timeout)"
-    else:
-        why = f"the run took longer than {limits.total_seconds:.0f}s (overall timeout)"
-    test = running_test(output)
-    problem = f"killed: {why}" + (f" while running {test}" if test else "")
-    if test is None or source in ("summary", "exit_code"):
-        return cases, problem
-    # from the hung test's own line on: a stack dump there (pytest's faulthandler) shows the
-    # innermost frame first, where it hangs
-    start = output.rfind(test)
-    detail = output[start : start + DETAIL_CHARS] if start >= 0 else clip(output, DETAIL_CHARS)
-    hung = CaseResult(test, "error", _file_of(test), f"killed: {why}", detail)
-    kept = [case for case in cases or [] if case.test != test]
-    return [*kept, hung], problem
-
-
-def _file_of(test: str) -> str | None:
-    path = test.split("::", 1)[0]
-    return path if path.endswith((".py", ".rs")) else None
+        return f"no output for {limits.per_test_seconds:.0f}s (per-test timeout)"
+    return f"the run took longer than {limits.total_seconds:.0f}s (overall timeout)"
 
 
 def _failed(commit: str, problem: str, started: float, output: str = "") -> TreeRun:
