@@ -132,6 +132,19 @@ def test_a_finished_command_leaves_no_process_behind(tmp_path: Path) -> None:
     assert wait_gone(int((tmp_path / "child.pid").read_text()))
 
 
+def test_a_program_that_cannot_start_is_a_result(tmp_path: Path) -> None:
+    result = run_process(
+        [str(tmp_path / "missing")],
+        cwd=tmp_path,
+        env={"PATH": os.defpath},
+        log=tmp_path / "log",
+        timeout_seconds=5,
+    )
+
+    assert result.exit_code == 127
+    assert result.output == f"could not start {tmp_path / 'missing'}: No such file or directory\n"
+
+
 def fake_bwrap(tmp_path: Path, message: str) -> str:
     """A bwrap that fails the way Ubuntu 24.04's AppArmor makes it fail."""
     path = tmp_path / "bwrap"

@@ -48,15 +48,19 @@ def run_process(
     when `log` has not grown for `inactivity_seconds`."""
     started = time.monotonic()
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:  # the program is missing or not executable: a result, not a crash
+            message = f"could not start {argv[0]}: {exc.strerror or exc}\n"
+            return ProcessResult(127, message, None, 0.0, len(message))
         try:
             timed_out = _watch(process, log, started, timeout_seconds, inactivity_seconds)
         finally:
