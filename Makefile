@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_DIRS := somas_action somas tests bench
 
-.PHONY: demo test lint typecheck bench clean tools check-workflows engines
+.PHONY: demo test lint typecheck bench clean tools check-workflows engines wheelhouse
 
 # Lint what exists: bench/ may be absent in a partial checkout.
 
@@ -19,11 +19,27 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # The runbook's own shell procedures are tested too, so jq and git must be present.
+# bubblewrap (bwrap) is the sandbox for repository code; without it the sandbox tests check the
+# fallback instead (docs/sandbox.md).
 tools:
 	@command -v git >/dev/null || { echo "git is required"; exit 1; }
 	@command -v jq >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq jq >/dev/null; \
 	  else echo "jq is required for the runbook tests: install it (apt-get install jq)"; exit 1; fi; }
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; \
+	  else echo "bwrap is needed for the sandbox tests: install it (apt-get install bubblewrap)"; exit 1; fi; }
+
+# Wheels the Python fixture repository installs offline inside the sandbox (pytest, setuptools).
+WHEELHOUSE := .cache/wheelhouse
+WHEEL_STAMP := $(WHEELHOUSE)/.downloaded-$(shell cat tests/fixtures/wheelhouse.txt | cksum | cut -d' ' -f1)
+
+$(WHEEL_STAMP): tests/fixtures/wheelhouse.txt $(STAMP)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+	  --dest $(WHEELHOUSE) -r tests/fixtures/wheelhouse.txt
+	@rm -f $(WHEELHOUSE)/.downloaded-* && touch $@
+
+wheelhouse: $(WHEEL_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node 20) is required for the GitHub contract tests"; exit 1; }
@@ -46,7 +62,7 @@ demo: $(STAMP)
 
 WORKFLOWS := .github/workflows/*.yml somas_action/templates/somas.yml
 
-test: $(STAMP) $(NODE_STAMP) tools check-workflows engines
+test: $(STAMP) $(NODE_STAMP) $(WHEEL_STAMP) tools check-workflows engines
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
@@ -72,4 +88,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info node_modules
+	rm -rf $(VENV) build dist *.egg-info node_modules .cache

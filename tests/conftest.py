@@ -14,6 +14,11 @@ import pytest
 from somas_action.core.clock import FakeClock
 from tests import scenarios
 
+# Session fixtures of the validation tests (sandbox, base-run cache, offline wheels).
+pytest_plugins = ["tests.repo_fixtures"]
+# The fixture repositories' own suites run inside the sandbox, never in ours.
+collect_ignore = ["fixtures"]
+
 _SECRETS = ("GITHUB_TOKEN", "GH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 
 

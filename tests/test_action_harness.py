@@ -69,7 +69,12 @@ def test_label_to_approval_to_completion_through_action_yml(
     )
 
     assert run.code == 0, run.steps[-1].stderr
-    assert [s.name for s in run.steps] == ["Set up Python for SOMAS", "Install SOMAS", "Run SOMAS"]
+    assert [s.name for s in run.steps] == [
+        "Set up Python for SOMAS",
+        "Install SOMAS",
+        "Prepare the sandbox for repository code",
+        "Run SOMAS",
+    ]
     assert run.outputs == {
         "project_id": "project-7",
         "stage": "review",

@@ -84,6 +84,9 @@ def test_every_action_input_reaches_code_that_reads_it() -> None:
         reference = f"${{{{ inputs.{name} }}}}"
         users = []
         for step in steps:
+            condition = str(step.get("if", ""))
+            if f"inputs.{name}" in condition:
+                users.append("if")
             for key, value in (step.get("with") or {}).items():
                 if reference in str(value):
                     users.append(f"with.{key}")
@@ -157,6 +160,8 @@ _SECTIONS: list[tuple[type, tuple[str, ...], set[str], set[str]]] = [
     (settings.Backoff, ("github", "retry_backoff"), set(), set()),
     (settings.EngineSettings, ("engines",), set(), set()),
     (settings.SecuritySettings, ("security",), set(), set()),
+    (settings.ValidationSettings, ("validation",), set(), set()),
+    (settings.ToolLoopSettings, ("tool_loop",), set(), set()),
 ]
 
 

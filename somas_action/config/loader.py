@@ -16,6 +16,7 @@ from somas_action.config.schemas import first_problem
 from somas_action.core import names
 from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
+from somas_action.core.secrets import check_allowlist
 from somas_action.core.settings import (
     AgentConfig,
     Config,
@@ -103,6 +104,7 @@ def parse_config(raw: Any, path: Path) -> Config:
             raise ConfigError(f"embedded default config: {problem}")
     stages = tuple(_stage_config(stage) for stage in pipeline["stages"])
     _check_stage_references(stages, path)
+    check_allowlist(data["validation"]["env"], f"{path}: validation.env")
     return from_mapping(Config, data, path=path, stages=stages)
 
 

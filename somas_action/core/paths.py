@@ -23,12 +23,13 @@ def confined_path(path: str, allowed_prefixes: Iterable[str]) -> str:
 def plain_path(path: str) -> str:
     """Return `path` if it is a plain relative path outside `.git/`, `.somas/`, `.github/`."""
     pure = PurePosixPath(path)
-    parts = pure.parts
+    # The raw segments, not `pure.parts`: PurePosixPath drops `.` and empty segments, so
+    # `src/./a.py/.` would pass as `src/a.py` while git and the file system see the raw path.
+    segments = path.split("/")
     if (
         pure.is_absolute()
-        or not parts
-        or any(part in ("..", ".", "") for part in parts)
-        or parts[0] in (".git", ".somas", ".github")
+        or any(part in ("..", ".", "") for part in segments)
+        or segments[0] in (".git", ".somas", ".github")
         or "\\" in path
     ):
         raise WorkspaceError(f"file path {path!r} is not a plain relative path inside the project")

@@ -12,7 +12,16 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
@@ -272,6 +281,24 @@ class SecuritySettings:
     outsider_reaction: str
 
 
+# How repository code is isolated (`validation.isolation`; docs/sandbox.md).
+IsolationMode = Literal["auto", "bubblewrap", "process-group"]
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """`validation`: how to run the repository's own tests. `setup`/`command` None: detect."""
+
+    setup: tuple[str, ...] | None
+    command: str | None
+    junit: str | None
+    timeout_minutes: float
+    per_test_timeout_seconds: float
+    env: tuple[str, ...]
+    isolation: IsolationMode
+    read_only_paths: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration of a repository."""
@@ -290,6 +317,7 @@ class Config:
     tool_loop: ToolLoopSettings
     engines: EngineSettings
     security: SecuritySettings
+    validation: ValidationSettings
 
     @property
     def enabled(self) -> bool:
