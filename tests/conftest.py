@@ -51,12 +51,6 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def recorded_events() -> Iterator[list[dict[str, Any]]]:
-    """Collects events a runner reports."""
-    yield []
-
-
-@pytest.fixture
 def github() -> Iterator[Any]:
     """A fake GitHub on 127.0.0.1; the test fails if anything departed from GitHub's contract."""
     from tests.fakes.github_server import FakeGitHub

@@ -19,7 +19,7 @@ import pytest
 
 from tests import github_env, scenarios
 from tests.fakes import payloads
-from tests.fakes.github_server import FakeGitHub
+from tests.fakes.github_server import TOKEN, FakeGitHub
 from tests.runner_harness import ROOT, ActionRun, run_action
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def job(
     }
     env.update(github_env.actions_env(github, event, event_path, str(run_id)))
     env.pop("SOMAS_GITHUB_TOKEN")  # the token comes through the action's input
-    env.update(HOME=REAL_HOME, GITHUB_TOKEN=github_env.TOKEN, SOMAS_ACTOR="")
+    env.update(HOME=REAL_HOME, GITHUB_TOKEN=TOKEN, SOMAS_ACTOR="")
     return run_action(ROOT, {"command": "handle-event"}, env, repo, runner_temp)
 
 

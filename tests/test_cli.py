@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
 from tests import scenarios
 
 
@@ -36,8 +37,8 @@ def test_start_advance_approve_status_through_the_cli(
 
 
 def test_advance_a_completed_project_is_a_no_op(
-    repo: Path, clock, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = scenarios.run_to_gate(repo, clock)
     run.approve("project-1", "local:alice")
     run.advance("project-1", "local:t")

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from somas_action.core import events as ev
+from somas_action.core.domain import EventDraft
 from somas_action.core.errors import StateError
 from somas_action.core.events import EventType
 from somas_action.state.eventlog import GENESIS_HASH, EventLog
 
 
-def _drafts(count: int, start: int = 0) -> list[dict]:
+def _drafts(count: int, start: int = 0) -> list[EventDraft]:
     return [
         ev.draft(
             project_id="project-1",

@@ -55,11 +55,12 @@ def log_lines(repo: Path) -> list[str]:
 
 
 def reply_to(github: FakeGitHub, comment_id: int) -> str:
-    [reply] = [
+    replies: list[str] = [
         c["body"]
         for c in github.issue_comments(ISSUE)
         if c["body"].endswith(f"<!-- somas:reply:{comment_id} -->")
     ]
+    [reply] = replies
     return reply
 
 

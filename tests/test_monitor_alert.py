@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_one_alert_issue_on_github(
     for key, value in {**env, "GITHUB_ACTIONS": "true"}.items():
         monkeypatch.setenv(key, value)
 
-    def alerts() -> list[dict]:
+    def alerts() -> list[dict[str, Any]]:
         return [i for i in github.issues.values() if "somas:alert" in i["labels"]]
 
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1

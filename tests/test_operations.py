@@ -178,7 +178,7 @@ def test_runbook_thresholds(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
     state, _ = ProjectStore(repo, "project-1").load()
     config = load_config(repo)
-    opened = datetime.fromisoformat(state["human_gate"]["opened_at"].replace("Z", "+00:00"))
+    opened = datetime.fromisoformat(scenarios.gate_of(state)["opened_at"].replace("Z", "+00:00"))
     created = datetime.fromisoformat(state["created_at"].replace("Z", "+00:00"))
 
     def levels(now: datetime) -> dict[str, str]:

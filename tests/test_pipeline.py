@@ -10,6 +10,7 @@ import pytest
 
 from somas_action.core import names
 from somas_action.core.clock import FakeClock
+from somas_action.core.domain import Event
 from somas_action.core.errors import CommandRefused
 from somas_action.state.local_tracker import LocalTracker
 from tests import scenarios
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.e2e
 def test_demo_recording_runs_to_the_review_gate_then_completes(
     repo: Path, clock: FakeClock
 ) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     number = scenarios.open_issue(repo)
     run = scenarios.runner(repo, clock, events=events)
     run.start(number, "local:tester")
@@ -30,7 +31,7 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
 
     assert state["status"] == "waiting"
     assert state["current_stage"] == "review"
-    assert state["human_gate"]["status"] == "waiting"
+    assert scenarios.gate_of(state)["status"] == "waiting"
     assert "somas approve project-1" in stop.reason
     assert [s for s in names.DEFAULT_STAGES if state["stages"][s]["status"] == "completed"] == [
         "intake",
@@ -219,11 +220,11 @@ def test_reject_sends_the_project_back_for_rework(repo: Path, clock: FakeClock) 
     assert (state["status"], state["current_stage"]) == ("in_progress", "implementation")
     assert state["stages"]["implementation"]["status"] == "pending"
     assert state["stages"]["architecture"]["status"] == "completed"
-    assert state["human_gate"]["reason"] == "please handle emoji"
+    assert scenarios.gate_of(state)["reason"] == "please handle emoji"
 
     state, _ = run.advance("project-1", "local:tester")
     assert (state["status"], state["current_stage"]) == ("waiting", "review")
-    implementer_calls = [c for c in run.s.provider.calls if c.stage == "implementation"]  # type: ignore[attr-defined]
+    implementer_calls = [c for c in scenarios.recorded_calls(run) if c.stage == "implementation"]
     assert implementer_calls[-1].inputs["rejection"]["reason"] == "please handle emoji"
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from somas_action.core import events as ev
 from somas_action.core.clock import FakeClock
+from somas_action.core.events import EventType
 from somas_action.state.eventlog import EventLog
 from somas_action.state.state_branch import StateBranch, StateConflict, describe_batch
 from tests import github_env, scenarios
@@ -145,16 +147,24 @@ def test_a_conflicting_command_is_re_applied_to_the_new_state(
 
 
 def test_commit_messages_say_what_happened() -> None:
-    state = {"project_id": "project-7"}
-    failed = {
-        "event_type": "stage_attempt_failed",
-        "stage": "validation",
-        "attempt": 2,
-        "data": {"attempts_left": 1},
-        "actor": "x",
-        "to_stage": "validation",
-    }
-    assert describe_batch(state, [failed]) == "somas(project-7): validation failed (attempt 2/3)"
+    state = scenarios.created_state(scenarios.config_section(), number=7)
+    failed = ev.draft(
+        project_id="project-7",
+        command_id="cmd",
+        index=0,
+        ts="2026-01-01T00:00:00.000Z",
+        event_type=EventType.STAGE_ATTEMPT_FAILED,
+        actor="x",
+        stage="validation",
+        from_stage="validation",
+        to_stage="validation",
+        status="failed",
+        attempt=2,
+        data={"attempts_left": 1},
+    )
+    assert describe_batch(state, scenarios.sealed([failed])) == (
+        "somas(project-7): validation failed (attempt 2/3)"
+    )
 
 
 def test_ten_concurrent_runs_for_different_projects_lose_and_double_nothing(

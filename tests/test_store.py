@@ -10,7 +10,8 @@ import pytest
 from somas_action.cli.main import main
 from somas_action.core.clock import FakeClock
 from somas_action.core.errors import StateError
-from somas_action.state.store import ProjectStore, validate_project_id
+from somas_action.core.names import validate_project_id
+from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.scenarios import log_of, state_of
 
@@ -51,7 +52,7 @@ def test_state_behind_the_log_is_reprojected(waiting_repo: Path, clock: FakeCloc
     store.state_path.write_text(before)  # as if we crashed between append and rewrite
     state, changes = store.load()
     assert changes == []
-    assert state["human_gate"]["status"] == "approved"
+    assert scenarios.gate_of(state)["status"] == "approved"
     assert store.state_path.read_text() == store.reconstruct_text()
 
 

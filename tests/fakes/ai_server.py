@@ -24,6 +24,9 @@ ANTHROPIC = "anthropic"
 _PATHS = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
+# An answer: HTTP status and JSON body.
+Answer = tuple[int, dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class Action:
@@ -106,9 +109,8 @@ class FakeAIServer:
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _Server(self)
         self.httpd.daemon_threads = True
-        self.httpd.fake = self  # type: ignore[attr-defined]
         # A short poll interval: shutdown() waits up to one interval, once per test.
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -157,11 +159,11 @@ class FakeAIServer:
 # -- validation, with each provider's error shape ---------------------------------------------
 
 
-def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> Any:
+def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> Answer:
     return status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def _anthropic_error(status: int, kind: str, message: str) -> Any:
+def _anthropic_error(status: int, kind: str, message: str) -> Answer:
     return status, {
         "type": "error",
         "error": {"type": kind, "message": message},
@@ -169,7 +171,7 @@ def _anthropic_error(status: int, kind: str, message: str) -> Any:
     }
 
 
-def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
+def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Answer | None:
     given = headers.get("authorization", "").removeprefix("Bearer ").strip()
     if given not in (fake.keys[OPENAI], fake.github_token or None):
         # Like the real service, the message quotes the key it was given.
@@ -214,7 +216,7 @@ def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any
     return None
 
 
-def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
+def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Answer | None:
     bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
     if fake.keys[ANTHROPIC] not in (headers.get("x-api-key"), bearer):
         return _anthropic_error(401, "authentication_error", "invalid x-api-key")
@@ -282,7 +284,7 @@ def _stage_of(api: str, body: dict[str, Any]) -> str:
     )
 
 
-def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Any:
+def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Answer:
     text = output if isinstance(output, str) else json.dumps(output)
     tokens_in = len(json.dumps(body)) // 4
     tokens_out = max(len(text) // 4, 1)
@@ -329,7 +331,7 @@ def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Any:
     }
 
 
-def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
+def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Answer:
     if action.kind == "ok":
         output = action.output or demo_output(_stage_of(api, body))
         return _success(api, body, output, number)
@@ -338,8 +340,8 @@ def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
         payload["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
         return status, payload
     if action.kind == "invalid":
-        output: Any = "Sure! Here is the JSON you asked for: {oops" if api == OPENAI else {}
-        return _success(api, body, output, number)
+        broken: Any = "Sure! Here is the JSON you asked for: {oops" if api == OPENAI else {}
+        return _success(api, body, broken, number)
     if api == OPENAI:
         return {
             "rate_limited": _openai_error(
@@ -370,6 +372,14 @@ def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
     }[action.kind]
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server of one fake: its handlers find the fake's script here."""
+
+    def __init__(self, fake: FakeAIServer) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -377,7 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def do_POST(self) -> None:
-        fake: FakeAIServer = self.server.fake  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Server)
+        fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         api = _PATHS.get(self.path.split("?")[0])

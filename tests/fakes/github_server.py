@@ -104,7 +104,9 @@ class FakeGitHub(GitHubModel):
         self.server.shutdown()
         self.server.server_close()
 
-    def add_issue(self, number: int, title: str, body: str = "", labels: tuple[str, ...] = ()):
+    def add_issue(
+        self, number: int, title: str, body: str = "", labels: tuple[str, ...] = ()
+    ) -> None:
         """An open issue (labels created in the repository as needed)."""
         with self.lock:
             for name in labels:
@@ -118,7 +120,9 @@ class FakeGitHub(GitHubModel):
                 "state": "open",
             }
 
-    def add_comment(self, number: int, body: str, login: str = "octocat", kind: str = "User"):
+    def add_comment(
+        self, number: int, body: str, login: str = "octocat", kind: str = "User"
+    ) -> int:
         """A comment written by someone (not through the API); returns its id."""
         with self.lock:
             comment_id = next(self._ids)
