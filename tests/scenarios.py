@@ -25,6 +25,8 @@ from somas_action.providers.recorded import RecordedProvider
 from somas_action.state.local_tracker import LocalTracker
 
 DEMO_ISSUE_TITLE = "Add a slugify helper for page URLs"
+# Where a test's crash logs go ($SOMAS_CRASH_DIR, set for every test by conftest).
+CRASH_LOGS = "crash-logs"
 # Who and when for commands the tests give the pure engine directly.
 CTX = Context(actor="local:t", ts="2026-01-01T00:00:00.000Z", command_id="cmd")
 

@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
+from somas_action.cli.crash_log import CRASH_DIR_ENV, write_crash_log
 from somas_action.cli.main import main
 from somas_action.core.clock import FakeClock
 from tests import scenarios
@@ -79,14 +82,33 @@ def test_broken_config_is_reported_without_a_traceback(
 
 
 def test_unexpected_errors_exit_3_with_a_log(
-    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], mocker: MockerFixture
 ) -> None:
     from somas_action.cli.commands import status
 
-    monkeypatch.setattr(status, "run", lambda *a, **k: 1 / 0)
+    mocker.patch.object(status, "run", side_effect=ZeroDivisionError("division by zero"))
     assert somas(repo, "status") == 3
     err = capsys.readouterr().err
     assert "unexpected error: ZeroDivisionError" in err and "somas-crash-" in err
+    # conftest points $SOMAS_CRASH_DIR at the test's own folder
+    [log] = (tmp_path / scenarios.CRASH_LOGS).glob("somas-crash-*.log")
+    assert f"(details in {log};" in err
+    assert log.read_text().rstrip().endswith("ZeroDivisionError: division by zero")
+
+
+def test_a_crash_dir_that_cannot_be_made_falls_back_to_the_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_temp = tmp_path / "tmp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    (tmp_path / "a-file").write_text("in the way")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        written = Path(write_crash_log({CRASH_DIR_ENV: str(tmp_path / "a-file" / "logs")}))
+    assert written.parent == system_temp and written.name.startswith("somas-crash-")
+    assert "RuntimeError: boom" in written.read_text()
 
 
 def test_init_scaffolds_and_keeps_existing_files(

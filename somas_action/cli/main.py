@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
 import threading
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from somas_action.cli.commands import (
     views,
 )
 from somas_action.cli.commands import github as github_commands
+from somas_action.cli.crash_log import write_crash_log
 from somas_action.core.errors import SomasError
 from somas_action.github import actions_runtime
 
@@ -95,12 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     except Exception as exc:  # the boundary: never show a raw traceback
-        with tempfile.NamedTemporaryFile(
-            "w", prefix="somas-crash-", suffix=".log", delete=False
-        ) as log:
-            traceback.print_exc(file=log)
+        log = write_crash_log()
         print(
-            f"somas: unexpected error: {type(exc).__name__}: {exc} (details in {log.name}; "
+            f"somas: unexpected error: {type(exc).__name__}: {exc} (details in {log}; "
             "please report it)",
             file=sys.stderr,
         )
