@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_DIRS := somas_action somas tests bench
 
-.PHONY: demo test lint typecheck bench clean tools check-workflows
+.PHONY: demo test test-fast lint typecheck bench clean tools check-workflows
 
 # Lint what exists: bench/ may be absent in a partial checkout.
 
@@ -39,6 +39,11 @@ test: $(STAMP) $(NODE_STAMP) tools check-workflows
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The fast tier: every test but the e2e, fakes and subprocess ones (tests/tiers.py), under 20 s.
+# It still needs the GitHub contract data (the contract's own tests) and git.
+test-fast: $(STAMP) $(NODE_STAMP) tools
+	$(BIN)/python -m pytest --fast
 
 # GitHub's own schemas for workflows, the action and issue forms; zizmor for security.
 check-workflows: $(STAMP)

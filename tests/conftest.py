@@ -10,15 +10,67 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pytest_mock import MockerFixture
 
 from somas_action.cli.crash_log import CRASH_DIR_ENV
 from somas_action.core.clock import FakeClock
-from tests import scenarios
+from somas_action.core.events import EventType
+from somas_action.pipeline.runner import Runner
+from somas_action.state.eventlog import EventLog
+from tests import scenarios, tiers
 
 if TYPE_CHECKING:
     from tests.fakes.github_server import FakeGitHub
 
 _SECRETS = ("GITHUB_TOKEN", "GH_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Watch the child processes tests start, for the tier check."""
+    tiers.install()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--fast`: the fast tier (`make test-fast`)."""
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help=f"leave out the tests marked {', '.join(tiers.SLOW_MARKERS)} (see tests/tiers.py)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `fakes` the tests that ask for the fake GitHub; with `--fast`, leave out slow tiers."""
+    for item in items:
+        if "github" in getattr(item, "fixturenames", ()):
+            item.add_marker(tiers.FAKES)
+    if config.getoption("--fast"):
+        fast: list[pytest.Item] = []
+        slow: list[pytest.Item] = []
+        for item in items:
+            (slow if tiers.is_slow(item.iter_markers()) else fast).append(item)
+        config.hook.pytest_deselected(items=slow)
+        items[:] = fast
+
+
+@pytest.fixture(autouse=True)
+def _tier(request: pytest.FixtureRequest, mocker: MockerFixture) -> Iterator[None]:
+    """Fail a test whose markers do not match what it did (see tests/tiers.py)."""
+    tiers.begin(request.node.nodeid, (mark.name for mark in request.node.iter_markers()))
+    # A stage ran if the runner was asked to advance and a stage_started event was written
+    # (either alone is cheap: a refused advance, a test that writes a crashed attempt).
+    advance = mocker.spy(Runner, "advance")
+    appended = mocker.spy(EventLog, "append")
+    try:
+        yield
+    finally:
+        written = (event for events in appended.spy_return_list for event in events)
+        started = any(event["event_type"] == EventType.STAGE_STARTED for event in written)
+        if advance.call_count and started:
+            tiers.uses(tiers.E2E, "runs pipeline stages (Runner.advance)")
+        problems = tiers.end()
+    if problems:
+        pytest.fail(f"wrong tier: {'; '.join(problems)} (see tests/tiers.py)", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -196,6 +196,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_two_processes_share_one_breaker_without_losing_updates(folder: Path) -> None:
     children = [
         subprocess.Popen([sys.executable, "-c", _CHILD, str(folder), "40"]) for _ in range(2)
@@ -205,6 +206,7 @@ def test_two_processes_share_one_breaker_without_losing_updates(folder: Path) ->
     assert record["failures"] == 80  # every read-modify-write held the lock
 
 
+@pytest.mark.subprocess
 def test_a_breaker_opened_by_another_process_refuses_here(folder: Path, still: FakeClock) -> None:
     child = _CHILD.replace("BreakerSettings(1000, 60, 3)", "BreakerSettings(3, 60, 3)")
     subprocess.run([sys.executable, "-c", child, str(folder), "3"], check=True)
@@ -234,6 +236,7 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_the_runbook_snippets_work_verbatim_and_reach_state_json(
     repo: Path, clock: FakeClock
 ) -> None:
@@ -269,6 +272,7 @@ def test_the_runbook_snippets_work_verbatim_and_reach_state_json(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.subprocess
 def test_the_runbook_snippet_outside_a_repository_is_one_line(tmp_path: Path) -> None:
     result = _python(RUNBOOK_RESET, cwd=tmp_path)
     assert result.returncode == 1

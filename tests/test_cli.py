@@ -22,6 +22,7 @@ def somas(repo: Path, *args: str) -> int:
     return main(["--repo", str(repo), *args])
 
 
+@pytest.mark.e2e
 def test_start_advance_approve_status_through_the_cli(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -39,6 +40,7 @@ def test_start_advance_approve_status_through_the_cli(
     assert json.loads(capsys.readouterr().out)["status"] == "completed"
 
 
+@pytest.mark.e2e
 def test_advance_a_completed_project_is_a_no_op(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -125,6 +127,7 @@ def test_init_scaffolds_and_keeps_existing_files(
     assert "already scaffolded" in capsys.readouterr().out
 
 
+@pytest.mark.subprocess
 def test_demo_console_script_and_the_runbook_commands(tmp_path: Path) -> None:
     demo_dir = tmp_path / "demo"
     somas_bin = Path(sys.executable).with_name("somas")
@@ -174,6 +177,7 @@ def test_demo_refuses_a_non_empty_folder(
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.subprocess
 def test_starting_somas_does_not_import_the_heavy_libraries() -> None:
     """Cold start is a benchmark figure; this keeps PyGithub and jsonschema out of it."""
     heavy = "{'github', 'jsonschema', 'yaml'}"

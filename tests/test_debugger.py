@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from somas_action.core.clock import FakeClock
 from tests import scenarios
 from tests.scenarios import demo_output, log_of, state_of
+
+pytestmark = pytest.mark.e2e
 
 
 def _broken() -> dict[str, Any]:

@@ -39,6 +39,7 @@ from tests.fakes.ai_server import (
     slow,
 )
 
+pytestmark = [pytest.mark.e2e, pytest.mark.fakes]
 MODELS = {OPENAI: ("openai", "gpt-4o-mini"), ANTHROPIC: ("anthropic", "claude-3-5-haiku-latest")}
 OTHER = {OPENAI: ANTHROPIC, ANTHROPIC: OPENAI}
 BOTH = [OPENAI, ANTHROPIC]

@@ -25,6 +25,7 @@ def failed_project(repo: Path, tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.e2e
 def test_one_alert_issue_on_github(
     failed_project: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,6 +48,7 @@ def test_one_alert_issue_on_github(
     assert alert["state"] == "closed"
 
 
+@pytest.mark.e2e
 def test_local_alert_issue(failed_project: Path) -> None:
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1

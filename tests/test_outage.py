@@ -19,6 +19,8 @@ from tests import scenarios
 from tests.fakes import live
 from tests.fakes.ai_server import ANTHROPIC, OPENAI, FakeAIServer, ok, server_error
 
+pytestmark = [pytest.mark.e2e, pytest.mark.fakes]
+
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAIServer]:

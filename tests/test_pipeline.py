@@ -16,9 +16,8 @@ from somas_action.state.local_tracker import LocalTracker
 from tests import scenarios
 from tests.scenarios import demo_output, error, log_of, state_of
 
-pytestmark = pytest.mark.e2e
 
-
+@pytest.mark.e2e
 def test_demo_recording_runs_to_the_review_gate_then_completes(
     repo: Path, clock: FakeClock
 ) -> None:
@@ -53,6 +52,7 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.e2e
 def test_implementation_files_are_committed_on_the_project_branch(
     repo: Path, clock: FakeClock
 ) -> None:
@@ -76,6 +76,7 @@ def test_implementation_files_are_committed_on_the_project_branch(
     assert [(p["head"], p["base"]) for p in pulls] == [("somas/project-1", "main")]
 
 
+@pytest.mark.e2e
 def test_validation_really_runs_the_generated_tests(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
 
@@ -90,6 +91,7 @@ def test_validation_really_runs_the_generated_tests(repo: Path, clock: FakeClock
     assert report["tests"]["passed"] == 8
 
 
+@pytest.mark.e2e
 def test_failing_generated_tests_fail_the_gate_with_real_counts(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -114,6 +116,7 @@ def test_failing_generated_tests_fail_the_gate_with_real_counts(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.e2e
 def test_validation_agent_failing_three_times_fails_the_project(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -157,6 +160,7 @@ def test_validation_agent_failing_three_times_fails_the_project(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.e2e
 def test_a_transient_failure_is_retried_and_recovers(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -174,6 +178,7 @@ def test_a_transient_failure_is_retried_and_recovers(
     assert clock.sleeps == [2.0]
 
 
+@pytest.mark.e2e
 def test_invalid_agent_output_is_a_classified_attempt_failure(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -193,6 +198,7 @@ def test_invalid_agent_output_is_a_classified_attempt_failure(
     assert state_of(repo)["status"] == "waiting"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "path",
     ["../escape.py", "/etc/passwd", ".git/hooks/pre-commit", ".somas/config.yml", "lib/x.py"],
@@ -213,6 +219,7 @@ def test_agent_files_outside_the_allowed_paths_are_refused(
     assert not (tmp_path / "escape.py").exists()
 
 
+@pytest.mark.e2e
 def test_reject_sends_the_project_back_for_rework(repo: Path, clock: FakeClock) -> None:
     run = scenarios.run_to_gate(repo, clock)
     state = run.reject("project-1", "local:bob", "please handle emoji")
@@ -261,6 +268,7 @@ def test_starting_the_same_issue_twice_is_a_no_op(repo: Path, clock: FakeClock) 
     assert [e["event_type"] for e in log_of(repo)] == ["project_created"]
 
 
+@pytest.mark.e2e
 def test_labels_and_status_comment_follow_the_state(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
     issue = LocalTracker(repo).record(1)

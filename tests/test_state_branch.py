@@ -95,6 +95,7 @@ def test_another_run_changing_the_same_project_is_a_conflict(
     )
 
 
+@pytest.mark.e2e
 def test_a_conflicting_command_is_re_applied_to_the_new_state(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,6 +168,7 @@ def test_commit_messages_say_what_happened() -> None:
     )
 
 
+@pytest.mark.subprocess
 def test_ten_concurrent_runs_for_different_projects_lose_and_double_nothing(
     tmp_path: Path, github: FakeGitHub
 ) -> None:

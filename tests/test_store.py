@@ -22,6 +22,7 @@ def waiting_repo(repo: Path, clock: FakeClock) -> Path:
     return repo
 
 
+@pytest.mark.e2e
 def test_reconstruct_gives_byte_identical_state(waiting_repo: Path) -> None:
     store = ProjectStore(waiting_repo, "project-1")
     written = store.state_path.read_bytes()
@@ -31,6 +32,7 @@ def test_reconstruct_gives_byte_identical_state(waiting_repo: Path) -> None:
     assert main(["--repo", str(waiting_repo), "reconstruct", "project-1", "--check"]) == 0
 
 
+@pytest.mark.e2e
 def test_reconstruct_check_shows_the_difference(
     waiting_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -44,6 +46,7 @@ def test_reconstruct_check_shows_the_difference(
     assert '"status": "failed"' in (path.parent / "state.json.backup").read_text()
 
 
+@pytest.mark.e2e
 def test_state_behind_the_log_is_reprojected(waiting_repo: Path, clock: FakeClock) -> None:
     store = ProjectStore(waiting_repo, "project-1")
     before = store.state_path.read_text()
@@ -56,6 +59,7 @@ def test_state_behind_the_log_is_reprojected(waiting_repo: Path, clock: FakeCloc
     assert store.state_path.read_text() == store.reconstruct_text()
 
 
+@pytest.mark.e2e
 def test_hand_edit_is_recorded_as_an_event_and_honoured(
     waiting_repo: Path, clock: FakeClock
 ) -> None:
@@ -84,6 +88,7 @@ def test_hand_edit_is_recorded_as_an_event_and_honoured(
     assert ProjectStore(waiting_repo, "project-1").reconstruct_text() == path.read_text()
 
 
+@pytest.mark.e2e
 def test_hand_edit_with_an_unknown_stage_is_refused(waiting_repo: Path, clock: FakeClock) -> None:
     path = ProjectStore(waiting_repo, "project-1").state_path
     path.write_text(
@@ -95,6 +100,7 @@ def test_hand_edit_with_an_unknown_stage_is_refused(waiting_repo: Path, clock: F
         scenarios.runner(waiting_repo, clock).load("project-1", "local:alice")
 
 
+@pytest.mark.e2e
 def test_corrupt_state_json_is_one_clear_line(
     waiting_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import tiers
 from tests.scenarios import demo_output
 
 OPENAI = "openai"
@@ -117,6 +118,7 @@ class FakeAIServer:
         )
 
     def __enter__(self) -> FakeAIServer:
+        tiers.uses(tiers.FAKES, "starts the fake AI server")
         self.thread.start()
         return self
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import tiers
 from tests.fakes.github_model import BOT, GitHubModel, _Reply
 from tests.fakes.openapi import Contract, contract
 
@@ -96,6 +97,7 @@ class FakeGitHub(GitHubModel):
 
     def start(self) -> FakeGitHub:
         """Serve in a background thread."""
+        tiers.uses(tiers.FAKES, "starts the fake GitHub")
         self.thread.start()
         return self
 
