@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from somas_action.core import events as ev
 from somas_action.core.clock import FakeClock
@@ -97,7 +98,7 @@ def test_another_run_changing_the_same_project_is_a_conflict(
 
 @pytest.mark.e2e
 def test_a_conflicting_command_is_re_applied_to_the_new_state(
-    tmp_path: Path, github: FakeGitHub, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock, mocker: MockerFixture
 ) -> None:
     repo = github_env.short_repo(tmp_path)
     github.add_issue(7, "x", "", ("somas:project",))
@@ -123,7 +124,8 @@ def test_a_conflicting_command_is_re_applied_to_the_new_state(
             )
         return result
 
-    monkeypatch.setattr(StateBranch, "pull", pull_then_lose_the_race)
+    # autospec: the stand-in is called exactly as the real method (self, project_id).
+    mocker.patch.object(StateBranch, "pull", autospec=True, side_effect=pull_then_lose_the_race)
     cid = github.add_comment(7, "/somas reject too late", login="alice")
     assert (
         github_env.deliver(
