@@ -114,6 +114,12 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def somas_folder(tmp_path: Path) -> Path:
+    """The default `.somas/` in a plain folder: for tests that read config and agents only."""
+    return scenarios.make_folder(tmp_path / "repo")
+
+
+@pytest.fixture
 def github() -> Iterator[FakeGitHub]:
     """A fake GitHub on 127.0.0.1; the test fails if anything departed from GitHub's contract."""
     from tests.fakes.github_server import FakeGitHub

@@ -51,6 +51,13 @@ def make_repo(path: Path) -> Path:
     return path
 
 
+def make_folder(path: Path) -> Path:
+    """A plain folder (no git) with the scaffolded default `.somas/`: config and agents only."""
+    path.mkdir(parents=True)
+    scaffold(path)
+    return path
+
+
 def make_recording(folder: Path, **stages: list[dict[str, Any]]) -> Path:
     """The demo recording, with the responses of some stages replaced."""
     shutil.copytree(recordings_dir() / "demo", folder)
