@@ -31,6 +31,14 @@ def test_a_mark_without_its_use_is_named() -> None:
     assert idle.unused() == ["marked subprocess but nothing it did needed it: remove the mark"]
 
 
+def test_a_test_that_did_not_pass_is_not_told_to_drop_its_marks() -> None:
+    with tiers.watching(None):
+        tiers.begin("tests/test_x.py::test_y", [FAKES, "parametrize"])
+        assert tiers.end(check_unused=False) == []
+        tiers.begin("tests/test_x.py::test_y", [FAKES, "parametrize"])
+        assert tiers.end() == ["marked fakes but nothing it did needed it: remove the mark"]
+
+
 def test_an_e2e_test_may_start_processes_but_must_say_it_starts_fakes() -> None:
     pipeline = check(E2E)
     pipeline.see(E2E, "runs pipeline stages (Runner.advance)")
