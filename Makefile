@@ -41,9 +41,14 @@ test: $(STAMP) $(NODE_STAMP) tools check-workflows
 	$(BIN)/python -m pytest
 
 # The fast tier: every test but the e2e, fakes and subprocess ones (tests/tiers.py), under 20 s.
-# It still needs the GitHub contract data (the contract's own tests) and git.
+# It still needs the GitHub contract data (the contract's own tests) and git. Its temp folder is
+# this checkout's own, emptied at each start: in the shared /tmp/pytest-of-<user> every session
+# deletes older sessions' trees, and deleting a full run's (installed venvs, git repositories)
+# can take longer than the whole fast tier.
+FAST_TMP := $(or $(TMPDIR),/tmp)/somas-test-fast-$(shell echo "$(CURDIR)" | cksum | cut -d' ' -f1)
+
 test-fast: $(STAMP) $(NODE_STAMP) tools
-	$(BIN)/python -m pytest --fast
+	$(BIN)/python -m pytest --fast --basetemp=$(FAST_TMP)
 
 # GitHub's own schemas for workflows, the action and issue forms; zizmor for security.
 check-workflows: $(STAMP)

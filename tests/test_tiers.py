@@ -80,3 +80,17 @@ def test_the_fast_tier_leaves_out_every_slow_marker() -> None:
     assert tiers.is_slow([pytest.mark.parametrize.mark, pytest.mark.e2e.mark])
     assert not tiers.is_slow([pytest.mark.parametrize.mark])
     assert set(tiers.SLOW_MARKERS) == {E2E, FAKES, SUBPROCESS}
+
+
+def test_a_stage_counts_as_e2e_only_when_the_runner_advanced_and_one_started() -> None:
+    with tiers.watching(None):
+        tiers.begin("tests/test_x.py::test_y", [])
+        tiers.note_advance()  # a refused advance writes nothing
+        assert tiers.end() == []
+        tiers.begin("tests/test_x.py::test_y", [])
+        tiers.note_written(["stage_started"])  # a test writing a crashed attempt itself
+        assert tiers.end() == []
+        tiers.begin("tests/test_x.py::test_y", [])
+        tiers.note_advance()
+        tiers.note_written(["project_created", "stage_started"])
+        assert tiers.end() == ["runs pipeline stages (Runner.advance): mark it @pytest.mark.e2e"]

@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from somas_action.core.events import EventType
+
 E2E = "e2e"
 FAKES = "fakes"
 SUBPROCESS = "subprocess"
@@ -47,6 +49,10 @@ class TierCheck:
     marks: frozenset[str]
     used: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    # A stage ran if the runner was asked to advance and a stage_started event was written
+    # (either alone is cheap: a refused advance, a test that writes a crashed attempt).
+    advanced: bool = False
+    stage_started: bool = False
 
     def see(self, marker: str, what: str) -> None:
         """The test did `what`, which takes `marker`."""
@@ -86,6 +92,8 @@ def end(check_unused: bool = True) -> list[str]:
     check, _current = _current, None
     if check is None:
         return []
+    if check.advanced and check.stage_started:
+        check.see(E2E, "runs pipeline stages (Runner.advance)")
     return [*check.problems, *(check.unused() if check_unused else [])]
 
 
@@ -104,6 +112,18 @@ def uses(marker: str, what: str) -> None:
     """Record that the running test does `what` (outside a test, e.g. in a child: nothing)."""
     if _current is not None:
         _current.see(marker, what)
+
+
+def note_advance() -> None:
+    """The runner was asked to advance a project."""
+    if _current is not None:
+        _current.advanced = True
+
+
+def note_written(event_types: Iterable[str]) -> None:
+    """Events of these types were appended to a log."""
+    if _current is not None and EventType.STAGE_STARTED in event_types:
+        _current.stage_started = True
 
 
 def _program(args: Any) -> str:
