@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_DIRS := somas_action somas tests bench
 
-.PHONY: demo test lint typecheck bench clean tools check-workflows engines wheelhouse
+.PHONY: demo test test-fast lint typecheck bench clean tools check-workflows engines wheelhouse
 
 # Lint what exists: bench/ may be absent in a partial checkout.
 
@@ -67,6 +67,16 @@ test: $(STAMP) $(NODE_STAMP) $(WHEEL_STAMP) tools check-workflows engines
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
+
+# The fast tier: every test but the e2e, fakes and subprocess ones (tests/tiers.py), under 20 s.
+# It still needs the GitHub contract data (the contract's own tests) and git. Its temp folder is
+# this checkout's own, emptied at each start: in the shared /tmp/pytest-of-<user> every session
+# deletes older sessions' trees, and deleting a full run's (installed venvs, git repositories)
+# can take longer than the whole fast tier.
+FAST_TMP := $(or $(TMPDIR),/tmp)/somas-test-fast-$(shell echo "$(CURDIR)" | cksum | cut -d' ' -f1)
+
+test-fast: $(STAMP) $(NODE_STAMP) tools
+	$(BIN)/python -m pytest --fast --basetemp=$(FAST_TMP)
 
 # GitHub's own schemas for workflows, the action and issue forms; zizmor for security, every
 # audit at every severity (pedantic): each allowance is explained in .github/zizmor.yml.

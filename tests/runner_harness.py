@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from tests import tiers
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 SETUP_PYTHON = "actions/setup-python@"
@@ -102,6 +104,7 @@ def run_action(
     runner_temp: Path,
 ) -> ActionRun:
     """Run every step of the composite action at `action_path` for one job."""
+    tiers.uses(tiers.E2E, "runs the composite action")
     action = yaml.safe_load((action_path / "action.yml").read_text())
     inputs = {
         name: _evaluate(str(spec.get("default", "")), {"github": {"token": env["GITHUB_TOKEN"]}})

@@ -13,13 +13,22 @@ from somas_action.cli.commands.init import scaffold
 from somas_action.config.loader import parse_config
 from somas_action.config.resources import recordings_dir
 from somas_action.config.schemas import problems
-from somas_action.core import names
+from somas_action.core import engine, names
 from somas_action.core.clock import Clock
+from somas_action.core.domain import Event, EventDraft, HumanGate, IssueSnapshot, Parked, State
+from somas_action.core.engine import Context
+from somas_action.core.ports import AgentRequest
+from somas_action.core.projection import fold
 from somas_action.core.settings import Config
 from somas_action.pipeline.runner import Runner
+from somas_action.providers.recorded import RecordedProvider
 from somas_action.state.local_tracker import LocalTracker
 
 DEMO_ISSUE_TITLE = "Add a slugify helper for page URLs"
+# Where a test's crash logs go ($SOMAS_CRASH_DIR, set for every test by conftest).
+CRASH_LOGS = "crash-logs"
+# Who and when for commands the tests give the pure engine directly.
+CTX = Context(actor="local:t", ts="2026-01-01T00:00:00.000Z", command_id="cmd")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -42,6 +51,13 @@ def make_repo(path: Path) -> Path:
     return path
 
 
+def make_folder(path: Path) -> Path:
+    """A plain folder (no git) with the scaffolded default `.somas/`: config and agents only."""
+    path.mkdir(parents=True)
+    scaffold(path)
+    return path
+
+
 def make_recording(folder: Path, **stages: list[dict[str, Any]]) -> Path:
     """The demo recording, with the responses of some stages replaced."""
     shutil.copytree(recordings_dir() / "demo", folder)
@@ -52,10 +68,26 @@ def make_recording(folder: Path, **stages: list[dict[str, Any]]) -> Path:
     return folder
 
 
+def json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object (the test fails naming the file if it does not)."""
+    data = json.loads(path.read_text())
+    assert isinstance(data, dict), f"{path}: expected a JSON object, found {type(data).__name__}"
+    return data
+
+
+def json_array(path: Path) -> list[Any]:
+    """A JSON file that must hold an array (the test fails naming the file if it does not)."""
+    data = json.loads(path.read_text())
+    assert isinstance(data, list), f"{path}: expected a JSON array, found {type(data).__name__}"
+    return data
+
+
 def demo_output(stage: str) -> dict[str, Any]:
     """The demo recording's first reply for `stage`."""
-    data = json.loads((recordings_dir() / "demo" / f"{stage}.json").read_text())
-    return data["responses"][0]["output"]  # type: ignore[no-any-return]
+    data = json_object(recordings_dir() / "demo" / f"{stage}.json")
+    output = data["responses"][0]["output"]
+    assert isinstance(output, dict), f"demo recording {stage}: the first output is not an object"
+    return output
 
 
 def error(kind: str, message: str = "boom") -> dict[str, Any]:
@@ -72,13 +104,20 @@ def runner(
     repo: Path,
     clock: Clock,
     recording: Path | None = None,
-    events: list[dict[str, Any]] | None = None,
+    events: list[Event] | None = None,
 ) -> Runner:
     """A runner on the local tracker, the given recording (default: demo) and a fake clock."""
     sink = events.append if events is not None else None
     return build_runner(
         repo, clock=clock, on_event=sink, recording=str(recording) if recording else None
     )
+
+
+def recorded_calls(run: Runner) -> list[AgentRequest]:
+    """Every request a runner on a recording made to its agents, in order."""
+    provider = run.s.provider
+    assert isinstance(provider, RecordedProvider), f"not a recorded provider: {provider!r}"
+    return provider.calls
 
 
 def project_dir(repo: Path, project_id: str = "project-1") -> Path:
@@ -88,7 +127,21 @@ def project_dir(repo: Path, project_id: str = "project-1") -> Path:
 
 def state_of(repo: Path, project_id: str = "project-1") -> dict[str, Any]:
     """state.json as written."""
-    return json.loads((project_dir(repo, project_id) / names.STATE_FILE).read_text())  # type: ignore[no-any-return]
+    return json_object(project_dir(repo, project_id) / names.STATE_FILE)
+
+
+def gate_of(state: State) -> HumanGate:
+    """`.human_gate` of a state that must have one (the test fails saying so if not)."""
+    gate = state["human_gate"]
+    assert gate is not None, f"{state['project_id']} has no human gate ({state['status']})"
+    return gate
+
+
+def parked_of(state: State) -> Parked:
+    """`.recovery_info.parked` of a state that must be parked (the test fails if not)."""
+    parked = state["recovery_info"].get("parked")
+    assert parked is not None, f"{state['project_id']} is not parked ({state['status']})"
+    return parked
 
 
 def log_of(repo: Path, project_id: str = "project-1") -> list[dict[str, Any]]:
@@ -131,3 +184,17 @@ def schema_problems(repo: Path, project_id: str = "project-1") -> list[str]:
 def config_section(**sections: Any) -> Config:
     """A validated config with the given sections and every default, without a repository."""
     return parse_config(sections, Path("config.yml"))
+
+
+def sealed(drafts: list[EventDraft], start: int = 1) -> list[Event]:
+    """Drafts numbered as the log would number them (the fold reads `seq`, not the hashes)."""
+    return [
+        {**draft, "seq": start + i, "prev_hash": "0" * 64, "hash": "0" * 64}
+        for i, draft in enumerate(drafts)
+    ]
+
+
+def created_state(config: Config, number: int = 3) -> State:
+    """A project just opened for issue `number`, folded by the pure engine (no files)."""
+    issue: IssueSnapshot = {"number": number, "title": "t", "body": "b", "url": ""}
+    return fold(sealed(engine.create_project(f"project-{number}", issue, config, CTX)))

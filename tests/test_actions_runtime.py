@@ -70,6 +70,7 @@ def test_nothing_is_written_outside_actions(
     assert not output.exists() and capsys.readouterr().out == ""
 
 
+@pytest.mark.e2e
 def test_a_run_reports_outputs_summary_and_failures(
     repo: Path, runner_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -85,6 +86,7 @@ def test_a_run_reports_outputs_summary_and_failures(
     assert "::error title=SOMAS::" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_failed_attempts_become_error_annotations(
     repo: Path, tmp_path: Path, runner_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,13 +24,20 @@ SETTINGS = BreakerSettings(failure_threshold=3, recovery_timeout=60, half_open_r
 
 
 @pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A plain folder with `.somas/`: the breaker file needs no git repository."""
+    (tmp_path / ".somas").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
 def still() -> FakeClock:
     """A clock that moves only when the test says so."""
     return FakeClock(step_seconds=0)
 
 
-def breaker(repo: Path, clock: FakeClock, service: str = "openai") -> CircuitBreaker:
-    return CircuitBreaker(service, repo=repo, clock=clock, settings=SETTINGS, actor="local:t")
+def breaker(folder: Path, clock: FakeClock, service: str = "openai") -> CircuitBreaker:
+    return CircuitBreaker(service, repo=folder, clock=clock, settings=SETTINGS, actor="local:t")
 
 
 def call_through(b: CircuitBreaker, service_call: Callable[[], None]) -> None:
@@ -44,8 +51,8 @@ def call_through(b: CircuitBreaker, service_call: Callable[[], None]) -> None:
     b.record_success()
 
 
-def test_opens_after_threshold_and_then_makes_zero_calls(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_opens_after_threshold_and_then_makes_zero_calls(folder: Path, still: FakeClock) -> None:
+    b = breaker(folder, still)
     calls: list[int] = []
 
     def down() -> None:
@@ -71,8 +78,8 @@ def test_opens_after_threshold_and_then_makes_zero_calls(repo: Path, still: Fake
     assert len(calls) == 2  # none while open
 
 
-def test_a_success_resets_the_count_of_failures_in_a_row(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_a_success_resets_the_count_of_failures_in_a_row(folder: Path, still: FakeClock) -> None:
+    b = breaker(folder, still)
     for _ in range(2):
         b.record_failure("transient", "x")
     b.record_success()
@@ -81,8 +88,10 @@ def test_a_success_resets_the_count_of_failures_in_a_row(repo: Path, still: Fake
     assert b.current_state() == "closed"
 
 
-def test_half_open_lets_exactly_n_probes_and_a_success_closes(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_half_open_lets_exactly_n_probes_and_a_success_closes(
+    folder: Path, still: FakeClock
+) -> None:
+    b = breaker(folder, still)
     for _ in range(3):
         b.record_failure("transient", "x")
     still.advance(59)
@@ -101,8 +110,10 @@ def test_half_open_lets_exactly_n_probes_and_a_success_closes(repo: Path, still:
     assert b.acquire() is None and b.current_state() == "closed"
 
 
-def test_a_failed_probe_reopens_for_another_recovery_timeout(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_a_failed_probe_reopens_for_another_recovery_timeout(
+    folder: Path, still: FakeClock
+) -> None:
+    b = breaker(folder, still)
     for _ in range(3):
         b.record_failure("transient", "x")
     still.advance(60)
@@ -116,8 +127,8 @@ def test_a_failed_probe_reopens_for_another_recovery_timeout(repo: Path, still: 
     assert b.acquire() is not None  # half-open again
 
 
-def test_a_probe_that_never_reports_frees_its_slot(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_a_probe_that_never_reports_frees_its_slot(folder: Path, still: FakeClock) -> None:
+    b = breaker(folder, still)
     for _ in range(3):
         b.record_failure("transient", "x")
     still.advance(60)
@@ -129,8 +140,8 @@ def test_a_probe_that_never_reports_frees_its_slot(repo: Path, still: FakeClock)
     assert b.acquire() is None
 
 
-def test_a_neutral_outcome_frees_the_probe_without_closing(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_a_neutral_outcome_frees_the_probe_without_closing(folder: Path, still: FakeClock) -> None:
+    b = breaker(folder, still)
     for _ in range(3):
         b.record_failure("transient", "x")
     still.advance(60)
@@ -141,8 +152,8 @@ def test_a_neutral_outcome_frees_the_probe_without_closing(repo: Path, still: Fa
     assert b.acquire() is None
 
 
-def test_trip_holds_open_until_reset(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still, "ai_api")
+def test_trip_holds_open_until_reset(folder: Path, still: FakeClock) -> None:
+    b = breaker(folder, still, "ai_api")
     tripped = b.trip()
     assert tripped.event_type == "circuit_breaker_tripped"
     assert tripped.reason == "tripped by local:t"
@@ -159,8 +170,8 @@ def test_trip_holds_open_until_reset(repo: Path, still: FakeClock) -> None:
     assert b.acquire() is None
 
 
-def test_rate_limit_beyond_the_run_opens_until_then(repo: Path, still: FakeClock) -> None:
-    b = breaker(repo, still)
+def test_rate_limit_beyond_the_run_opens_until_then(folder: Path, still: FakeClock) -> None:
+    b = breaker(folder, still)
     opened = b.open_until(still.now().replace(hour=10), "rate limited for 3600s")
     assert opened is not None and opened.view["retry_at"] == "2026-01-01T10:00:00.000Z"
     still.advance(3599)
@@ -185,18 +196,22 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_two_processes_share_one_breaker_without_losing_updates(repo: Path) -> None:
-    children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(repo), "40"]) for _ in range(2)]
+@pytest.mark.subprocess
+def test_two_processes_share_one_breaker_without_losing_updates(folder: Path) -> None:
+    children = [
+        subprocess.Popen([sys.executable, "-c", _CHILD, str(folder), "40"]) for _ in range(2)
+    ]
     assert [child.wait(timeout=60) for child in children] == [0, 0]
-    record = json.loads((repo / ".somas" / "breakers.json").read_text())["services"]["openai"]
+    record = json.loads((folder / ".somas" / "breakers.json").read_text())["services"]["openai"]
     assert record["failures"] == 80  # every read-modify-write held the lock
 
 
-def test_a_breaker_opened_by_another_process_refuses_here(repo: Path, still: FakeClock) -> None:
+@pytest.mark.subprocess
+def test_a_breaker_opened_by_another_process_refuses_here(folder: Path, still: FakeClock) -> None:
     child = _CHILD.replace("BreakerSettings(1000, 60, 3)", "BreakerSettings(3, 60, 3)")
-    subprocess.run([sys.executable, "-c", child, str(repo), "3"], check=True)
+    subprocess.run([sys.executable, "-c", child, str(folder), "3"], check=True)
     with pytest.raises(ProviderError) as refused:
-        breaker(repo, still).acquire()
+        breaker(folder, still).acquire()
     assert refused.value.kind == "circuit_open"
 
 
@@ -221,6 +236,7 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.subprocess
 def test_the_runbook_snippets_work_verbatim_and_reach_state_json(
     repo: Path, clock: FakeClock
 ) -> None:
@@ -256,6 +272,7 @@ def test_the_runbook_snippets_work_verbatim_and_reach_state_json(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.subprocess
 def test_the_runbook_snippet_outside_a_repository_is_one_line(tmp_path: Path) -> None:
     result = _python(RUNBOOK_RESET, cwd=tmp_path)
     assert result.returncode == 1
@@ -285,14 +302,14 @@ def test_cli_status_reset_and_trip(
     assert err.startswith("somas: error: unknown service 'nope'; known: ai_api, github_api")
 
 
-def test_a_corrupt_breakers_file_is_one_line_naming_it(repo: Path, still: FakeClock) -> None:
-    path = repo / ".somas" / "breakers.json"
+def test_a_corrupt_breakers_file_is_one_line_naming_it(folder: Path, still: FakeClock) -> None:
+    path = folder / ".somas" / "breakers.json"
     path.write_text('{"version": 1, "services": {"openai": {"state": "ajar"}}}')
     with pytest.raises(StateError, match=r"breakers.json: services.openai"):
-        breaker(repo, still).acquire()
+        breaker(folder, still).acquire()
     path.write_text("{")
     with pytest.raises(StateError, match="not valid JSON"):
-        breaker(repo, still).record()
+        breaker(folder, still).record()
 
 
 def test_operator_changes_in_the_same_instant_are_all_mirrored(

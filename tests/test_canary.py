@@ -132,6 +132,7 @@ def found(artifact: dict[str, object]) -> dict[str, str]:
     return {str(f["test"]): str(f["message"]) for f in failures}
 
 
+@pytest.mark.subprocess
 def test_the_canary_finds_nothing_and_reaches_nothing_in_bubblewrap(
     tmp_path: Path, listener: Listener, sandbox: Sandbox
 ) -> None:
@@ -149,6 +150,7 @@ def test_the_canary_finds_nothing_and_reaches_nothing_in_bubblewrap(
     assert CANARY not in output
 
 
+@pytest.mark.subprocess
 def test_the_fallback_says_what_it_could_not_hide_and_still_returns_no_canary(
     tmp_path: Path, listener: Listener
 ) -> None:
@@ -162,7 +164,7 @@ def test_the_fallback_says_what_it_could_not_hide_and_still_returns_no_canary(
     assert any("/proc" in w for w in sandbox["warnings"])
     text = json.dumps(artifact)
     # the probe did find secrets here (a same-user process's environment, the files) ...
-    assert artifact["failed"] >= 2
+    assert isinstance(artifact["failed"], int) and artifact["failed"] >= 2
     assert "***" in text
     # ... and none of them is in what SOMAS returns
     assert CANARY not in text

@@ -6,11 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
+from somas_action.cli.crash_log import CRASH_DIR_ENV, write_crash_log
 from somas_action.cli.main import main
+from somas_action.core.clock import FakeClock
 from tests import scenarios
 
 
@@ -18,6 +22,7 @@ def somas(repo: Path, *args: str) -> int:
     return main(["--repo", str(repo), *args])
 
 
+@pytest.mark.e2e
 def test_start_advance_approve_status_through_the_cli(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -35,9 +40,10 @@ def test_start_advance_approve_status_through_the_cli(
     assert json.loads(capsys.readouterr().out)["status"] == "completed"
 
 
+@pytest.mark.e2e
 def test_advance_a_completed_project_is_a_no_op(
-    repo: Path, clock, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = scenarios.run_to_gate(repo, clock)
     run.approve("project-1", "local:alice")
     run.advance("project-1", "local:t")
@@ -78,14 +84,33 @@ def test_broken_config_is_reported_without_a_traceback(
 
 
 def test_unexpected_errors_exit_3_with_a_log(
-    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], mocker: MockerFixture
 ) -> None:
     from somas_action.cli.commands import status
 
-    monkeypatch.setattr(status, "run", lambda *a, **k: 1 / 0)
+    mocker.patch.object(status, "run", side_effect=ZeroDivisionError("division by zero"))
     assert somas(repo, "status") == 3
     err = capsys.readouterr().err
     assert "unexpected error: ZeroDivisionError" in err and "somas-crash-" in err
+    # conftest points $SOMAS_CRASH_DIR at the test's own folder
+    [log] = (tmp_path / scenarios.CRASH_LOGS).glob("somas-crash-*.log")
+    assert f"(details in {log};" in err
+    assert log.read_text().rstrip().endswith("ZeroDivisionError: division by zero")
+
+
+def test_a_crash_dir_that_cannot_be_made_falls_back_to_the_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_temp = tmp_path / "tmp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    (tmp_path / "a-file").write_text("in the way")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        written = Path(write_crash_log({CRASH_DIR_ENV: str(tmp_path / "a-file" / "logs")}))
+    assert written.parent == system_temp and written.name.startswith("somas-crash-")
+    assert "RuntimeError: boom" in written.read_text()
 
 
 def test_init_scaffolds_and_keeps_existing_files(
@@ -102,6 +127,7 @@ def test_init_scaffolds_and_keeps_existing_files(
     assert "already scaffolded" in capsys.readouterr().out
 
 
+@pytest.mark.subprocess
 def test_demo_console_script_and_the_runbook_commands(tmp_path: Path) -> None:
     demo_dir = tmp_path / "demo"
     somas_bin = Path(sys.executable).with_name("somas")
@@ -151,6 +177,7 @@ def test_demo_refuses_a_non_empty_folder(
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.subprocess
 def test_starting_somas_does_not_import_the_heavy_libraries() -> None:
     """Cold start is a benchmark figure; this keeps PyGithub and jsonschema out of it."""
     heavy = "{'github', 'jsonschema', 'yaml'}"

@@ -19,8 +19,8 @@ def _write_config(repo: Path, text: str) -> Path:
     return path
 
 
-def test_default_pipeline_has_seven_stages_with_defaults(repo: Path) -> None:
-    config = load_config(repo)
+def test_default_pipeline_has_seven_stages_with_defaults(somas_folder: Path) -> None:
+    config = load_config(somas_folder)
     assert config.stage_names == names.DEFAULT_STAGES
     assert all(stage.max_retries == 3 for stage in config.stages)
     review = config.stage("review")
@@ -34,9 +34,9 @@ def test_default_pipeline_has_seven_stages_with_defaults(repo: Path) -> None:
     # Defaults reach through $ref too: an empty monitoring section gets the notifications.
     from somas_action.config.loader import parse_config
 
-    bare = parse_config({"monitoring": {}}, repo / "x.yml")
+    bare = parse_config({"monitoring": {}}, somas_folder / "x.yml")
     assert bare.monitoring.notifications.enabled is True
-    assert set(load_agents(repo, config)) >= {
+    assert set(load_agents(somas_folder, config)) >= {
         "intake-analyst",
         "implementer",
         "debugger",
@@ -109,20 +109,20 @@ def test_invalid_config_is_one_line_naming_file_and_field(
     assert "\n" not in str(info.value)
 
 
-def test_unknown_stage_names_the_valid_ones(repo: Path) -> None:
+def test_unknown_stage_names_the_valid_ones(somas_folder: Path) -> None:
     with pytest.raises(
         ConfigError, match="unknown stage 'deploy'; valid stages: intake, specification"
     ):
-        load_config(repo).stage("deploy")
+        load_config(somas_folder).stage("deploy")
 
 
-def test_invalid_agent_file_names_file_and_field(repo: Path) -> None:
-    path = repo / ".somas" / "agents" / "validator.yml"
+def test_invalid_agent_file_names_file_and_field(somas_folder: Path) -> None:
+    path = somas_folder / ".somas" / "agents" / "validator.yml"
     path.write_text(path.read_text().replace("provider: openai", "provider: openia", 1))
     with pytest.raises(
         ConfigError, match=r"agents/validator.yml: model.provider: 'openia' is not one of"
     ):
-        load_agents(repo, load_config(repo))
+        load_agents(somas_folder, load_config(somas_folder))
 
 
 def test_missing_agent_says_what_to_do(tmp_path: Path) -> None:
@@ -131,8 +131,8 @@ def test_missing_agent_says_what_to_do(tmp_path: Path) -> None:
         load_agents(tmp_path, load_config(tmp_path))
 
 
-def test_agent_name_must_match_its_file(repo: Path) -> None:
-    path = repo / ".somas" / "agents" / "reviewer.yml"
+def test_agent_name_must_match_its_file(somas_folder: Path) -> None:
+    path = somas_folder / ".somas" / "agents" / "reviewer.yml"
     path.write_text(path.read_text().replace("name: reviewer", "name: critic", 1))
     with pytest.raises(ConfigError, match="name: 'critic' does not match the file name 'reviewer'"):
-        load_agents(repo, load_config(repo))
+        load_agents(somas_folder, load_config(somas_folder))

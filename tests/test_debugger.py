@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from somas_action.core.clock import FakeClock
 from tests import scenarios
 from tests.scenarios import demo_output, log_of, state_of
+
+pytestmark = pytest.mark.e2e
 
 
 def _broken() -> dict[str, Any]:
@@ -56,7 +60,7 @@ def test_a_debugger_fix_is_committed_and_passes_validation(
         "somas[bot] Fix slugify: strip dashes, not underscores",
         "somas[bot] Add slugkit.slugify and its tests",
     ]
-    request = next(c for c in run.s.provider.calls if c.agent == "debugger")  # type: ignore[attr-defined]
+    request = next(c for c in scenarios.recorded_calls(run) if c.agent == "debugger")
     assert request.inputs["test_results"]["failed"] >= 1
     files = {f["path"]: f["content"] for f in request.inputs["files"]}
     assert 'strip("_")' in files["src/slugkit/__init__.py"]

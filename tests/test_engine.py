@@ -8,45 +8,36 @@ import pytest
 
 from somas_action.config.loader import load_config
 from somas_action.core import engine, names
-from somas_action.core.engine import Context, RunStage, Stop
-from somas_action.core.projection import apply_all, fold
-
-CTX = Context(actor="local:t", ts="2026-01-01T00:00:00.000Z", command_id="cmd")
+from somas_action.core.domain import ErrorRecord, Replay
+from somas_action.core.engine import RunStage, Stop
+from somas_action.core.projection import apply_all
+from somas_action.core.settings import Config
+from tests.scenarios import CTX, created_state, sealed
 
 
 @pytest.fixture
-def config(tmp_path: Path):  # type: ignore[no-untyped-def]
+def config(tmp_path: Path) -> Config:
     return load_config(tmp_path)
 
 
-def _seal(drafts: list[dict], start: int = 1) -> list[dict]:
-    """Give drafts the seq/hash fields the log would assign (the fold needs them)."""
-    return [{**d, "seq": start + i, "hash": "0" * 64} for i, d in enumerate(drafts)]
-
-
-def _created(config) -> dict:  # type: ignore[no-untyped-def]
-    issue = {"number": 3, "title": "t", "body": "b", "url": ""}
-    return fold(_seal(engine.create_project("project-3", issue, config, CTX)))
-
-
-def test_a_new_project_runs_its_first_stage(config) -> None:  # type: ignore[no-untyped-def]
-    state = _created(config)
+def test_a_new_project_runs_its_first_stage(config: Config) -> None:
+    state = created_state(config)
     step = engine.next_step(state, config)
     assert isinstance(step, RunStage) and (step.stage.name, step.attempt) == ("intake", 1)
     assert state["recovery_info"]["last_successful_checkpoint"] is None
 
 
-def test_attempts_are_exhausted_at_max_retries(config) -> None:  # type: ignore[no-untyped-def]
-    state = _created(config)
+def test_attempts_are_exhausted_at_max_retries(config: Config) -> None:
+    state = created_state(config)
     stage = config.stage("intake")
-    error = {"kind": "transient", "message": "x"}
-    replay = {"agent": "intake-analyst", "model": None, "inputs": {"issue": {}}}
+    error: ErrorRecord = {"kind": "transient", "message": "x"}
+    replay: Replay = {"agent": "intake-analyst", "model": None, "inputs": {"issue": {}}}
     seq = 2
     for attempt in (1, 2, 3):
-        started = _seal(engine.start_attempt(state, stage, attempt, None, CTX), seq)
+        started = sealed(engine.start_attempt(state, stage, attempt, None, CTX), seq)
         state = apply_all(state, started)
         seq += len(started)
-        failed = _seal(engine.fail_attempt(state, stage, attempt, error, replay, CTX), seq)
+        failed = sealed(engine.fail_attempt(state, stage, attempt, error, replay, CTX), seq)
         seq += len(failed)
         state = apply_all(state, failed)
         kinds = [e["event_type"] for e in failed]
@@ -60,8 +51,8 @@ def test_attempts_are_exhausted_at_max_retries(config) -> None:  # type: ignore[
     assert isinstance(step, Stop) and step.code == 1 and "failed at intake" in step.reason
 
 
-def test_paused_cancelled_and_waiting_projects_do_not_advance(config) -> None:  # type: ignore[no-untyped-def]
-    state = _created(config)
+def test_paused_cancelled_and_waiting_projects_do_not_advance(config: Config) -> None:
+    state = created_state(config)
     for status, phrase in (
         ("paused", "unpause"),
         ("cancelled", "cancelled"),
@@ -71,8 +62,8 @@ def test_paused_cancelled_and_waiting_projects_do_not_advance(config) -> None:  
         assert isinstance(step, Stop) and phrase in step.reason
 
 
-def test_from_and_to_stage_follow_the_current_stage(config) -> None:  # type: ignore[no-untyped-def]
-    state = _created(config)
+def test_from_and_to_stage_follow_the_current_stage(config: Config) -> None:
+    state = created_state(config)
     stage = config.stage("intake")
     drafts = engine.finish_attempt(
         {**state, "current_stage": "intake"},

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from somas_action.providers.engines.install import find_installed
-from somas_action.providers.engines.mcp_tools import McpToolServer
+from somas_action.providers.engines.mcp_tools import McpToolServer, ToolCallRecord
 from somas_action.providers.engines.spec import EngineSpec
 from tests.engine_scenarios import GREET, make_project, run_once
 from tests.engine_tools import CheckoutTools
@@ -53,6 +53,7 @@ def result_for(body: dict[str, Any], tool_id: str) -> str:
     raise AssertionError(f"no tool_result for {tool_id}")
 
 
+@pytest.mark.subprocess
 def test_claude_code_reads_and_edits_a_file_through_the_fake_api(tmp_path: Path) -> None:
     repo = make_project(tmp_path / "repo")
     greet = str(tmp_path / "run" / "tree" / "greet.py")
@@ -77,6 +78,7 @@ def test_claude_code_reads_and_edits_a_file_through_the_fake_api(tmp_path: Path)
     assert {s.headers["x-api-key"] for s in fake.seen} == {KEY}
 
 
+@pytest.mark.subprocess
 def test_claude_code_stopping_at_its_turn_limit_is_max_turns_with_the_work_kept(
     tmp_path: Path,
 ) -> None:
@@ -95,6 +97,7 @@ def test_claude_code_stopping_at_its_turn_limit_is_max_turns_with_the_work_kept(
     assert fake.unscripted == 0
 
 
+@pytest.mark.subprocess
 def test_claude_code_out_of_credit_is_a_quota_outcome(tmp_path: Path) -> None:
     repo = make_project(tmp_path / "repo")
     with FakeAnthropicStream(KEY) as fake:
@@ -107,11 +110,12 @@ def test_claude_code_out_of_credit_is_a_quota_outcome(tmp_path: Path) -> None:
     assert len(fake.seen) == 1
 
 
+@pytest.mark.subprocess
 def test_claude_code_uses_somas_tools_over_mcp_and_each_call_is_recorded(tmp_path: Path) -> None:
     repo = make_project(tmp_path / "repo")
     tree = tmp_path / "run" / "tree"
     greet = str(tree / "greet.py")
-    tools, records = CheckoutTools(tree), []
+    tools, records = CheckoutTools(tree), list[ToolCallRecord]()
     with FakeAnthropicStream(KEY) as fake, McpToolServer(tools, records.append) as endpoint:
         fake.script(
             calls(ToolUse("mcp__somas__search", {"pattern": "def greet", "prefix": ""})),

@@ -49,6 +49,7 @@ def tools(tmp_path: Path) -> CheckoutTools:
     return CheckoutTools(make_project(tmp_path / "repo"))
 
 
+@pytest.mark.subprocess
 def test_a_real_client_lists_and_calls_every_tool_and_each_call_is_reported(
     tools: CheckoutTools,
 ) -> None:

@@ -52,6 +52,7 @@ def fake(*args: str, timeout: float = 60) -> EngineSpec:
     )
 
 
+@pytest.mark.subprocess
 def test_a_finished_run_returns_the_diff_usage_and_session(repo: Path, tmp_path: Path) -> None:
     outcome, files = run_once(repo, tmp_path / "run", fake("--edit", EDIT), OWN_KEY)
 
@@ -72,6 +73,7 @@ def test_a_finished_run_returns_the_diff_usage_and_session(repo: Path, tmp_path:
     }  # fmt: skip
 
 
+@pytest.mark.subprocess
 def test_the_engine_sees_its_own_key_and_no_other_secret(repo: Path, tmp_path: Path) -> None:
     dump = tmp_path / "env.json"
     outcome, _ = run_once(repo, tmp_path / "run", fake("--env-dump", str(dump)), OWN_KEY)
@@ -89,6 +91,7 @@ def test_the_engine_sees_its_own_key_and_no_other_secret(repo: Path, tmp_path: P
     assert ".venv" not in seen["PATH"]
 
 
+@pytest.mark.subprocess
 def test_the_prompt_reaches_the_engine_on_stdin(repo: Path, tmp_path: Path) -> None:
     outcome, _ = run_once(repo, tmp_path / "run", fake(), OWN_KEY)
 
@@ -98,6 +101,7 @@ def test_the_prompt_reaches_the_engine_on_stdin(repo: Path, tmp_path: Path) -> N
     assert prompt.startswith("Make greet say hello.\n\n## Inputs\n\n{")
 
 
+@pytest.mark.subprocess
 def test_a_timeout_kills_the_process_group_and_keeps_the_work(repo: Path, tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     spec = fake("--edit", EDIT, "--mode", "hang", "--child-pid", str(pid_file), timeout=2)
@@ -112,6 +116,7 @@ def test_a_timeout_kills_the_process_group_and_keeps_the_work(repo: Path, tmp_pa
     assert "turn 2" in outcome.transcript.read_text()
 
 
+@pytest.mark.subprocess
 def test_a_child_left_running_after_success_is_killed_too(repo: Path, tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     outcome, _ = run_once(repo, tmp_path / "run", fake("--child-pid", str(pid_file)), OWN_KEY)
@@ -129,6 +134,7 @@ def test_a_child_left_running_after_success_is_killed_too(repo: Path, tmp_path: 
         ("rate-limit", "rate_limited", "HTTP 429"),
     ],
 )
+@pytest.mark.subprocess
 def test_limits_park_with_the_work_so_far(
     repo: Path, tmp_path: Path, mode: str, kind: str, reason: str
 ) -> None:
@@ -139,6 +145,7 @@ def test_limits_park_with_the_work_so_far(
     assert [f.path for f in outcome.diff.files] == ["greet.py"]
 
 
+@pytest.mark.subprocess
 def test_a_crash_is_a_failure_that_names_the_error(repo: Path, tmp_path: Path) -> None:
     outcome, _ = run_once(repo, tmp_path / "run", fake("--edit", EDIT, "--mode", "crash"), OWN_KEY)
 
@@ -147,6 +154,7 @@ def test_a_crash_is_a_failure_that_names_the_error(repo: Path, tmp_path: Path) -
     assert not outcome.diff.empty
 
 
+@pytest.mark.subprocess
 def test_an_engine_that_says_nothing_but_exits_zero_succeeded(repo: Path, tmp_path: Path) -> None:
     outcome, _ = run_once(repo, tmp_path / "run", fake("--mode", "silent"), OWN_KEY)
 
@@ -154,6 +162,7 @@ def test_an_engine_that_says_nothing_but_exits_zero_succeeded(repo: Path, tmp_pa
     assert outcome.diff.empty
 
 
+@pytest.mark.subprocess
 def test_added_and_deleted_files_are_in_the_diff(repo: Path, tmp_path: Path) -> None:
     spec = fake("--edit", "pkg/new.py=X = 1", "--delete", "test_greet.py")
     outcome, files = run_once(repo, tmp_path / "run", spec, OWN_KEY)
@@ -165,6 +174,7 @@ def test_added_and_deleted_files_are_in_the_diff(repo: Path, tmp_path: Path) -> 
     assert files == [("pkg/new.py", b"X = 1\n"), ("test_greet.py", None)]
 
 
+@pytest.mark.subprocess
 def test_a_key_the_engine_prints_is_blanked_in_its_output(repo: Path, tmp_path: Path) -> None:
     outcome, _ = run_once(repo, tmp_path / "run", fake("--echo-key", "OPENAI_API_KEY"), OWN_KEY)
 
@@ -172,6 +182,7 @@ def test_a_key_the_engine_prints_is_blanked_in_its_output(repo: Path, tmp_path: 
     assert OWN_KEY not in (tmp_path / "run" / "stderr.log").read_text()
 
 
+@pytest.mark.subprocess
 def test_the_scratch_checkout_has_no_remote_and_leaves_the_branch_alone(
     repo: Path, tmp_path: Path
 ) -> None:

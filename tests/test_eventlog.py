@@ -7,14 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from somas_action.core import events as ev
+from somas_action.core.domain import EventDraft
 from somas_action.core.errors import StateError
 from somas_action.core.events import EventType
 from somas_action.state.eventlog import GENESIS_HASH, EventLog
 
 
-def _drafts(count: int, start: int = 0) -> list[dict]:
+def _drafts(count: int, start: int = 0) -> list[EventDraft]:
     return [
         ev.draft(
             project_id="project-1",
@@ -117,9 +119,8 @@ def test_a_missing_line_is_named(log: EventLog) -> None:
         log.read()
 
 
-def test_tail_reads_only_the_end(log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tail_reads_only_the_end(log: EventLog, mocker: MockerFixture) -> None:
     log.append(_drafts(50))
-    monkeypatch.setattr(
-        EventLog, "read", lambda self: pytest.fail("tail must not read the whole log")
-    )
+    read = mocker.spy(EventLog, "read")
     assert log.tail().seq == 50
+    read.assert_not_called()  # tail must not read the whole log

@@ -56,11 +56,12 @@ def log_lines(repo: Path) -> list[str]:
 
 
 def reply_to(github: FakeGitHub, comment_id: int) -> str:
-    [reply] = [
+    replies: list[str] = [
         c["body"]
         for c in github.issue_comments(ISSUE)
         if c["body"].endswith(f"<!-- somas:reply:{comment_id} -->")
     ]
+    [reply] = replies
     return reply
 
 
@@ -68,6 +69,7 @@ def reactions(github: FakeGitHub, comment_id: int) -> list[str]:
     return [content for _, content in github.reactions.get(comment_id, [])]
 
 
+@pytest.mark.e2e
 def test_a_collaborator_without_write_access_is_refused_and_changes_nothing(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -83,12 +85,14 @@ def test_a_collaborator_without_write_access_is_refused_and_changes_nothing(
     assert github_env.state_log(gated, "project-7")[-1].endswith("review waiting for approval")
 
 
+@pytest.mark.e2e
 def test_maintain_permission_may_approve(gated: Path, github: FakeGitHub, clock: FakeClock) -> None:
     code, comment_id = comment(gated, github, clock, "/somas approve", "mona")
     assert code == 0 and reactions(github, comment_id) == ["eyes", "rocket"]
     assert "somas:completed" in github.issues[ISSUE]["labels"]
 
 
+@pytest.mark.e2e
 def test_a_malformed_command_is_refused_with_the_grammar(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -101,6 +105,7 @@ def test_a_malformed_command_is_refused_with_the_grammar(
     assert log_lines(gated) == before
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("body", "login", "kind"),
     [
@@ -117,6 +122,7 @@ def test_bots_and_conversation_trigger_nothing(
     assert code == 0 and len(github.log) == requests
 
 
+@pytest.mark.e2e
 def test_status_replies_with_the_stage_table(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -129,6 +135,7 @@ def test_status_replies_with_the_stage_table(
     assert "status: waiting" in reply and "→ review" in reply
 
 
+@pytest.mark.e2e
 def test_reject_sends_the_project_back_and_runs_it_to_the_gate_again(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -149,6 +156,7 @@ def events_of(repo: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log_lines(repo)]
 
 
+@pytest.mark.e2e
 def test_toolkit_commands_act_through_the_operator(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -177,6 +185,7 @@ def test_toolkit_commands_act_through_the_operator(
     assert code == 0 and scenarios.state_of(gated, "project-7")["status"] == "cancelled"
 
 
+@pytest.mark.e2e
 def test_a_redelivered_toolkit_comment_changes_nothing(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -189,6 +198,7 @@ def test_a_redelivered_toolkit_comment_changes_nothing(
     assert code == 0 and log_lines(gated) == before
 
 
+@pytest.mark.e2e
 def test_agent_command_dispatches_one_agent_run(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -213,6 +223,7 @@ def test_agent_command_dispatches_one_agent_run(
     assert len(github.dispatches) == 1
 
 
+@pytest.mark.e2e
 def test_a_command_on_an_issue_without_a_project_is_refused(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -250,6 +261,7 @@ def test_other_labels_and_bot_labels_start_nothing(
     assert github.log == [] and not scenarios.project_dir(repo, "project-3").exists()
 
 
+@pytest.mark.e2e
 def test_dispatch_with_an_issue_number_starts_and_redelivery_is_a_no_op(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -316,6 +328,7 @@ def test_missing_actions_environment_is_a_one_line_error(
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.e2e
 def test_a_restart_dispatch_restarts_from_the_stage(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -330,6 +343,7 @@ def test_a_restart_dispatch_restarts_from_the_stage(
     assert events[-1]["event_type"] == "human_gate_opened"  # ran up to the gate again
 
 
+@pytest.mark.e2e
 def test_a_long_rate_limit_wait_hands_over_to_a_continuation_run(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -377,6 +391,7 @@ def test_a_long_rate_limit_wait_hands_over_to_a_continuation_run(
     assert len([c for c in github.issue_comments(ISSUE) if "somas:status" in c["body"]]) == 1
 
 
+@pytest.mark.e2e
 def test_a_failed_stage_is_reported_with_its_dead_letter_and_the_run_link(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -416,6 +431,7 @@ def test_a_failed_stage_is_reported_with_its_dead_letter_and_the_run_link(
     )
 
 
+@pytest.mark.e2e
 def test_a_command_that_breaks_off_says_so_on_the_issue(
     gated: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:

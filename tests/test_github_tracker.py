@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from somas_action.cli.commands.github import setup_labels
 from somas_action.core import names
 from somas_action.core.clock import FakeClock
+from somas_action.core.domain import BreakerView, State
 from somas_action.core.labels import label_changes, label_specs
 from somas_action.github.api import (
     GitHubApi,
@@ -38,8 +40,9 @@ def tracker(
     return GitHubTracker(GitHubApi(config, clock))
 
 
-def state(status: str = "in_progress", stage: str = "intake") -> dict:
-    return {"status": status, "current_stage": stage, "circuit_breakers": {}}
+def state(status: str = "in_progress", stage: str = "intake") -> State:
+    created = scenarios.created_state(scenarios.config_section())
+    return {**created, "status": status, "current_stage": stage}
 
 
 @pytest.fixture
@@ -84,7 +87,14 @@ def test_a_label_removed_by_someone_else_meanwhile_is_fine(
 
 
 def test_breaker_open_adds_the_circuit_open_label() -> None:
-    wanted = {**state(), "circuit_breakers": {"github_api": {"state": "open"}}}
+    opened: BreakerView = {
+        "state": "open",
+        "since": None,
+        "retry_at": None,
+        "reason": None,
+        "changed_by": None,
+    }
+    wanted: State = {**state(), "circuit_breakers": {"github_api": opened}}
     assert "somas:circuit-open" in label_changes(set(), wanted)[0]
 
 
@@ -195,7 +205,9 @@ def test_a_plain_403_is_a_permission_error_not_a_rate_limit(
         (500, {"Retry-After": "5"}, "", None),
     ],
 )
-def test_rate_limit_wait(status: int, headers: dict, message: str, wait: float | None) -> None:
+def test_rate_limit_wait(
+    status: int, headers: dict[str, str], message: str, wait: float | None
+) -> None:
     assert rate_limit_wait(status, headers, message, now=1000.0) == wait
 
 
@@ -227,13 +239,15 @@ def test_writes_are_spaced_on_the_injected_clock(
     assert clock.sleeps == [1.0]
 
 
-def test_the_guard_sees_every_attempt(github: FakeGitHub, clock: FakeClock, issue: int) -> None:
-    seen: list[str] = []
+def test_the_guard_sees_every_attempt(
+    github: FakeGitHub, clock: FakeClock, issue: int, mocker: MockerFixture
+) -> None:
     gh = tracker(github, clock)
-    gh.api.guard = lambda service, attempt: (seen.append(service), attempt())[1]
+    # A guard that lets every attempt through and remembers the service it was asked about.
+    gh.api.guard = guard = mocker.Mock(side_effect=lambda service, attempt: attempt())
     github.inject(Fault("GET", r"/issues/7", status=500))
     gh.get_issue(issue)
-    assert seen == ["github_api", "github_api"]
+    assert [c.args[0] for c in guard.call_args_list] == ["github_api", "github_api"]
 
 
 def test_pull_request_is_opened_once_then_updated(github: FakeGitHub, clock: FakeClock) -> None:
@@ -306,7 +320,7 @@ def test_wrong_token_is_a_clear_error(github: FakeGitHub, clock: FakeClock, issu
         ),
     ],
 )
-def test_settings_errors_name_the_variable(env: dict, message: str) -> None:
+def test_settings_errors_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(Exception, match=message):
         GitHubSettings.from_env(env, scenarios.config_section().github)
 

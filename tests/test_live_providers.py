@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from somas_action.core.clock import FakeClock
+from somas_action.core.domain import State
 from somas_action.pipeline.runner import Runner
 from somas_action.state.breakers import CircuitBreaker
+from somas_action.state.local_tracker import LocalTracker
 from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.fakes import live
@@ -37,6 +39,7 @@ from tests.fakes.ai_server import (
     slow,
 )
 
+pytestmark = [pytest.mark.e2e, pytest.mark.fakes]
 MODELS = {OPENAI: ("openai", "gpt-4o-mini"), ANTHROPIC: ("anthropic", "claude-3-5-haiku-latest")}
 OTHER = {OPENAI: ANTHROPIC, ANTHROPIC: OPENAI}
 BOTH = [OPENAI, ANTHROPIC]
@@ -71,7 +74,7 @@ def start_intake(
     return run
 
 
-def advance(run: Runner) -> tuple[dict[str, Any], str]:
+def advance(run: Runner) -> tuple[State, str]:
     state, stop = run.advance("project-1", "local:tester")
     return state, stop.reason
 
@@ -91,7 +94,7 @@ def breaker_record(repo: Path, service: str) -> dict[str, Any]:
 
 
 def letters(repo: Path) -> list[dict[str, Any]]:
-    return json.loads((scenarios.project_dir(repo) / "dead_letters.json").read_text())  # type: ignore[no-any-return]
+    return scenarios.json_array(scenarios.project_dir(repo) / "dead_letters.json")
 
 
 def consistent(repo: Path) -> None:
@@ -244,11 +247,11 @@ def test_a_retry_after_longer_than_a_run_parks_the_project(
         (api, "rate limited for 3600s")
     ]
     assert state["status"] == "parked" and state["stages"]["intake"]["attempts"] == 0
-    parked = state["recovery_info"]["parked"]
+    parked = scenarios.parked_of(state)
     assert parked["retry_at"] == "2026-01-01T10:00:00.000Z" and parked["kind"] == "circuit_open"
     assert state["circuit_breakers"][api]["state"] == "open"
     assert "parked at intake" in reason and "after 2026-01-01T10:00:00.000Z" in reason
-    assert "somas:parked" in scenarios.LocalTracker(repo).record(1)["labels"]
+    assert "somas:parked" in LocalTracker(repo).record(1)["labels"]
 
     before = types(repo)
     state, _ = advance(run)  # too early: no call, nothing recorded
@@ -285,7 +288,7 @@ def test_a_permanent_outage_of_every_provider_is_bounded_then_parked(
     assert [e["attempt"] for e in events_of(repo, "stage_attempt_failed")] == [1]
     assert types(repo)[-2:] == ["checkpoint_created", "project_parked"]
     assert state["status"] == "parked" and state["stages"]["intake"]["attempts"] == 1
-    assert state["recovery_info"]["parked"]["services"] == BOTH
+    assert scenarios.parked_of(state)["services"] == BOTH
     assert state["dead_letter_count"] == 0  # nothing failed for good
     assert breaker_record(repo, "ai_api")["failures"] == 2  # one per agent call
     assert "circuit breaker open" not in reason or "somas advance" in reason
@@ -420,7 +423,7 @@ def test_the_ai_api_breaker_stops_every_call(
 
     assert server.calls() == 0
     assert state["status"] == "parked" and state["stages"]["intake"]["attempts"] == 0
-    assert state["recovery_info"]["parked"]["retry_at"] is None
+    assert scenarios.parked_of(state)["retry_at"] is None
     assert "somas breaker reset" in reason
     CircuitBreaker("ai_api", repo=repo, clock=still, settings=BREAKER_DEFAULTS).reset()
     state, _ = advance(run)
@@ -444,7 +447,7 @@ def test_a_budget_stops_the_pipeline_before_it_is_exceeded(
     [letter] = letters(repo)
     assert letter["error"]["kind"] == "budget_exhausted" and message in letter["error"]["message"]
     assert "raise it in .somas/config.yml" in letter["error"]["message"]
-    comment = scenarios.LocalTracker(repo).record(1)["comments"][0]["body"]
+    comment = LocalTracker(repo).record(1)["comments"][0]["body"]
     assert "**Stopped:** `budget_exhausted`: `project" in comment
 
 
@@ -477,7 +480,7 @@ def test_a_wait_past_the_run_budget_parks_instead_of_sleeping(
 
     assert still.sleeps == [] and server.calls() == 1
     assert state["status"] == "parked"
-    assert state["recovery_info"]["parked"]["retry_at"] == "2026-01-01T09:00:20.000Z"
+    assert scenarios.parked_of(state)["retry_at"] == "2026-01-01T09:00:20.000Z"
     assert events_of(repo, "circuit_breaker_opened")[0]["data"]["reason"] == (
         "rate limited for 20s"
     )

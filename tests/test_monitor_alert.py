@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ def failed_project(repo: Path, tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.e2e
 def test_one_alert_issue_on_github(
     failed_project: Path, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -31,7 +33,7 @@ def test_one_alert_issue_on_github(
     for key, value in {**env, "GITHUB_ACTIONS": "true"}.items():
         monkeypatch.setenv(key, value)
 
-    def alerts() -> list[dict]:
+    def alerts() -> list[dict[str, Any]]:
         return [i for i in github.issues.values() if "somas:alert" in i["labels"]]
 
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
@@ -46,6 +48,7 @@ def test_one_alert_issue_on_github(
     assert alert["state"] == "closed"
 
 
+@pytest.mark.e2e
 def test_local_alert_issue(failed_project: Path) -> None:
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1
     assert main(["--repo", str(failed_project), "monitor", "--alert-issue"]) == 1

@@ -52,6 +52,7 @@ def _use_demo_recording(repo: Path) -> None:
     assert load_config(repo).agent_provider.recording == "builtin:demo"
 
 
+@pytest.mark.e2e
 def test_failed_stage_is_found_diagnosed_and_recovered_from_its_dead_letter(
     failed_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -91,6 +92,7 @@ def test_failed_stage_is_found_diagnosed_and_recovered_from_its_dead_letter(
     assert state["stages"]["implementation"]["attempts"] == 1
 
 
+@pytest.mark.e2e
 def test_restart_from_a_stage_takes_a_backup_and_keeps_earlier_artifacts(
     failed_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -123,6 +125,7 @@ def test_restart_from_a_stage_takes_a_backup_and_keeps_earlier_artifacts(
     assert "unknown stage 'deploy'; valid stages: intake" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_resume_from_checkpoints(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -147,6 +150,7 @@ def test_resume_from_checkpoints(
     assert (state["status"], state["current_stage"]) == ("waiting", "review")
 
 
+@pytest.mark.subprocess
 def test_stuck_stage_is_critical(repo: Path, clock: FakeClock) -> None:
     from somas_action.core import engine
     from somas_action.core.engine import Context
@@ -174,11 +178,12 @@ def test_stuck_stage_is_critical(repo: Path, clock: FakeClock) -> None:
     assert somas(repo, "health", "project-1") == 2
 
 
+@pytest.mark.e2e
 def test_runbook_thresholds(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
     state, _ = ProjectStore(repo, "project-1").load()
     config = load_config(repo)
-    opened = datetime.fromisoformat(state["human_gate"]["opened_at"].replace("Z", "+00:00"))
+    opened = datetime.fromisoformat(scenarios.gate_of(state)["opened_at"].replace("Z", "+00:00"))
     created = datetime.fromisoformat(state["created_at"].replace("Z", "+00:00"))
 
     def levels(now: datetime) -> dict[str, str]:
@@ -194,6 +199,7 @@ def test_runbook_thresholds(repo: Path, clock: FakeClock) -> None:
     assert levels(opened + timedelta(hours=31))["human_wait_hours"] == "critical"
 
 
+@pytest.mark.e2e
 def test_corrupted_state_json_restore_and_reconstruct(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -235,6 +241,7 @@ def test_corrupted_state_json_restore_and_reconstruct(
     assert {g["stage"] for g in groups} >= {"intake", "validation", "review"}
 
 
+@pytest.mark.e2e
 def test_restore_from_a_dated_backup_by_hand_is_recorded(repo: Path, clock: FakeClock) -> None:
     run = scenarios.run_to_gate(repo, clock)
     assert somas(repo, "backup", "project-1") == 0
@@ -255,6 +262,7 @@ def test_restore_from_a_dated_backup_by_hand_is_recorded(repo: Path, clock: Fake
     assert somas(repo, "verify", "project-1") == 0
 
 
+@pytest.mark.e2e
 def test_quality_gate_failures_are_readable_with_the_runbook(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -273,6 +281,7 @@ def test_quality_gate_failures_are_readable_with_the_runbook(
     assert gates[0]["passed"] is False and "failed" in gates[0]["detail"]
 
 
+@pytest.mark.e2e
 def test_growing_dead_letter_queue_purge_and_hand_purge(
     failed_repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -321,6 +330,7 @@ def test_growing_dead_letter_queue_purge_and_hand_purge(
     assert somas(repo, "verify", "project-1") == 0
 
 
+@pytest.mark.e2e
 def test_emergency_stop_and_restart_of_all_pipelines(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -348,6 +358,7 @@ def test_emergency_stop_and_restart_of_all_pipelines(
     assert somas(repo, "advance", "project-1") == 0
 
 
+@pytest.mark.e2e
 def test_pause_unpause_cancel(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -363,6 +374,7 @@ def test_pause_unpause_cancel(
     assert "already cancelled" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_full_reset_archives_and_starts_fresh(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -384,6 +396,7 @@ def test_full_reset_archives_and_starts_fresh(
     assert ".backup." not in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_incident_notes_go_into_the_transitions_log(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
     assert (
@@ -395,6 +408,7 @@ def test_incident_notes_go_into_the_transitions_log(repo: Path, clock: FakeClock
     assert state_of(repo)["incident"]["status"] == "resolved"
 
 
+@pytest.mark.e2e
 def test_rollback_of_the_project_folder_with_git(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
     assert main(["demo", "--dir", str(demo)]) == 0

@@ -55,6 +55,7 @@ HUMAN_COMMANDS = [
 ]
 
 
+@pytest.mark.e2e
 def test_human_output_fits_80_columns(
     failed_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -64,6 +65,7 @@ def test_human_output_fits_80_columns(
         assert long == [], (command, long)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("command", "keys"),
     [
@@ -92,6 +94,7 @@ def test_json_output_is_pure_json(
         assert all({"seq", "event_type", "actor"} <= set(e) for e in data["events"])
 
 
+@pytest.mark.e2e
 def test_verify_names_the_first_bad_line(
     failed_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

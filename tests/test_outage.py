@@ -7,6 +7,7 @@ operator's `somas resume` (Operator.resume, then advance) finishes the pipeline.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,8 @@ from tests import scenarios
 from tests.fakes import live
 from tests.fakes.ai_server import ANTHROPIC, OPENAI, FakeAIServer, ok, server_error
 
+pytestmark = [pytest.mark.e2e, pytest.mark.fakes]
+
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAIServer]:
@@ -28,7 +31,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAIServer]:
 
 
 def test_an_outage_parks_the_pipeline_and_it_finishes_after_recovery(
-    repo: scenarios.Path, server: FakeAIServer
+    repo: Path, server: FakeAIServer
 ) -> None:
     clock = FakeClock(step_seconds=0)
     live.configure(repo, server)  # the default seven stages and agents: openai, then anthropic
@@ -54,9 +57,10 @@ def test_an_outage_parks_the_pipeline_and_it_finishes_after_recovery(
     }
     info = state["recovery_info"]
     assert info["resume_stage"] == "architecture"
-    assert info["last_successful_checkpoint"].endswith("-architecture")
+    checkpoint = info["last_successful_checkpoint"]
+    assert checkpoint is not None and checkpoint.endswith("-architecture")
     # openai opened after 9 s of (fake) waits: it may be probed 60 s later, first.
-    assert info["parked"]["retry_at"] == "2026-01-01T09:01:09.000Z"
+    assert scenarios.parked_of(state)["retry_at"] == "2026-01-01T09:01:09.000Z"
     issue = LocalTracker(repo).record(1)
     assert {"somas:parked", "somas:stage:architecture"} <= set(issue["labels"])
     assert "is **parked**" in issue["comments"][0]["body"]

@@ -10,18 +10,18 @@ import pytest
 
 from somas_action.core import names
 from somas_action.core.clock import FakeClock
+from somas_action.core.domain import Event
 from somas_action.core.errors import CommandRefused
 from somas_action.state.local_tracker import LocalTracker
 from tests import scenarios
 from tests.scenarios import demo_output, error, log_of, state_of
 
-pytestmark = pytest.mark.e2e
 
-
+@pytest.mark.e2e
 def test_demo_recording_runs_to_the_review_gate_then_completes(
     repo: Path, clock: FakeClock
 ) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     number = scenarios.open_issue(repo)
     run = scenarios.runner(repo, clock, events=events)
     run.start(number, "local:tester")
@@ -30,7 +30,7 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
 
     assert state["status"] == "waiting"
     assert state["current_stage"] == "review"
-    assert state["human_gate"]["status"] == "waiting"
+    assert scenarios.gate_of(state)["status"] == "waiting"
     assert "somas approve project-1" in stop.reason
     assert [s for s in names.DEFAULT_STAGES if state["stages"][s]["status"] == "completed"] == [
         "intake",
@@ -52,6 +52,7 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.e2e
 def test_implementation_files_are_committed_on_the_project_branch(
     repo: Path, clock: FakeClock
 ) -> None:
@@ -75,6 +76,7 @@ def test_implementation_files_are_committed_on_the_project_branch(
     assert [(p["head"], p["base"]) for p in pulls] == [("somas/project-1", "main")]
 
 
+@pytest.mark.e2e
 def test_validation_really_runs_the_generated_tests(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
 
@@ -89,6 +91,7 @@ def test_validation_really_runs_the_generated_tests(repo: Path, clock: FakeClock
     assert report["tests"]["passed"] == 8
 
 
+@pytest.mark.e2e
 def test_failing_generated_tests_fail_the_gate_with_real_counts(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -113,6 +116,7 @@ def test_failing_generated_tests_fail_the_gate_with_real_counts(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.e2e
 def test_validation_agent_failing_three_times_fails_the_project(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -156,6 +160,7 @@ def test_validation_agent_failing_three_times_fails_the_project(
     assert scenarios.schema_problems(repo) == []
 
 
+@pytest.mark.e2e
 def test_a_transient_failure_is_retried_and_recovers(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -173,6 +178,7 @@ def test_a_transient_failure_is_retried_and_recovers(
     assert clock.sleeps == [2.0]
 
 
+@pytest.mark.e2e
 def test_invalid_agent_output_is_a_classified_attempt_failure(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -192,6 +198,7 @@ def test_invalid_agent_output_is_a_classified_attempt_failure(
     assert state_of(repo)["status"] == "waiting"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "path",
     ["../escape.py", "/etc/passwd", ".git/hooks/pre-commit", ".somas/config.yml", "lib/x.py"],
@@ -212,6 +219,7 @@ def test_agent_files_outside_the_allowed_paths_are_refused(
     assert not (tmp_path / "escape.py").exists()
 
 
+@pytest.mark.e2e
 def test_reject_sends_the_project_back_for_rework(repo: Path, clock: FakeClock) -> None:
     run = scenarios.run_to_gate(repo, clock)
     state = run.reject("project-1", "local:bob", "please handle emoji")
@@ -219,11 +227,11 @@ def test_reject_sends_the_project_back_for_rework(repo: Path, clock: FakeClock) 
     assert (state["status"], state["current_stage"]) == ("in_progress", "implementation")
     assert state["stages"]["implementation"]["status"] == "pending"
     assert state["stages"]["architecture"]["status"] == "completed"
-    assert state["human_gate"]["reason"] == "please handle emoji"
+    assert scenarios.gate_of(state)["reason"] == "please handle emoji"
 
     state, _ = run.advance("project-1", "local:tester")
     assert (state["status"], state["current_stage"]) == ("waiting", "review")
-    implementer_calls = [c for c in run.s.provider.calls if c.stage == "implementation"]  # type: ignore[attr-defined]
+    implementer_calls = [c for c in scenarios.recorded_calls(run) if c.stage == "implementation"]
     assert implementer_calls[-1].inputs["rejection"]["reason"] == "please handle emoji"
 
 
@@ -260,6 +268,7 @@ def test_starting_the_same_issue_twice_is_a_no_op(repo: Path, clock: FakeClock) 
     assert [e["event_type"] for e in log_of(repo)] == ["project_created"]
 
 
+@pytest.mark.e2e
 def test_labels_and_status_comment_follow_the_state(repo: Path, clock: FakeClock) -> None:
     scenarios.run_to_gate(repo, clock)
     issue = LocalTracker(repo).record(1)

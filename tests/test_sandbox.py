@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from somas_action.core.errors import ConfigError
+from somas_action.core.secrets import check_allowlist, is_secret_name
 from somas_action.sandbox.environment import (
-    check_allowlist,
-    is_secret_name,
     redact,
     sandbox_environment,
     secret_values,
@@ -88,6 +87,7 @@ def wait_gone(pid: int, limit: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.subprocess
 def test_a_timeout_kills_the_whole_group_and_keeps_the_output(tmp_path: Path) -> None:
     script = "echo started; sleep 600 & echo $! > child.pid; sleep 600"
 
@@ -105,6 +105,7 @@ def test_a_timeout_kills_the_whole_group_and_keeps_the_output(tmp_path: Path) ->
     assert wait_gone(int((tmp_path / "child.pid").read_text()))
 
 
+@pytest.mark.subprocess
 def test_silence_longer_than_the_inactivity_limit_ends_the_run(tmp_path: Path) -> None:
     result = run_process(
         ["/bin/sh", "-c", "echo one; sleep 600"],
@@ -119,6 +120,7 @@ def test_silence_longer_than_the_inactivity_limit_ends_the_run(tmp_path: Path) -
     assert result.output == "one\n"
 
 
+@pytest.mark.subprocess
 def test_a_finished_command_leaves_no_process_behind(tmp_path: Path) -> None:
     result = run_process(
         ["/bin/sh", "-c", "sleep 600 & echo $! > child.pid; echo done; exit 3"],
@@ -132,6 +134,7 @@ def test_a_finished_command_leaves_no_process_behind(tmp_path: Path) -> None:
     assert wait_gone(int((tmp_path / "child.pid").read_text()))
 
 
+@pytest.mark.subprocess
 def test_a_program_that_cannot_start_is_a_result(tmp_path: Path) -> None:
     result = run_process(
         [str(tmp_path / "missing")],
@@ -153,6 +156,7 @@ def fake_bwrap(tmp_path: Path, message: str) -> str:
     return str(path)
 
 
+@pytest.mark.subprocess
 def test_a_refused_bubblewrap_falls_back_with_its_reason_in_the_warnings(tmp_path: Path) -> None:
     bwrap = fake_bwrap(tmp_path, "bwrap: setting up uid map: Permission denied")
 
@@ -175,6 +179,7 @@ def test_choosing_the_weak_isolation_is_said_too() -> None:
     assert sandbox.info.warnings[0] == "no sandbox: validation.isolation is process-group"
 
 
+@pytest.mark.subprocess
 def test_the_fallback_still_scrubs_the_environment_and_moves_home(tmp_path: Path) -> None:
     sandbox = open_sandbox("process-group")
     parent = {**os.environ, "GITHUB_TOKEN": "ghs_not_for_tests"}
@@ -233,6 +238,7 @@ def inside(sandbox: Sandbox, scratch: Path, script: str, network: bool = False) 
     return result.output
 
 
+@pytest.mark.subprocess
 def test_bubblewrap_shows_only_the_scratch_folder_writable(bwrap: Sandbox, tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -250,6 +256,7 @@ def test_bubblewrap_shows_only_the_scratch_folder_writable(bwrap: Sandbox, tmp_p
     assert output.split() == ["hidden", "read-only", "writable", "1000"]
 
 
+@pytest.mark.subprocess
 def test_bubblewrap_has_its_own_pid_namespace(bwrap: Sandbox, tmp_path: Path) -> None:
     script = (
         "ls /proc | grep -c '^[0-9]'; echo $PPID; head -c 200 /proc/$PPID/cmdline | tr '\\0' ' '"
@@ -262,6 +269,7 @@ def test_bubblewrap_has_its_own_pid_namespace(bwrap: Sandbox, tmp_path: Path) ->
     assert parent.startswith(f"{bwrap.bwrap} ")
 
 
+@pytest.mark.subprocess
 def test_bubblewrap_tests_have_no_network_and_setup_does(bwrap: Sandbox, tmp_path: Path) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

@@ -101,6 +101,7 @@ def _has_state_branch(repo: Path) -> bool:
     return bool(refs.strip())
 
 
+@pytest.mark.e2e
 def test_a_label_from_a_writer_starts_the_project(
     repo: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -109,6 +110,7 @@ def test_a_label_from_a_writer_starts_the_project(
     assert set(github.issues[ISSUE]["labels"]) == AT_THE_GATE
 
 
+@pytest.mark.e2e
 def test_a_custom_role_based_on_write_may_start_and_approve(
     repo: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -120,6 +122,7 @@ def test_a_custom_role_based_on_write_may_start_and_approve(
     assert "somas:completed" in github.issues[ISSUE]["labels"]
 
 
+@pytest.mark.e2e
 def test_a_custom_role_based_on_read_is_refused_with_its_role_named(
     repo: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -132,6 +135,7 @@ def test_a_custom_role_based_on_read_is_refused_with_its_role_named(
     assert "`dora` has `auditor (based on read)`" in reply
 
 
+@pytest.mark.e2e
 def test_allowed_roles_is_configurable(repo: Path, github: FakeGitHub, clock: FakeClock) -> None:
     config = repo / ".somas" / "config.yml"
     config.write_text(config.read_text() + "security:\n  allowed_roles: [admin]\n")
@@ -153,6 +157,7 @@ def test_a_closed_issue_does_not_start(repo: Path, github: FakeGitHub, clock: Fa
     assert not project_dir(repo).exists()
 
 
+@pytest.mark.e2e
 def test_a_requested_issue_is_started_by_a_maintainers_slash_start(
     repo: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -210,6 +215,7 @@ def test_non_ascii_digit_inputs_are_refused_in_one_line(
     assert github.log == []
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("body", ["/somas approve", "/somas cancel", "/somas aprove"])
 @pytest.mark.parametrize("login", ["stranger", "mallory"])
 def test_an_outsider_gets_one_neutral_reaction_and_no_reply(
@@ -233,6 +239,7 @@ def test_an_outsider_gets_one_neutral_reaction_and_no_reply(
     assert after["issues"] == before["issues"]
 
 
+@pytest.mark.e2e
 def test_the_outsider_reaction_can_be_turned_off(
     repo: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -244,6 +251,7 @@ def test_the_outsider_reaction_can_be_turned_off(
     assert code == 0 and [c.is_write for c in github.log[mark:]] == [False]
 
 
+@pytest.mark.e2e
 def test_public_comments_show_no_runner_paths(
     repo: Path, github: FakeGitHub, clock: FakeClock
 ) -> None:
@@ -259,6 +267,7 @@ def test_public_comments_show_no_runner_paths(
     assert str(repo.parent) not in reply and "git fetch failed in …/work:" in reply
 
 
+@pytest.mark.e2e
 def test_the_state_branch_input_is_honoured(
     repo: Path, github: FakeGitHub, clock: FakeClock, tmp_path: Path
 ) -> None:
@@ -285,6 +294,7 @@ def test_a_bad_state_branch_input_is_a_one_line_error(
     assert github.log == []
 
 
+@pytest.mark.e2e
 def test_the_monitor_sees_the_default_branch_config_and_the_state_branch(
     repo: Path,
     github: FakeGitHub,
@@ -320,6 +330,7 @@ def test_the_monitor_before_the_first_project_finds_an_empty_state_branch(
 # -- Medium: agent text reaches the issue unfenced ------------------------------------------
 
 
+@pytest.mark.e2e
 def test_agent_text_in_the_status_line_and_the_job_summary_is_data(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,6 +394,8 @@ def _hostile_review(tmp_path: Path) -> Path:
     )
 
 
+@pytest.mark.subprocess
+@pytest.mark.e2e
 def test_an_agent_cannot_replace_the_evidence_somas_writes(
     tmp_path: Path, github: FakeGitHub, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -447,6 +460,7 @@ def _assert_inert_prose(body: str) -> None:
     assert "/home/runner" not in body and "<!-- somas:" not in body
 
 
+@pytest.mark.e2e
 def test_a_deleted_artifact_fails_verify(
     repo: Path, github: FakeGitHub, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
+from somas_action.core import events as ev
 from somas_action.core.clock import FakeClock
+from somas_action.core.events import EventType
 from somas_action.state.eventlog import EventLog
 from somas_action.state.state_branch import StateBranch, StateConflict, describe_batch
 from tests import github_env, scenarios
@@ -93,8 +96,9 @@ def test_another_run_changing_the_same_project_is_a_conflict(
     )
 
 
+@pytest.mark.e2e
 def test_a_conflicting_command_is_re_applied_to_the_new_state(
-    tmp_path: Path, github: FakeGitHub, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock, mocker: MockerFixture
 ) -> None:
     repo = github_env.short_repo(tmp_path)
     github.add_issue(7, "x", "", ("somas:project",))
@@ -120,7 +124,8 @@ def test_a_conflicting_command_is_re_applied_to_the_new_state(
             )
         return result
 
-    monkeypatch.setattr(StateBranch, "pull", pull_then_lose_the_race)
+    # autospec: the stand-in is called exactly as the real method (self, project_id).
+    mocker.patch.object(StateBranch, "pull", autospec=True, side_effect=pull_then_lose_the_race)
     cid = github.add_comment(7, "/somas reject too late", login="alice")
     assert (
         github_env.deliver(
@@ -145,18 +150,27 @@ def test_a_conflicting_command_is_re_applied_to_the_new_state(
 
 
 def test_commit_messages_say_what_happened() -> None:
-    state = {"project_id": "project-7"}
-    failed = {
-        "event_type": "stage_attempt_failed",
-        "stage": "validation",
-        "attempt": 2,
-        "data": {"attempts_left": 1},
-        "actor": "x",
-        "to_stage": "validation",
-    }
-    assert describe_batch(state, [failed]) == "somas(project-7): validation failed (attempt 2/3)"
+    state = scenarios.created_state(scenarios.config_section(), number=7)
+    failed = ev.draft(
+        project_id="project-7",
+        command_id="cmd",
+        index=0,
+        ts="2026-01-01T00:00:00.000Z",
+        event_type=EventType.STAGE_ATTEMPT_FAILED,
+        actor="x",
+        stage="validation",
+        from_stage="validation",
+        to_stage="validation",
+        status="failed",
+        attempt=2,
+        data={"attempts_left": 1},
+    )
+    assert describe_batch(state, scenarios.sealed([failed])) == (
+        "somas(project-7): validation failed (attempt 2/3)"
+    )
 
 
+@pytest.mark.subprocess
 def test_ten_concurrent_runs_for_different_projects_lose_and_double_nothing(
     tmp_path: Path, github: FakeGitHub
 ) -> None:

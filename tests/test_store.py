@@ -10,7 +10,8 @@ import pytest
 from somas_action.cli.main import main
 from somas_action.core.clock import FakeClock
 from somas_action.core.errors import StateError
-from somas_action.state.store import ProjectStore, validate_project_id
+from somas_action.core.names import validate_project_id
+from somas_action.state.store import ProjectStore
 from tests import scenarios
 from tests.scenarios import log_of, state_of
 
@@ -21,6 +22,7 @@ def waiting_repo(repo: Path, clock: FakeClock) -> Path:
     return repo
 
 
+@pytest.mark.e2e
 def test_reconstruct_gives_byte_identical_state(waiting_repo: Path) -> None:
     store = ProjectStore(waiting_repo, "project-1")
     written = store.state_path.read_bytes()
@@ -30,6 +32,7 @@ def test_reconstruct_gives_byte_identical_state(waiting_repo: Path) -> None:
     assert main(["--repo", str(waiting_repo), "reconstruct", "project-1", "--check"]) == 0
 
 
+@pytest.mark.e2e
 def test_reconstruct_check_shows_the_difference(
     waiting_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -43,6 +46,7 @@ def test_reconstruct_check_shows_the_difference(
     assert '"status": "failed"' in (path.parent / "state.json.backup").read_text()
 
 
+@pytest.mark.e2e
 def test_state_behind_the_log_is_reprojected(waiting_repo: Path, clock: FakeClock) -> None:
     store = ProjectStore(waiting_repo, "project-1")
     before = store.state_path.read_text()
@@ -51,10 +55,11 @@ def test_state_behind_the_log_is_reprojected(waiting_repo: Path, clock: FakeCloc
     store.state_path.write_text(before)  # as if we crashed between append and rewrite
     state, changes = store.load()
     assert changes == []
-    assert state["human_gate"]["status"] == "approved"
+    assert scenarios.gate_of(state)["status"] == "approved"
     assert store.state_path.read_text() == store.reconstruct_text()
 
 
+@pytest.mark.e2e
 def test_hand_edit_is_recorded_as_an_event_and_honoured(
     waiting_repo: Path, clock: FakeClock
 ) -> None:
@@ -83,6 +88,7 @@ def test_hand_edit_is_recorded_as_an_event_and_honoured(
     assert ProjectStore(waiting_repo, "project-1").reconstruct_text() == path.read_text()
 
 
+@pytest.mark.e2e
 def test_hand_edit_with_an_unknown_stage_is_refused(waiting_repo: Path, clock: FakeClock) -> None:
     path = ProjectStore(waiting_repo, "project-1").state_path
     path.write_text(
@@ -94,6 +100,7 @@ def test_hand_edit_with_an_unknown_stage_is_refused(waiting_repo: Path, clock: F
         scenarios.runner(waiting_repo, clock).load("project-1", "local:alice")
 
 
+@pytest.mark.e2e
 def test_corrupt_state_json_is_one_clear_line(
     waiting_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

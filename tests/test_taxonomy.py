@@ -90,23 +90,25 @@ def test_retry_after_headers(headers: dict[str, str], seconds: float | None) -> 
     ],
 )
 def test_bad_provider_config_is_one_line_naming_the_field(
-    repo: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+    somas_folder: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
 ) -> None:
-    (repo / ".somas" / "config.yml").write_text(text)
-    assert main(["--repo", str(repo), "breaker", "status"]) == 1
+    (somas_folder / ".somas" / "config.yml").write_text(text)
+    assert main(["--repo", str(somas_folder), "breaker", "status"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "config.yml" in err
 
 
 def test_the_run_budget_comes_from_the_environment_or_the_config(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
+    somas_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = load_config(repo)
+    config = load_config(somas_folder)
     assert run_budget_seconds(config) is None
-    (repo / ".somas" / "config.yml").write_text("error_handling:\n  run_budget_seconds: 3000\n")
-    assert run_budget_seconds(load_config(repo)) == 3000
+    (somas_folder / ".somas" / "config.yml").write_text(
+        "error_handling:\n  run_budget_seconds: 3000\n"
+    )
+    assert run_budget_seconds(load_config(somas_folder)) == 3000
     monkeypatch.setenv("SOMAS_RUN_BUDGET_SECONDS", "1200")
-    assert run_budget_seconds(load_config(repo)) == 1200
+    assert run_budget_seconds(load_config(somas_folder)) == 1200
     monkeypatch.setenv("SOMAS_RUN_BUDGET_SECONDS", "an hour")
     with pytest.raises(ConfigError, match="SOMAS_RUN_BUDGET_SECONDS: 'an hour' is not a positive"):
         run_budget_seconds(config)

@@ -97,6 +97,8 @@ def assistant_turns(api: str, body: dict[str, Any]) -> int:
     return sum(1 for m in body["messages"] if m["role"] == "assistant")
 
 
+@pytest.mark.subprocess
+@pytest.mark.fakes
 @pytest.mark.parametrize("api", BOTH)
 def test_a_change_in_a_module_larger_than_the_output_cap_lands_as_a_small_diff(
     server: FakeAIServer, library: Path, api: str
@@ -141,6 +143,8 @@ def test_a_change_in_a_module_larger_than_the_output_cap_lands_as_a_small_diff(
     assert not any(c.is_error for c in calls)
 
 
+@pytest.mark.subprocess
+@pytest.mark.fakes
 @pytest.mark.parametrize("api", BOTH)
 def test_a_429_with_retry_after_keeps_the_work_and_the_next_run_continues(
     server: FakeAIServer, library: Path, api: str
@@ -177,10 +181,12 @@ def run_until_429(
             return rate_limited("30")
         return original(which)
 
-    server.next_action = fourth_is_limited  # type: ignore[method-assign]
+    server.next_action = fourth_is_limited  # type: ignore[method-assign,assignment]
     return run(server, api, library, None)
 
 
+@pytest.mark.subprocess
+@pytest.mark.fakes
 @pytest.mark.parametrize("api", BOTH)
 def test_a_sigkill_mid_loop_continues_from_the_last_recorded_step(
     server: FakeAIServer, library: Path, api: str, tmp_path: Path
@@ -221,6 +227,7 @@ def test_a_sigkill_mid_loop_continues_from_the_last_recorded_step(
     assert module is not None and module.count("percent must not exceed 100") == 1
 
 
+@pytest.mark.fakes
 @pytest.mark.parametrize("api", BOTH)
 def test_a_refused_key_stops_with_auth_and_no_work_lost(
     server: FakeAIServer, library: Path, api: str

@@ -101,6 +101,7 @@ def of_type(records: list[Record], kind: type) -> list[Any]:
     return [r for r in records if isinstance(r, kind)]
 
 
+@pytest.mark.subprocess
 def test_the_scripted_change_finishes_with_a_small_diff(scratch: ScratchTree) -> None:
     tools, records = fresh(scratch)
     outcome, reported = loop(lib.ScriptedModel(lib.discount_policy), tools, records)
@@ -123,6 +124,7 @@ def test_the_scripted_change_finishes_with_a_small_diff(scratch: ScratchTree) ->
     assert sum(t.cost_usd for t in of_type(records, TurnRecord)) == pytest.approx(7 * 0.0035)
 
 
+@pytest.mark.subprocess
 def test_the_recording_matches_its_schema_and_round_trips(scratch: ScratchTree) -> None:
     tools, records = fresh(scratch)
     loop(lib.ScriptedModel(lib.discount_policy), tools, records)
@@ -133,6 +135,7 @@ def test_the_recording_matches_its_schema_and_round_trips(scratch: ScratchTree) 
     assert "output" not in event and event["artifact"] == "tool-001-t1_0.txt"
 
 
+@pytest.mark.subprocess
 def test_the_turn_limit_stops_with_the_work_and_a_resume_continues(scratch: ScratchTree) -> None:
     tools, records = fresh(scratch)
     outcome, _ = loop(lib.ScriptedModel(lib.discount_policy), tools, records, max_turns=3)
@@ -179,6 +182,7 @@ def test_the_budget_is_checked_before_every_turn(scratch: ScratchTree) -> None:
     assert [c.path for c in outcome.changes] == [lib.MODULE]
 
 
+@pytest.mark.subprocess
 def test_a_provider_error_stops_with_its_kind_and_wait(scratch: ScratchTree) -> None:
     limited = ProviderError("openai/gpt-4o: rate limited", kind=RATE_LIMITED, retry_after=30.0)
     model = lib.ScriptedModel(lib.discount_policy, error_at={4: limited})
@@ -192,6 +196,7 @@ def test_a_provider_error_stops_with_its_kind_and_wait(scratch: ScratchTree) -> 
     assert isinstance(outcome, Finished) and outcome.turns == 7
 
 
+@pytest.mark.subprocess
 def test_a_turn_without_tool_calls_is_nudged_and_counted(scratch: ScratchTree) -> None:
     def chatty(ctx: ToolContext) -> Calls:
         if ctx.turn == 1:
@@ -245,6 +250,7 @@ def test_a_crash_mid_turn_resumes_the_owed_calls_only(scratch: ScratchTree) -> N
         assert [r.turn for r in of_type(reported, TurnRecord)] == [2]
 
 
+@pytest.mark.subprocess
 def test_a_finished_conversation_resumes_to_its_outcome_without_a_call(
     scratch: ScratchTree,
 ) -> None:

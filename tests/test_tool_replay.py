@@ -63,6 +63,7 @@ def replay_file(
         return replay(read_recording(path), tools_at(scratch, runner))
 
 
+@pytest.mark.subprocess
 def test_a_replay_reproduces_the_recording_exactly(library: Path, tmp_path: Path) -> None:
     path = tmp_path / "implementation.conversation.json"
     record_once(library, path)
@@ -71,6 +72,7 @@ def test_a_replay_reproduces_the_recording_exactly(library: Path, tmp_path: Path
     assert [c.path for c in report.changes] == [lib.MODULE, lib.NEW_TEST]
 
 
+@pytest.mark.subprocess
 def test_a_replay_names_the_first_divergence(library: Path, tmp_path: Path) -> None:
     path = tmp_path / "conversation.json"
     record_once(library, path)
@@ -87,6 +89,7 @@ def test_a_replay_names_the_first_divergence(library: Path, tmp_path: Path) -> N
     assert divergence.describe().startswith("turn 6, run_tests (t6_0): the result differs")
 
 
+@pytest.mark.subprocess
 def test_a_replay_on_another_base_commit_says_so_at_the_start(
     library: Path, tmp_path: Path
 ) -> None:

@@ -2,7 +2,7 @@
 
 For each: a change that breaks an existing test fails and names the regression; a good change
 passes; a hanging test is killed with partial results; a collection (or build) error comes back
-as a failure carrying its output. Python and Rust runs take seconds each, so they are e2e.
+as a failure carrying its output. Every run starts processes, so all are in the slow tier.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def neutral(tmp_path: Path) -> FixtureRepo:
 NEUTRAL = {"command": "sh run_tests.sh"}
 
 
+@pytest.mark.subprocess
 def test_neutral_breaking_an_existing_case_names_the_regression(
     neutral: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_neutral_breaking_an_existing_case_names_the_regression(
     assert run.artifact["failures"][0]["regression"] is True
 
 
+@pytest.mark.subprocess
 def test_neutral_good_change_passes_with_its_new_case(
     neutral: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -108,6 +110,7 @@ def test_neutral_good_change_passes_with_its_new_case(
     assert run.artifact["sandbox"]["kind"] == sandbox.info.kind
 
 
+@pytest.mark.subprocess
 def test_neutral_summary_line_alone_gives_counts_and_an_unnamed_regression(
     neutral: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -126,6 +129,7 @@ def test_neutral_summary_line_alone_gives_counts_and_an_unnamed_regression(
     assert not run.verdict.passed
 
 
+@pytest.mark.subprocess
 def test_neutral_overall_timeout_kills_the_group_and_keeps_partial_results(
     neutral: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -147,6 +151,7 @@ def test_neutral_overall_timeout_kills_the_group_and_keeps_partial_results(
     assert checks(run)["command_completed"] is False
 
 
+@pytest.mark.subprocess
 def test_neutral_broken_runner_is_a_failure_with_its_output(
     neutral: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -210,6 +215,7 @@ def node(tmp_path: Path) -> FixtureRepo:
     return make_fixture_repo("node_pkg", tmp_path / "node")
 
 
+@pytest.mark.subprocess
 def test_node_breaking_add_names_every_test_it_broke(
     node: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -227,6 +233,7 @@ def test_node_breaking_add_names_every_test_it_broke(
     assert "strictly equal" in run.artifact["regressions"][0]["message"]
 
 
+@pytest.mark.subprocess
 def test_node_good_change_passes(node: FixtureRepo, sandbox: Sandbox, base_cache: Path) -> None:
     test = node.edit(
         "test/math.test.js",
@@ -244,6 +251,7 @@ def test_node_good_change_passes(node: FixtureRepo, sandbox: Sandbox, base_cache
     assert run.artifact["changed_tests"] == []
 
 
+@pytest.mark.subprocess
 def test_node_hanging_test_is_stopped_by_the_per_test_timeout(
     node: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -268,6 +276,7 @@ def test_node_hanging_test_is_stopped_by_the_per_test_timeout(
     }
 
 
+@pytest.mark.subprocess
 def test_node_syntax_error_in_a_test_file_reaches_the_failures(
     node: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -308,7 +317,7 @@ def python_validate(
     return validate(repo, branch, config, sandbox, cache, SOMAS_WHEELHOUSE=str(wheels))
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_python_breaking_an_existing_test_is_a_named_regression(
     python: FixtureRepo, sandbox: Sandbox, base_cache: Path, python_wheels: Path
 ) -> None:
@@ -327,7 +336,7 @@ def test_python_breaking_an_existing_test_is_a_named_regression(
     assert "test_slug.py:15" in regression["output"]
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_python_good_change_with_a_new_test_passes(
     python: FixtureRepo, sandbox: Sandbox, base_cache: Path, python_wheels: Path
 ) -> None:
@@ -352,7 +361,7 @@ def test_python_good_change_with_a_new_test_passes(
     assert run.artifact["passed"] == 8
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_python_hanging_test_is_killed_with_partial_results(
     python: FixtureRepo, sandbox: Sandbox, base_cache: Path, python_wheels: Path
 ) -> None:
@@ -375,7 +384,7 @@ def test_python_hanging_test_is_killed_with_partial_results(
     assert not run.verdict.passed
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_python_collection_error_is_a_failure_with_its_output(
     python: FixtureRepo, sandbox: Sandbox, base_cache: Path, python_wheels: Path
 ) -> None:
@@ -406,7 +415,7 @@ def rust(tmp_path: Path) -> FixtureRepo:
     return make_fixture_repo("rust_crate", tmp_path / "rust")
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_rust_breaking_a_function_names_its_tests(
     rust: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -422,7 +431,7 @@ def test_rust_breaking_a_function_names_its_tests(
     assert outcomes(run)["tests/metres.rs::one_kilometre"] == "passed"
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_rust_good_change_passes(rust: FixtureRepo, sandbox: Sandbox, base_cache: Path) -> None:
     extra = "\n#[test]\nfn ten_kilometres() {\n    assert_eq!(to_metres(10), 10_000);\n}\n"
     tests = (rust.path / "tests/metres.rs").read_text() + extra
@@ -434,7 +443,7 @@ def test_rust_good_change_passes(rust: FixtureRepo, sandbox: Sandbox, base_cache
     assert run.artifact["added_tests"] == ["tests/metres.rs::ten_kilometres"]
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_rust_hanging_test_is_killed_with_partial_results(
     rust: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:
@@ -454,7 +463,7 @@ def test_rust_hanging_test_is_killed_with_partial_results(
     assert "per-test timeout" in run.artifact["problem"]
 
 
-@pytest.mark.e2e
+@pytest.mark.subprocess
 def test_rust_compile_error_is_a_failure_with_the_compiler_output(
     rust: FixtureRepo, sandbox: Sandbox, base_cache: Path
 ) -> None:

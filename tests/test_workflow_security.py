@@ -106,6 +106,7 @@ def test_the_checkout_ref_resolves_to_the_pinned_commit(
 @pytest.mark.parametrize(
     ("workflow_sha", "somas_ref", "code"), [("", "", 1), (SHA, "", 0), ("", SHA, 0)]
 )
+@pytest.mark.subprocess
 def test_the_guard_step_refuses_to_run_an_unpinned_somas(
     workflow_sha: str, somas_ref: str, code: int
 ) -> None:
@@ -125,14 +126,14 @@ def test_the_guard_step_refuses_to_run_an_unpinned_somas(
 
 def concurrency_groups() -> dict[str, str]:
     """workflow/job -> the concurrency group expression of every job that changes a project."""
-    groups = {}
+    groups: dict[str, str] = {}
     for path in WORKFLOWS:
         doc = load(path)
         for name, job in doc["jobs"].items():
             if (job.get("permissions") or {}).get("contents") != "write":
                 continue
             group = (job.get("concurrency") or doc.get("concurrency") or {}).get("group")
-            groups[f"{path.name}/{name}"] = group
+            groups[f"{path.name}/{name}"] = str(group)
     return groups
 
 
@@ -303,6 +304,7 @@ def test_a_continuation_dispatched_by_the_workflow_token_needs_no_question(
 # -- least privilege, checked by zizmor ----------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_zizmor_pedantic_finds_nothing_and_every_allowance_is_explained() -> None:
     config = ROOT / ".github" / "zizmor.yml"
     result = subprocess.run(

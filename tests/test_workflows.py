@@ -23,9 +23,10 @@ UNTRUSTED = re.compile(r"github\.event|inputs\.|github\.head_ref|steps\.[\w-]+\.
 
 def load(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), f"{path}: expected a mapping at the top"
     if True in data:  # PyYAML reads the key `on` as the boolean True
         data["on"] = data.pop(True)
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def all_workflows() -> list[Path]:
@@ -34,7 +35,8 @@ def all_workflows() -> list[Path]:
 
 def steps_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if "runs" in doc:
-        return doc["runs"]["steps"]  # type: ignore[no-any-return]
+        steps: list[dict[str, Any]] = doc["runs"]["steps"]
+        return steps
     return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
 
 
@@ -96,7 +98,12 @@ def test_reusable_workflow_calls_match_their_callee(path: Path) -> None:
             if spec.get("required"):
                 assert key in given, f"{name}: required input {key} not passed"
             if key in given and not EXPRESSION.search(str(given[key])):
-                kind = {"string": str, "boolean": bool, "number": (int, float)}[spec["type"]]
+                kinds: dict[str, type | tuple[type, ...]] = {
+                    "string": str,
+                    "boolean": bool,
+                    "number": (int, float),
+                }
+                kind = kinds[spec["type"]]
                 assert isinstance(given[key], kind), f"{name}: input {key} should be {spec['type']}"
         secrets = job.get("secrets") or {}
         if secrets != "inherit":

@@ -6,14 +6,13 @@ import argparse
 import importlib
 import signal
 import sys
-import tempfile
 import threading
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from somas_action import __version__
+from somas_action.cli.crash_log import write_crash_log
 from somas_action.core.errors import SomasError
 from somas_action.github import actions_runtime
 
@@ -129,12 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     except Exception as exc:  # the boundary: never show a raw traceback
-        with tempfile.NamedTemporaryFile(
-            "w", prefix="somas-crash-", suffix=".log", delete=False
-        ) as log:
-            traceback.print_exc(file=log)
+        log = write_crash_log()
         print(
-            f"somas: unexpected error: {type(exc).__name__}: {exc} (details in {log.name}; "
+            f"somas: unexpected error: {type(exc).__name__}: {exc} (details in {log}; "
             "please report it)",
             file=sys.stderr,
         )

@@ -24,12 +24,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import tiers
 from tests.scenarios import demo_output
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
 _PATHS = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+# An answer: HTTP status and JSON body.
+Answer = tuple[int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -151,15 +155,15 @@ class FakeAIServer:
         self.violations: list[str] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _Server(self)
         self.httpd.daemon_threads = True
-        self.httpd.fake = self  # type: ignore[attr-defined]
         # A short poll interval: shutdown() waits up to one interval, once per test.
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
     def __enter__(self) -> FakeAIServer:
+        tiers.uses(tiers.FAKES, "starts the fake AI server")
         self.thread.start()
         return self
 
@@ -208,11 +212,11 @@ class FakeAIServer:
 # -- validation, with each provider's error shape ---------------------------------------------
 
 
-def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> Any:
+def _openai_error(status: int, message: str, kind: str, code: str | None = None) -> Answer:
     return status, {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def _anthropic_error(status: int, kind: str, message: str) -> Any:
+def _anthropic_error(status: int, kind: str, message: str) -> Answer:
     return status, {
         "type": "error",
         "error": {"type": kind, "message": message},
@@ -220,7 +224,7 @@ def _anthropic_error(status: int, kind: str, message: str) -> Any:
     }
 
 
-def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
+def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Answer | None:
     given = headers.get("authorization", "").removeprefix("Bearer ").strip()
     if given not in (fake.keys[OPENAI], fake.github_token or None):
         # Like the real service, the message quotes the key it was given.
@@ -270,7 +274,7 @@ def _check_openai(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any
     return None
 
 
-def _check_openai_tools(body: dict[str, Any]) -> Any:
+def _check_openai_tools(body: dict[str, Any]) -> Answer | None:
     """`tools` and `tool_choice` as Chat Completions documents them."""
     tools = body.get("tools")
     names: list[str] = []
@@ -307,7 +311,7 @@ def _check_openai_tools(body: dict[str, Any]) -> Any:
     return None
 
 
-def _check_openai_tool_pairing(messages: list[dict[str, Any]]) -> Any:
+def _check_openai_tool_pairing(messages: list[dict[str, Any]]) -> Answer | None:
     """Each assistant tool call answered by one `tool` message right after it, none other."""
     owed: list[str] = []
     for index, message in enumerate(messages):
@@ -356,7 +360,7 @@ def _check_openai_tool_pairing(messages: list[dict[str, Any]]) -> Any:
     return None
 
 
-def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Any:
+def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> Answer | None:
     bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
     if fake.keys[ANTHROPIC] not in (headers.get("x-api-key"), bearer):
         return _anthropic_error(401, "authentication_error", "invalid x-api-key")
@@ -396,7 +400,7 @@ def _check_anthropic(fake: FakeAIServer, headers: dict[str, str], body: Any) -> 
     return None
 
 
-def _check_anthropic_messages(messages: list[Any]) -> Any:
+def _check_anthropic_messages(messages: list[Any]) -> Answer | None:
     """Alternating roles; every tool_use answered by a tool_result in the very next message."""
     owed: set[str] = set()
     for index, message in enumerate(messages):
@@ -464,7 +468,7 @@ def _stage_of(api: str, body: dict[str, Any]) -> str:
     )
 
 
-def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Any:
+def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Answer:
     text = output if isinstance(output, str) else json.dumps(output)
     tokens_in = len(json.dumps(body)) // 4
     tokens_out = max(len(text) // 4, 1)
@@ -511,7 +515,7 @@ def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Any:
     }
 
 
-def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
+def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Answer:
     if action.kind == "ok":
         output = action.output or demo_output(_stage_of(api, body))
         return _success(api, body, output, number)
@@ -520,8 +524,8 @@ def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Any:
         payload["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
         return status, payload
     if action.kind == "invalid":
-        output: Any = "Sure! Here is the JSON you asked for: {oops" if api == OPENAI else {}
-        return _success(api, body, output, number)
+        broken: Any = "Sure! Here is the JSON you asked for: {oops" if api == OPENAI else {}
+        return _success(api, body, broken, number)
     if api == OPENAI:
         return {
             "rate_limited": _openai_error(
@@ -599,7 +603,7 @@ def _anthropic_context(body: dict[str, Any]) -> ToolContext:
     return ToolContext(turn, exchanges, [t["name"] for t in body.get("tools", [])], user)
 
 
-def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: int) -> Any:
+def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: int) -> Answer:
     context = (_openai_context if api == OPENAI else _anthropic_context)(body)
     answer = fake.policies[api](context)
     for name, _ in answer.calls:
@@ -617,7 +621,11 @@ def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: i
             }
             for i, n, a in calls
         ]
-        message = {"role": "assistant", "content": answer.text or None, "refusal": None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": answer.text or None,
+            "refusal": None,
+        }
         if tool_calls:
             message["tool_calls"] = tool_calls
         return 200, {
@@ -654,6 +662,14 @@ def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: i
     }
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server of one fake: its handlers find the fake's script here."""
+
+    def __init__(self, fake: FakeAIServer) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -661,7 +677,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def do_POST(self) -> None:
-        fake: FakeAIServer = self.server.fake  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Server)
+        fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         api = _PATHS.get(self.path.split("?")[0])

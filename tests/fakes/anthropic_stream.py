@@ -159,7 +159,11 @@ def _check_messages(messages: list[Any], issued: set[str]) -> str:
 def sse_events(reply: Reply, seen: Seen, model: str) -> list[tuple[str, dict[str, Any]]]:
     """The event stream of a successful reply, as the Messages API streams it."""
     usage = {"input_tokens": len(json.dumps(seen.body)) // 4, "output_tokens": 1}
-    message = {"id": f"msg_fake_{len(seen.tool_ids)}", "type": "message", "role": "assistant"}
+    message: dict[str, Any] = {
+        "id": f"msg_fake_{len(seen.tool_ids)}",
+        "type": "message",
+        "role": "assistant",
+    }
     message |= {"model": model, "content": [], "stop_reason": None, "stop_sequence": None}
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": {**message, "usage": usage}})

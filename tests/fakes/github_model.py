@@ -67,7 +67,9 @@ class GitHubModel:
         body.update(login=user["login"], type=user["type"])
         return body
 
-    def _repo_label(self, name: str, color: str = "ededed", description: str = "") -> dict:
+    def _repo_label(
+        self, name: str, color: str = "ededed", description: str = ""
+    ) -> dict[str, Any]:
         if name not in self.repo_labels:
             label_id = next(self._ids)
             self.repo_labels[name] = {
@@ -204,7 +206,7 @@ class GitHubModel:
             match = re.fullmatch(pattern, path)
             if verb == method and match:
                 args = [urllib.parse.unquote(g) for g in match.groups()]
-                return handler(query, body, *args)  # type: ignore[operator]
+                return handler(query, body, *args)
         return _Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com"})
 
     def _issue_or_404(self, number: str) -> dict[str, Any]:

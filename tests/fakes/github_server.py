@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests import tiers
 from tests.fakes.github_model import BOT, GitHubModel, _Reply
 from tests.fakes.openapi import Contract, contract
 
@@ -99,6 +100,7 @@ class FakeGitHub(GitHubModel):
 
     def start(self) -> FakeGitHub:
         """Serve in a background thread."""
+        tiers.uses(tiers.FAKES, "starts the fake GitHub")
         self.thread.start()
         return self
 
@@ -107,7 +109,9 @@ class FakeGitHub(GitHubModel):
         self.server.shutdown()
         self.server.server_close()
 
-    def add_issue(self, number: int, title: str, body: str = "", labels: tuple[str, ...] = ()):
+    def add_issue(
+        self, number: int, title: str, body: str = "", labels: tuple[str, ...] = ()
+    ) -> None:
         """An open issue (labels created in the repository as needed)."""
         with self.lock:
             for name in labels:
@@ -121,7 +125,9 @@ class FakeGitHub(GitHubModel):
                 "state": "open",
             }
 
-    def add_comment(self, number: int, body: str, login: str = "octocat", kind: str = "User"):
+    def add_comment(
+        self, number: int, body: str, login: str = "octocat", kind: str = "User"
+    ) -> int:
         """A comment written by someone (not through the API); returns its id."""
         with self.lock:
             comment_id = next(self._ids)

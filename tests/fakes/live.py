@@ -12,7 +12,7 @@ from tests.fakes.ai_server import FakeAIServer
 OPENAI_KEY = "sk-test-OPENAI-5f0c2b9e41d7a8c3"
 ANTHROPIC_KEY = "sk-ant-test-ANTHROPIC-9d2e7a61c0b4f835"
 GITHUB_TOKEN = "ghs_test_GITHUB_3c1d9e0f7a2b5c48"
-INTAKE_ONLY = [
+INTAKE_ONLY: list[dict[str, Any]] = [
     {
         "name": "intake",
         "agent": "intake-analyst",

@@ -91,7 +91,9 @@ def comment_created(
     return payload
 
 
-def workflow_dispatch(repository: str, inputs: dict[str, str], sender: str = "octocat") -> dict:
+def workflow_dispatch(
+    repository: str, inputs: dict[str, str], sender: str = "octocat"
+) -> dict[str, Any]:
     """`workflow_dispatch` with these inputs (as `gh workflow run -f …` sends them)."""
     payload = _ours(example("workflow_dispatch"), repository)
     payload["inputs"] = dict(inputs)

@@ -166,13 +166,7 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     breakers = state["circuit_breakers"]
     echo(
         "circuit breakers: "
-        + (
-            ", ".join(
-                f"{k} {v.get('state', '?') if isinstance(v, dict) else v}"
-                for k, v in breakers.items()
-            )
-            or "none recorded"
-        )
+        + (", ".join(f"{k} {v['state']}" for k, v in breakers.items()) or "none recorded")
     )
     echo("=== Recent transitions")
     for event in recent:
