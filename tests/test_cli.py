@@ -184,3 +184,55 @@ def test_starting_somas_does_not_import_the_heavy_libraries() -> None:
     code = f"import sys, somas_action.cli.main; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The operator views read files and print: what they may import, as counts (not times).
+_VIEW_BUDGET = {"status": 25, "list": 25, "health": 31, "monitor": 31}
+_NEVER_FOR_VIEWS = (
+    "yaml",
+    "jsonschema",
+    "github",
+    "requests",
+    "openai",
+    "anthropic",
+    "somas_action.pipeline",
+    "somas_action.app",
+    "somas_action.providers",
+)
+_IMPORTS_OF = """
+import json, sys
+from somas_action.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+names = sorted(sys.modules)
+print(json.dumps(names))
+"""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("command", sorted(_VIEW_BUDGET))
+def test_the_operator_views_stay_within_their_import_budget(
+    tmp_path: Path, clock: FakeClock, command: str
+) -> None:
+    repo = scenarios.make_repo(tmp_path / "repo")
+    scenarios.runner(repo, clock).start(scenarios.open_issue(repo), "local:tester")
+    args = [
+        "--repo",
+        str(repo),
+        command,
+        *(["project-1"] if command in ("status", "health") else []),
+    ]
+    # The first run validates config.yml (YAML, JSON Schema) and caches it; later runs do not.
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORTS_OF, *args], capture_output=True, text=True, check=True
+        )
+    modules = json.loads(out.stdout.strip().splitlines()[-1])
+    heavy = [
+        m for m in modules if m.split(".")[0] in _NEVER_FOR_VIEWS or m.startswith(_NEVER_FOR_VIEWS)
+    ]
+    assert heavy == []
+    ours = [m for m in modules if m.startswith("somas_action")]
+    assert len(ours) <= _VIEW_BUDGET[command], ours

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
-import traceback
 from collections.abc import Mapping
 
 # The folder for crash logs; unset or empty means the system temp dir (`$TMPDIR`, /tmp).
@@ -33,6 +31,10 @@ def write_crash_log(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def _write(folder: str | None) -> str:
+    # Imported here: only a crash needs them, and every command start would pay for tempfile.
+    import tempfile
+    import traceback
+
     with tempfile.NamedTemporaryFile(
         "w", prefix="somas-crash-", suffix=".log", delete=False, dir=folder
     ) as log:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from somas_action.config.resources import default_somas_dir
-from somas_action.config.schemas import first_problem
+from somas_action import __version__
+from somas_action.config.resources import default_somas_dir, schemas_dir
 from somas_action.core import names
 from somas_action.core.domain import JsonObject
 from somas_action.core.errors import ConfigError
@@ -25,12 +25,14 @@ from somas_action.core.settings import (
     from_mapping,
 )
 
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _HANDLER_BY_STAGE = {"implementation": "implementation", "validation": "validation"}
 
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file, turning every failure into one line naming the file and line."""
+    # Imported here: commands that find their config in the cache never load PyYAML.
+    import yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -39,7 +41,7 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         # libyaml's C loader when available: the pure-Python one costs ~10 ms per run here.
-        return yaml.load(text, Loader=_SAFE_LOADER)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -66,28 +68,50 @@ def load_config(repo: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, default and validate the repository's config (the embedded default if absent).
 
     A variable of `ENV_OVERRIDES` that is set and not empty replaces its value before
-    validation, so a bad value is refused like one written in the file.
+    validation, so a bad value is refused like one written in the file. A document validated
+    before (same bytes, same overrides, same schema and SOMAS version) comes from the cache of
+    validated configs, so read-only commands pay for neither YAML nor JSON Schema.
     """
     path = config_path(repo)
-    raw = read_yaml(path) if path.exists() else {}
     environment = os.environ if env is None else env
-    for variable, (section, key) in ENV_OVERRIDES.items():
-        value = environment.get(variable, "").strip()
+    overrides = {
+        variable: environment.get(variable, "").strip() for variable in sorted(ENV_OVERRIDES)
+    }
+    text = path.read_bytes() if path.is_file() else b""
+    key = _cache_key(text, overrides)
+    cached = _cached_document(key)
+    if cached is not None:
+        return build_config(cached, path)
+    raw = read_yaml(path) if path.exists() else {}
+    for variable, value in overrides.items():
+        section, field = ENV_OVERRIDES[variable]
         if not value or not isinstance(raw, dict):
             continue
         section_data = raw.get(section)
         section_data = section_data if isinstance(section_data, dict) else {}
-        overridden = {**raw, section: {**section_data, key: value}}
+        overridden = {**raw, section: {**section_data, field: value}}
         try:
-            parse_config(overridden, path)
+            validated_document(overridden, path)
         except ConfigError as exc:
-            raise ConfigError(f"{variable}={value!r} (overrides {section}.{key}): {exc}") from None
+            raise ConfigError(
+                f"{variable}={value!r} (overrides {section}.{field}): {exc}"
+            ) from None
         raw = overridden
-    return parse_config(raw, path)
+    data = validated_document(raw, path)
+    config = build_config(data, path)
+    _remember_document(key, data)
+    return config
 
 
 def parse_config(raw: Any, path: Path) -> Config:
     """Validate a parsed config document and build the Config (defaults filled in)."""
+    return build_config(validated_document(raw, path), path)
+
+
+def validated_document(raw: Any, path: Path) -> JsonObject:
+    """The document with every default filled in, or a ConfigError naming the first problem."""
+    from somas_action.config.schemas import first_problem
+
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -102,10 +126,60 @@ def parse_config(raw: Any, path: Path) -> Config:
         problem = first_problem("config", data, fill_defaults=True)
         if problem:  # pragma: no cover - the shipped default is tested
             raise ConfigError(f"embedded default config: {problem}")
-    stages = tuple(_stage_config(stage) for stage in pipeline["stages"])
+    build_config(data, path)  # the checks the schema cannot express
+    return data
+
+
+def build_config(data: JsonObject, path: Path) -> Config:
+    """The typed Config of a validated document (stage references and secrets checked)."""
+    stages = tuple(_stage_config(stage) for stage in data["pipeline"]["stages"])
     _check_stage_references(stages, path)
     check_allowlist(data["validation"]["env"], f"{path}: validation.env")
     return from_mapping(Config, data, path=path, stages=stages)
+
+
+# -- the cache of validated configs ---------------------------------------------------------
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "somas" / "config"
+
+
+@cache
+def _schema_digest() -> str:
+    """The schema's bytes and the embedded default pipeline's (an absent `stages` takes it)."""
+    digest = hashlib.sha256((schemas_dir() / "config.schema.json").read_bytes())
+    digest.update((default_somas_dir() / names.CONFIG_FILE).read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(text: bytes, overrides: Mapping[str, str]) -> str:
+    """What a validated document depends on: the file, the overrides, the schema, SOMAS."""
+    digest = hashlib.sha256(text)
+    digest.update(json.dumps([overrides, _schema_digest(), __version__]).encode())
+    return digest.hexdigest()
+
+
+def _cached_document(key: str) -> JsonObject | None:
+    try:
+        data = json.loads((_cache_dir() / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _remember_document(key: str, data: JsonObject) -> None:
+    """Keep a validated document for the next command (a cache that cannot be written is no
+    error: the next command validates again)."""
+    folder = _cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{key}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, folder / f"{key}.json")
+    except OSError:
+        return
 
 
 def _stage_config(stage: JsonObject) -> StageConfig:
@@ -148,6 +222,8 @@ def load_agent(repo: Path, agent: str) -> AgentConfig:
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): expected a mapping")
+    from somas_action.config.schemas import first_problem
+
     problem = first_problem("agent", raw, fill_defaults=True)
     if problem:
         raise ConfigError(f"{path}: {problem}; see docs/configuration.md")

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 
 # Kinds a provider call can fail with.
 TRANSIENT = "transient"  # 5xx, 529 overloaded, connection reset: the service hiccuped
@@ -97,6 +96,9 @@ def _seconds_until(value: str, now: datetime) -> float | None:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         try:
+            # Imported here: only a rate-limited answer carries an HTTP date.
+            from email.utils import parsedate_to_datetime
+
             moment = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             moment = None

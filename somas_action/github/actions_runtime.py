@@ -9,7 +9,6 @@ Actions (no `$GITHUB_ACTIONS`), so local runs and tests stay clean.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -78,7 +77,7 @@ def untrusted_output() -> Iterator[None]:
     if not active() or _stopped:
         yield
         return
-    token = secrets.token_hex(16)
+    token = os.urandom(16).hex()
     print(f"::stop-commands::{token}", flush=True)
     _stopped.append(token)
     try:
@@ -97,9 +96,9 @@ def set_outputs(values: dict[str, str]) -> None:
         return
     with open(path, "a", encoding="utf-8") as handle:
         for name, value in values.items():
-            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            delimiter = f"ghadelimiter_{os.urandom(16).hex()}"
             while delimiter in value:  # pragma: no cover - 128 random bits
-                delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+                delimiter = f"ghadelimiter_{os.urandom(16).hex()}"
             handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
 
