@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The Actions runner cancels with SIGINT, then SIGTERM 7.5 s later: treat both as an
     # interrupt so the current attempt is recorded as cancelled (writes are atomic anyway).
     previous = None
-    if threading.current_thread() is threading.main_thread():
+    # Outside the main thread (an embedding program) signals are not ours to handle.
+    with contextlib.suppress(ValueError):
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return run(argv)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 # Kinds a provider call can fail with.
 TRANSIENT = "transient"  # 5xx, 529 overloaded, connection reset: the service hiccuped
@@ -31,8 +31,7 @@ QUALITY_GATE = "quality_gate"
 WORKSPACE = "workspace"
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """What each retry layer does with an error of one kind."""
 
     retry_call: bool  # call the same model again within this agent call
