@@ -6,6 +6,7 @@ import pytest
 
 from somas_action.core import untrusted
 from somas_action.core.access import Access, AccessPolicy, decide
+from tests import scenarios
 
 ZW = untrusted.ZERO_WIDTH
 
@@ -27,6 +28,10 @@ ZW = untrusted.ZERO_WIDTH
 )
 def test_scrub_removes_paths_invisible_characters_and_markers(text: str, expected: str) -> None:
     assert untrusted.scrub(text) == expected
+
+
+SECURITY = scenarios.config_section().security
+POLICY = AccessPolicy.from_settings(SECURITY.allowed_roles, SECURITY.outsider_reaction)
 
 
 def test_scrub_bounds_the_length() -> None:
@@ -92,7 +97,7 @@ def test_mention_only_for_well_formed_logins(login: str, expected: str) -> None:
 def test_the_default_policy_allows_write_and_above(
     role: str, permission: str, allowed: bool
 ) -> None:
-    assert decide(Access("x", role, permission), AccessPolicy(), "it").allowed is allowed
+    assert decide(Access("x", role, permission), POLICY, "it").allowed is allowed
 
 
 def test_a_narrower_policy_refuses_plain_writers_and_names_the_roles() -> None:
@@ -106,8 +111,10 @@ def test_a_narrower_policy_refuses_plain_writers_and_names_the_roles() -> None:
 
 
 def test_outsiders_are_never_answered_in_public_and_read_is_never_allowed() -> None:
+    # The schema refuses such a config; a policy built from it anyway fails closed: nobody.
     policy = AccessPolicy.from_settings(["read", "none"], "none")
-    assert policy.allowed_roles == frozenset({"admin", "maintain", "write"})
+    assert policy.allowed_roles == frozenset()
+    assert not decide(Access("w", "write", "write"), policy, "it").allowed
     assert policy.outsider_reaction is None
     stranger = decide(Access.none("s"), policy, "it")
     assert not stranger.allowed and not stranger.answer_in_public

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from somas_action.core import untrusted
 
 BUILT_IN_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
-DEFAULT_ALLOWED_ROLES = ("admin", "maintain", "write")
 # Roles that never command SOMAS, whatever the config says (the schema refuses them too).
 NEVER_ALLOWED = frozenset({"none", "read"})
 # A workflow_dispatch made with a workflow's own GITHUB_TOKEN has this sender. GitHub accepts a
@@ -59,18 +58,20 @@ class Access:
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """`security.allowed_roles` and `security.outsider_reaction`, as values."""
+    """`security.allowed_roles` and `security.outsider_reaction`, as values (the defaults are
+    the schema's, through the typed config)."""
 
-    allowed_roles: frozenset[str] = frozenset(DEFAULT_ALLOWED_ROLES)
+    allowed_roles: frozenset[str]
     # The one reaction an outsider's `/somas` comment gets; None: no answer at all.
-    outsider_reaction: str | None = "eyes"
+    outsider_reaction: str | None
 
     @classmethod
     def from_settings(cls, allowed_roles: Iterable[str], outsider_reaction: str) -> AccessPolicy:
         """From the config section's values (`"none"` turns the outsider reaction off)."""
+        # The schema refuses read and none already; this holds for a policy built by hand too.
         roles = frozenset(allowed_roles) - NEVER_ALLOWED
         reaction = None if outsider_reaction == "none" else outsider_reaction
-        return cls(roles or frozenset(DEFAULT_ALLOWED_ROLES), reaction)
+        return cls(roles, reaction)
 
     def allows(self, access: Access) -> bool:
         """Whether the role (or its base permission) is one of the allowed roles."""
