@@ -82,6 +82,8 @@ class AccessPolicy:
     def wanted(self) -> str:
         """The allowed roles, for a refusal message."""
         names = sorted(self.allowed_roles)
+        if not names:
+            return "an allowed role (security.allowed_roles allows none)"
         return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
