@@ -235,23 +235,43 @@ def test_corrupted_state_json_restore_and_reconstruct(
     assert {g["stage"] for g in groups} >= {"intake", "validation", "review"}
 
 
-def test_restore_from_a_dated_backup_by_hand_is_recorded(repo: Path, clock: FakeClock) -> None:
+def test_an_old_backup_copied_by_hand_never_moves_the_project_backwards(
+    repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = scenarios.run_to_gate(repo, clock)
     assert somas(repo, "backup", "project-1") == 0
     dated = sorted((repo / P).glob("state.json.backup.*"))[0]
     run.approve("project-1", "local:alice")
     run.advance("project-1", "local:tester")
     assert state_of(repo)["status"] == "completed"
+    log_before = log_of(repo)
     # Runbook: ls the backups, cp one over state.json.
     assert dated.name in sh(repo, f"ls -la {P}/ | grep backup")
     sh(repo, f"cp {P}/{dated.name} {P}/state.json")
+    capsys.readouterr()
 
-    state, _ = run.advance("project-1", "local:tester")
+    # Every command that writes refuses, naming the backup and the two ways out.
+    assert somas(repo, "advance", "project-1") == 1
+    err = capsys.readouterr().err
+    assert f"a copy of {dated.name}, taken at event #" in err
+    assert "somas reconstruct project-1" in err and f"--from {dated.name} --force" in err
+    assert log_of(repo) == log_before
+    # A view shows the log's truth and says what is wrong.
+    assert somas(repo, "status", "project-1") == 0
+    assert "a copy of" in capsys.readouterr().out
 
-    restored = [e for e in log_of(repo) if e["event_type"] == "state_restored"]
-    assert restored and restored[0]["data"]["from"] == dated.name
-    assert "copied" in restored[0]["actor"]
-    assert state["status"] == "waiting"
+    # `restore` of that backup is refused too unless forced; `reconstruct` puts it right.
+    assert somas(repo, "restore", "project-1", "--from", dated.name) == 1
+    assert "add --force to go back anyway" in capsys.readouterr().err
+    assert somas(repo, "reconstruct", "project-1") == 0
+    assert state_of(repo)["status"] == "completed"
+    assert somas(repo, "verify", "project-1") == 0
+
+    # Going back on purpose is possible, and recorded.
+    assert somas(repo, "restore", "project-1", "--from", dated.name, "--force") == 0
+    restored = log_of(repo)[-1]
+    assert (restored["event_type"], restored["data"]["from"]) == ("state_restored", dated.name)
+    assert state_of(repo)["status"] == "waiting"
     assert somas(repo, "verify", "project-1") == 0
 
 

@@ -20,8 +20,16 @@ class StateError(SomasError):
     """A project's files are missing, corrupt or disagree with each other."""
 
 
+class StateConflict(StateError):
+    """The log moved on since a command read it (another writer); reload and decide again."""
+
+
 class CommandRefused(SomasError):
     """A command is valid but cannot be applied to the project as it is now."""
+
+
+class ProjectBusy(CommandRefused):
+    """Another run holds the project's lease and did not let go in time."""
 
 
 class ClassifiedError(SomasError):

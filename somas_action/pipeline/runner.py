@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from somas_action.config.loader import load_agent, load_agents
 from somas_action.config.resources import schemas_dir
 from somas_action.config.schemas import first_problem, load_schema
-from somas_action.core import controls, engine, names
+from somas_action.core import engine, names
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import (
     ArtifactRecord,
@@ -21,16 +22,17 @@ from somas_action.core.domain import (
     JsonObject,
     Replay,
     State,
-    StateEdit,
 )
 from somas_action.core.engine import Context, RunStage, Stop
 from somas_action.core.error_kinds import INVALID_OUTPUT, QUALITY_GATE, RUN_DEADLINE, policy_for
-from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused
+from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused, StateConflict
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.core.settings import AgentConfig, Config, StageConfig
 from somas_action.pipeline import resilience_steps
 from somas_action.pipeline.debugger import DEBUGGER, Debugger
+from somas_action.pipeline.lease import project_lease
+from somas_action.pipeline.loading import open_project
 from somas_action.pipeline.recorder import (
     BatchSink,
     EventSink,
@@ -39,8 +41,9 @@ from somas_action.pipeline.recorder import (
     _ignore_event,
 )
 from somas_action.pipeline.stage_handlers import StageHandlers
+from somas_action.pipeline.watch import RunStopped, Watch, WatchedClock, watch_moved
 from somas_action.state.git import GitWorkspace
-from somas_action.state.store import BackupCopied, HandEdit, LettersPurged, ProjectStore
+from somas_action.state.store import ProjectStore, tail_of
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Services:
     base_branch: str = names.DEFAULT_BASE_BRANCH
     # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
     run_budget_seconds: float | None = None
+    # How long `advance` waits for another run of the same project to finish before refusing.
+    lease_wait_seconds: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -120,24 +125,7 @@ class Runner:
     def load(self, project_id: str, actor: str) -> tuple[ProjectStore, State]:
         """Load a project; changes made to its files by hand are recorded as events first."""
         store = self.store(project_id)
-        state, changes = store.load()
-        for change in changes:
-            key = f"{change.kind}:{state['last_event']['hash']}"
-            drafts: list[EventDraft]
-            if isinstance(change, HandEdit):
-                if not (change.edit["changes"] or change.edit["ignored"]):
-                    continue
-                ctx = self.context("operator (hand edit of state.json)", key)
-                edit: StateEdit = {**change.edit, "detected_by": actor}
-                drafts = engine.record_state_edit(state, edit, ctx)
-            elif isinstance(change, BackupCopied):
-                ctx = self.context(f"operator (copied {change.name} over state.json)", key)
-                drafts = controls.restore(state, change.name, change.backup, ctx)
-            elif isinstance(change, LettersPurged):
-                ctx = self.context("operator (edited dead_letters.json by hand)", key)
-                drafts = controls.purge_dead_letters(state, list(change.ids), None, True, ctx)
-            state = self.commit(store, state, drafts)
-        return store, state
+        return store, open_project(self.recorder, store, actor)
 
     @property
     def agents(self) -> dict[str, AgentConfig]:
@@ -189,41 +177,149 @@ class Runner:
     def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         """Run stages until a human gate, a failure that needs a person, or completion.
 
-        A parked project continues here once its reason has passed; when no provider can be
-        called (or the run is out of time) the project is parked instead, with a checkpoint.
+        One run at a time per project (a lease); another run of the same project waits for it
+        or refuses clearly. Pause, cancel, stop-all and breakers are checked between every step,
+        when an agent's reply arrives and during every wait (`pipeline.watch`). A parked project
+        continues here once its reason has passed; when no provider can be called (or the run
+        is out of time) the project is parked instead, with a checkpoint.
         """
+        with project_lease(self.s.repo, project_id, actor, self.s.lease_wait_seconds, self._say):
+            return self._advance(project_id, actor)
+
+    def _advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         store, state = self.load(project_id, actor)
+        state = self._close_abandoned(store, state, actor)
         deadline = self._deadline()
         state = resilience_steps.sync_breakers(self.recorder, self.s.repo, store, state, actor)
         config = self.s.config
         budget = sum(stage.max_retries for stage in config.stages) + len(config.stages)
+        self._watch(store, state, actor)
         try:
             for _ in range(budget * 2):
-                step = engine.next_step(state, config)
-                if isinstance(step, Stop):
-                    return state, step
-                agent = self.agents[step.stage.agent]
-                deferral = resilience_steps.preflight(
-                    self.s.clock, self.s.provider, agent, deadline
-                )
-                if deferral is not None:
-                    state = resilience_steps.park(
-                        self.recorder, store, state, step.stage.name, deferral, None, actor
+                try:
+                    state = self._between_steps(store, state, actor)
+                    step = engine.next_step(state, config)
+                    if isinstance(step, Stop):
+                        return state, step
+                    agent = self.agents[step.stage.agent]
+                    deferral = resilience_steps.preflight(
+                        self.s.clock, self.s.provider, agent, deadline
                     )
-                    return state, resilience_steps.parked_stop(state)
-                if state["status"] == names.PARKED:
-                    state = resilience_steps.unpark(self.recorder, store, state, actor)
-                state = self._run_attempt(store, state, step, actor, deadline)
-                if state["status"] == names.PARKED:
-                    return state, resilience_steps.parked_stop(state)
+                    if deferral is not None:
+                        state = resilience_steps.park(
+                            self.recorder, store, state, step.stage.name, deferral, None, actor
+                        )
+                        return state, resilience_steps.parked_stop(state)
+                    if state["status"] == names.PARKED:
+                        state = resilience_steps.unpark(self.recorder, store, state, actor)
+                    state = self._run_attempt(store, state, step, actor, deadline)
+                    if state["status"] == names.PARKED:
+                        return state, resilience_steps.parked_stop(state)
+                except (RunStopped, StateConflict):
+                    # Someone else recorded something (a pause, a cancel, an approval): look
+                    # again; an attempt left open by the stop is recorded as abandoned.
+                    store, state = self.load(project_id, actor)
+                    state = self._abandon_open(store, state, actor, "stopped at a safe point")
         except KeyboardInterrupt:
             self._record_cancel(store, actor)
             raise
+        finally:
+            self._unwatch()
         return state, Stop(f"{project_id}: stopped after {budget * 2} attempts in one run", code=1)
+
+    # -- controls while running (pipeline.watch) -----------------------------------------------
+
+    def _say(self, line: str) -> None:
+        """A progress line (to stderr: stdout may be JSON)."""
+        print(line, file=sys.stderr, flush=True)
+
+    def _watch(self, store: ProjectStore, state: State, actor: str) -> None:
+        tail = tail_of(state)
+        watch = Watch(store, tail.offset, tail.hash, lambda: self._on_moved(store, actor))
+        self.recorder.watch = watch
+        if isinstance(self.s.clock, WatchedClock):
+            self.s.clock.watch = watch
+
+    def _unwatch(self) -> None:
+        self.recorder.watch = None
+        if isinstance(self.s.clock, WatchedClock):
+            self.s.clock.watch = None
+
+    def _on_moved(self, store: ProjectStore, actor: str) -> None:
+        """The log moved under a running step: stop if what was recorded says so."""
+        state = store.read().state
+        reason = self._stop_reason(state)
+        if reason:
+            raise RunStopped(reason)
+        if self.recorder.watch is not None:
+            tail = tail_of(state)
+            self.recorder.watch.follow(store, tail.offset, tail.hash)
+
+    def _stop_reason(self, state: State) -> str | None:
+        """Why a running pipeline must stop now (paused, cancelled, waiting, disabled…)."""
+        step = engine.next_step(state, self.s.config)
+        return step.reason if isinstance(step, Stop) else None
+
+    def _between_steps(self, store: ProjectStore, state: State, actor: str) -> State:
+        """A safe point: if someone else wrote to the log, continue from what it says now."""
+        watch = self.recorder.watch
+        if watch is None or not watch_moved(watch):
+            return state
+        _, state = self.load(state["project_id"], actor)
+        tail = tail_of(state)
+        watch.follow(store, tail.offset, tail.hash)
+        return self._abandon_open(store, state, actor, "stopped at a safe point")
+
+    def _close_abandoned(self, store: ProjectStore, state: State, actor: str) -> State:
+        """An attempt a previous run started and never finished (it was killed or lost): it
+        counts, so a stage whose attempts keep killing their run stops at max_retries."""
+        opened = engine.open_attempt(state)
+        if opened is None:
+            return state
+        stage = self.s.config.stage(opened[0])
+        request = self._request(store, state, stage, opened[1], None, [])
+        model = request.model.as_dict() if request.model else None
+        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
+        drafts = engine.abandon_attempt(
+            state,
+            stage,
+            "the run working on this attempt stopped before recording its outcome (killed or "
+            "lost); it counts as a failed attempt",
+            self.recorder.step_context(actor, state),
+            counted=True,
+            replay=replay,
+        )
+        return self.commit(store, state, drafts) if drafts else state
+
+    def _abandon_open(
+        self,
+        store: ProjectStore,
+        state: State,
+        actor: str,
+        why: str,
+        output: JsonObject | None = None,
+    ) -> State:
+        """A control stopped the run mid-attempt: the attempt does not count; a reply that had
+        arrived is kept as an artifact and named in the event (the paid-for work is not lost)."""
+        opened = engine.open_attempt(state)
+        reason = self._stop_reason(state)
+        if opened is None or reason is None:
+            return state
+        stage = self.s.config.stage(opened[0])
+        digest = None
+        if output is not None:
+            store.write_artifact(f"{stage.name}.abandoned-reply.json", output)
+            digest = engine.output_digest(output)
+        ctx = self.recorder.step_context(actor, state)
+        drafts = engine.abandon_attempt(
+            state, stage, f"{why}: {reason}", ctx, counted=False, output_digest=digest
+        )
+        return self.commit(store, state, drafts) if drafts else state
 
     def _record_cancel(self, store: ProjectStore, actor: str) -> None:
         """After SIGINT/SIGTERM: reload (repairing a torn write) and mark the attempt undone."""
-        state, _ = store.load()
+        reading = store.read()
+        state = store.settle(reading)
         ctx = self.context(actor, f"cancel:{state['last_event']['hash']}")
         drafts = engine.cancel_attempt(state, "run cancelled (SIGINT/SIGTERM)", ctx)
         if drafts:
@@ -322,7 +418,40 @@ class Runner:
         model = request.model.as_dict() if request.model else None
         ctx = self.context(actor, delivery_id or f"advance:{state['metrics']['events']}")
         state = self.commit(store, state, engine.start_attempt(state, stage, attempt, model, ctx))
-        outcome = self._attempt(store, state, stage, request, reply)
+        try:
+            outcome = self._attempt(store, state, stage, request, reply)
+        except RunStopped as stopped:
+            _, state = self.load(state["project_id"], actor)
+            return self._abandon_open(store, state, actor, "stopped", stopped.output)
+        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
+        for _ in range(3):
+            try:
+                return self._record_outcome(
+                    store, state, step, outcome, replay, observations, actor, deadline, reply
+                )
+            except StateConflict:
+                # Someone recorded something meanwhile: record the outcome after it, unless
+                # it means stop (then the attempt is abandoned, its reply kept).
+                _, state = self.load(state["project_id"], actor)
+                if engine.open_attempt(state) != (stage.name, attempt) or self._stop_reason(state):
+                    output = outcome.output if isinstance(outcome, Success) else None
+                    return self._abandon_open(store, state, actor, "stopped", output)
+        raise StateConflict(f"{state['project_id']}: the log kept moving; run advance again")
+
+    def _record_outcome(
+        self,
+        store: ProjectStore,
+        state: State,
+        step: RunStage,
+        outcome: Outcome,
+        replay: Replay,
+        observations: list[Observation],
+        actor: str,
+        deadline: float | None,
+        reply: JsonObject | None,
+    ) -> State:
+        """Record what the attempt came to (and wait before the next one after a failure)."""
+        stage, attempt = step.stage, step.attempt
         state = resilience_steps.record_observations(
             self.recorder, store, state, observations, stage.name, attempt, actor
         )
@@ -332,7 +461,6 @@ class Runner:
             return resilience_steps.park(
                 self.recorder, store, state, stage.name, outcome.deferral, attempt, actor
             )
-        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
         state = self._record_failure(store, state, step, outcome, replay, actor)
         if state["status"] == names.FAILED:
             return state
@@ -355,6 +483,7 @@ class Runner:
         gate_results: list[GateResult] = []
         try:
             output = reply if reply is not None else self.s.provider.invoke(request)
+            self._reply_arrived(output)
             problem = first_problem(_output_schema_name(stage), output)
             if problem:
                 raise AttemptFailed(f"agent {request.agent} reply: {problem}", INVALID_OUTPUT)
@@ -372,6 +501,17 @@ class Runner:
                 return Deferred(deferral)
             return Failure(exc.record(), artifacts, gate_results)
         return Success(output, artifacts, gate_results)
+
+    def _reply_arrived(self, output: JsonObject) -> None:
+        """A safe point before any effect (files, commits, tests): stop here if told to."""
+        watch = self.recorder.watch
+        if watch is None:
+            return
+        try:
+            watch.check()
+        except RunStopped as stopped:
+            stopped.output = output
+            raise
 
     def _record_success(
         self, store: ProjectStore, state: State, step: RunStage, outcome: Success, actor: str

@@ -50,9 +50,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--stage", required=True)
     p.add_argument("--reason", default="restarted by operator")
     p.add_argument("--no-advance", action="store_true", help="only record the restart")
+    p.add_argument(
+        "--force", action="store_true", help="skip stages that have not completed (recorded)"
+    )
     p.set_defaults(
         func=lambda a: _run(
-            a, lambda op, who: op.restart(a.project_id, a.stage, who, a.reason), advance=True
+            a,
+            lambda op, who: op.restart(a.project_id, a.stage, who, a.reason, force=a.force),
+            advance=True,
         )
     )
 
