@@ -313,3 +313,18 @@ def incident(state: State, text: str, resolve: bool, ctx: Context) -> list[Event
     kind = EventType.INCIDENT_RESOLVED if resolve else EventType.INCIDENT_NOTED
     batch.add(kind, stage=None, status="resolved" if resolve else "noted", data={"text": text})
     return batch.drafts
+
+
+def git_locks_cleared(
+    state: State, cleared: list[tuple[str, float]], ctx: Context
+) -> list[EventDraft]:
+    """Stale git lock files (left by a killed git of ours) that were removed before a retry."""
+    batch = _batch(state, ctx)
+    for path, age in cleared:
+        batch.add(
+            EventType.GIT_LOCK_CLEARED,
+            stage=None,
+            status="cleared",
+            data={"path": path, "age_seconds": age},
+        )
+    return batch.drafts

@@ -20,6 +20,7 @@ from somas_action.core.labels import label_changes
 from somas_action.core.ports import Tracker
 from somas_action.core.report import status_markdown
 from somas_action.pipeline.watch import Watch
+from somas_action.state.git_locks import ClearedLock, take_cleared
 from somas_action.state.store import ProjectStore, tail_of
 
 EventSink = Callable[[Event], None]
@@ -36,6 +37,13 @@ def mirror_issue(tracker: Tracker, state: State) -> None:
     if add or remove:
         tracker.set_labels(number, add, remove)
     tracker.upsert_comment(number, STATUS_MARKER, status_markdown(state))
+
+
+def _cleared_drafts(
+    state: State, cleared: list[ClearedLock], recorder: Recorder
+) -> list[EventDraft]:
+    ctx = recorder.context("somas", f"git-lock:{state['last_event']['hash']}")
+    return controls.git_locks_cleared(state, [(c.path, c.age_seconds) for c in cleared], ctx)
 
 
 def _queued(store: ProjectStore) -> dict[str, str]:
@@ -87,5 +95,8 @@ class Recorder:
         for event in written:
             self.on_event(event)
         self.on_commit(new_state, written)
+        cleared = take_cleared()
+        if cleared:  # a killed git of ours had left a lock file: say so in the log
+            new_state = self.commit(store, new_state, _cleared_drafts(new_state, cleared, self))
         mirror_issue(self.tracker, new_state)
         return new_state
