@@ -183,6 +183,11 @@ class Runner:
         continues here once its reason has passed; when no provider can be called (or the run
         is out of time) the project is parked instead, with a checkpoint.
         """
+        if not self.workspace.is_repository():
+            raise CommandRefused(
+                f"{self.s.repo}: not a git repository; SOMAS commits each stage's work to a "
+                "branch of it: `git init` and commit, then advance"
+            )
         with project_lease(self.s.repo, project_id, actor, self.s.lease_wait_seconds, self._say):
             return self._advance(project_id, actor)
 

@@ -243,11 +243,16 @@ def first_bad_line(log: EventLog) -> BadLine | None:
 
 
 def log_cut_short(project_id: str, log: EventLog, end: LogEnd, counted: int) -> StateError:
-    """The log holds fewer events than state.json counts: name the first missing one."""
-    last = end.seq
-    if not last and end.size:
-        bad = first_bad_line(log)
-        last = bad.number - 1 if bad else 0
+    """The log holds fewer bytes than state.json counts: name the first bad line (a line
+    deleted in the middle), else the first missing seq (the log was cut)."""
+    scan = log.scan()
+    try:
+        with gc_paused():
+            for _ in scan:
+                pass
+    except BadLine as bad:
+        return bad
+    last = scan.tail.seq + len(scan.pending)
     return StateError(
         f"{log.path}: ends at seq {last} ({end.size} bytes) but state.json counts {counted} "
         f"events; seq {last + 1} is the first missing. The log was cut or replaced: "
