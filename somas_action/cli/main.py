@@ -134,7 +134,11 @@ def file_fault(exc: OSError) -> str | None:
 
 def _interrupts() -> tuple[list[bool], dict[int, object]]:
     """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones (the Actions runner sends
-    SIGTERM 7.5 s after SIGINT) are ignored while the first is handled, so the exit stays 130."""
+    SIGTERM 7.5 s after SIGINT) are ignored while the first is handled, so the exit stays 130.
+
+    The ignoring is the operating system's (SIG_IGN): Python puts back the default handler of
+    a Python-level one while it shuts down, and a SIGTERM then would still end it with 143.
+    """
     interrupted = [False]
     previous: dict[int, object] = {}
 
@@ -142,6 +146,8 @@ def _interrupts() -> tuple[list[bool], dict[int, object]]:
         if interrupted[0]:
             return
         interrupted[0] = True
+        for each in previous:
+            signal.signal(each, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
@@ -160,7 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         actions_runtime.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        interrupted[0] = True
         print("somas: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the boundary: never show a raw traceback
         return _crash(exc)
     finally:
-        if not interrupted[0]:  # once interrupted, the process is on its way out: stay deaf
+        if not interrupted[0]:  # once signalled, the process is on its way out: stay deaf
             for signum, handler in previous.items():
                 signal.signal(signum, handler)  # type: ignore[arg-type]
 
