@@ -157,3 +157,20 @@ def test_pipeline_trigger_filters_bots_and_foreign_labels() -> None:
         ]
         is False
     )
+
+
+def test_every_workflow_that_touches_a_project_uses_one_concurrency_group_name() -> None:
+    """`somas-project-<n>` for a label, a comment, a dispatch by issue or by project id, a
+    resume and an agent run: the same project never runs twice at once on GitHub."""
+    groups = {
+        name: load(ROOT / ".github" / "workflows" / name)["concurrency"]["group"]
+        for name in ("somas-pipeline.yml", "somas-resume.yml", "somas-agent.yml")
+    }
+    assert groups["somas-resume.yml"] == groups["somas-agent.yml"] == (
+        "somas-${{ inputs.project_id }}"
+    )
+    pipeline = groups["somas-pipeline.yml"]
+    assert pipeline.startswith("somas-${{ ") and pipeline.endswith(" }}")
+    for source in ("github.event.issue.number", "inputs.issue_number"):
+        assert f"({source} && format('project-{{0}}', {source}))" in pipeline
+    assert "|| inputs.project_id ||" in pipeline

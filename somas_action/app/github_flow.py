@@ -177,6 +177,11 @@ class GitHubFlow:
         try:
             state, code, note = self._with_state(trigger)
             self.buffer.flush()
+            if self.branch.lost_races:
+                self.say(
+                    f"somas: state branch: {self.branch.pushes} push(es), "
+                    f"{self.branch.lost_races} lost race(s) to other runs"
+                )
         except RateLimitDeferred as exc:
             self.branch.push()  # git is not rate limited: the state is safe before handing over
             return self._defer(trigger, exc)
