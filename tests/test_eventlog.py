@@ -12,7 +12,7 @@ import pytest
 
 from somas_action.core import events as ev
 from somas_action.core.domain import EventDraft
-from somas_action.core.errors import StateConflict, StateError
+from somas_action.core.errors import LogMoved, StateError
 from somas_action.core.events import EventType
 from somas_action.state.eventlog import EMPTY_TAIL, GENESIS_HASH, EventLog, Tail
 
@@ -82,7 +82,7 @@ def test_an_append_from_a_stale_tail_is_a_conflict_and_writes_nothing(log: Event
     first = _append(log, _drafts(1))
     _append(log, _drafts(1, start=1), first)  # another writer
     before = log.path.read_bytes()
-    with pytest.raises(StateConflict, match=r"moved on since this command read it"):
+    with pytest.raises(LogMoved, match=r"moved on since this command read it"):
         log.append(_drafts(1, start=2), first)
     assert log.path.read_bytes() == before
 
@@ -91,7 +91,7 @@ def test_an_append_to_a_log_cut_shorter_is_a_conflict(log: EventLog) -> None:
     tail = _append(log, _drafts(3))
     data = log.path.read_bytes()
     log.path.write_bytes(data[: data.index(b"\n") + 1])
-    with pytest.raises(StateConflict):
+    with pytest.raises(LogMoved):
         log.append(_drafts(1, start=5), tail)
 
 

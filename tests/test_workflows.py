@@ -166,8 +166,10 @@ def test_every_workflow_that_touches_a_project_uses_one_concurrency_group_name()
         name: load(ROOT / ".github" / "workflows" / name)["concurrency"]["group"]
         for name in ("somas-pipeline.yml", "somas-resume.yml", "somas-agent.yml")
     }
-    assert groups["somas-resume.yml"] == groups["somas-agent.yml"] == (
-        "somas-${{ inputs.project_id }}"
+    assert (
+        groups["somas-resume.yml"]
+        == groups["somas-agent.yml"]
+        == ("somas-${{ inputs.project_id }}")
     )
     pipeline = groups["somas-pipeline.yml"]
     assert pipeline.startswith("somas-${{ ") and pipeline.endswith(" }}")

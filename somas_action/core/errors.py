@@ -21,7 +21,13 @@ class StateError(SomasError):
 
 
 class StateConflict(StateError):
-    """The log moved on since a command read it (another writer); reload and decide again."""
+    """Another writer changed the project since this command read it; reload and re-apply."""
+
+
+class LogMoved(StateConflict):
+    """The project's log on this machine moved on since the command read it (another local
+    writer); reloading the project's files and deciding again resolves it. A conflict on the
+    state branch is a plain StateConflict: only pulling the branch again resolves that."""
 
 
 class CommandRefused(SomasError):

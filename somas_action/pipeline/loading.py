@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from somas_action.core import controls, engine
 from somas_action.core.domain import EventDraft, State, StateEdit
-from somas_action.core.errors import CommandRefused, StateConflict
+from somas_action.core.errors import CommandRefused, LogMoved
 from somas_action.pipeline.recorder import Recorder
 from somas_action.state.store import (
     Finding,
@@ -34,11 +34,11 @@ T = TypeVar("T")
 
 def retry_on_conflict(command: Callable[[], T], tries: int = LOAD_TRIES) -> T:
     """Run a command that loads, decides and records; when another writer got there first
-    (StateConflict), run it again on what is recorded now."""
+    (LogMoved), run it again on what is recorded now."""
     for _ in range(tries - 1):
         try:
             return command()
-        except StateConflict:
+        except LogMoved:
             continue
     return command()
 
@@ -55,9 +55,9 @@ def open_project(recorder: Recorder, store: ProjectStore, actor: str) -> State:
             for finding in reading.findings:
                 state = _record(recorder, store, state, finding, actor)
             return state
-        except StateConflict:
+        except LogMoved:
             continue
-    raise StateConflict(
+    raise LogMoved(
         f"{store.log.path}: other writers kept changing the project while it was opened; "
         "run the command again"
     )

@@ -25,7 +25,7 @@ from somas_action.core.domain import (
 )
 from somas_action.core.engine import Context, RunStage, Stop
 from somas_action.core.error_kinds import INVALID_OUTPUT, QUALITY_GATE, RUN_DEADLINE, policy_for
-from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused, StateConflict
+from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused, LogMoved
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.core.settings import AgentConfig, Config, StageConfig
@@ -220,7 +220,7 @@ class Runner:
                     state = self._run_attempt(store, state, step, actor, deadline)
                     if state["status"] == names.PARKED:
                         return state, resilience_steps.parked_stop(state)
-                except (RunStopped, StateConflict):
+                except (RunStopped, LogMoved):
                     # Someone else recorded something (a pause, a cancel, an approval): look
                     # again; an attempt left open by the stop is recorded as abandoned.
                     store, state = self.load(project_id, actor)
@@ -434,14 +434,14 @@ class Runner:
                 return self._record_outcome(
                     store, state, step, outcome, replay, observations, actor, deadline, reply
                 )
-            except StateConflict:
+            except LogMoved:
                 # Someone recorded something meanwhile: record the outcome after it, unless
                 # it means stop (then the attempt is abandoned, its reply kept).
                 _, state = self.load(state["project_id"], actor)
                 if engine.open_attempt(state) != (stage.name, attempt) or self._stop_reason(state):
                     output = outcome.output if isinstance(outcome, Success) else None
                     return self._abandon_open(store, state, actor, "stopped", output)
-        raise StateConflict(f"{state['project_id']}: the log kept moving; run advance again")
+        raise LogMoved(f"{state['project_id']}: the log kept moving; run advance again")
 
     def _record_outcome(
         self,

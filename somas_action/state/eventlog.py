@@ -10,7 +10,7 @@ crash or a full disk is recognisable even when the cut falls on a line boundary;
 before the marker existed reads every line as a batch of its own.
 
 Appends name the tail they were computed from (`Tail`: seq, hash, byte length and a running
-CRC-32 of those bytes) and fail with `StateConflict` when the file does not end there. The
+CRC-32 of those bytes) and fail with `LogMoved` when the file does not end there. The
 caller holds the project's lock (`state.locks.project_lock`) around the check and the write.
 Reading never writes: repairs belong to the commands that write (`ProjectStore.settle`).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from somas_action.core.domain import Event, EventDraft, JsonObject
-from somas_action.core.errors import StateConflict, StateError
+from somas_action.core.errors import LogMoved, StateError
 from somas_action.state.jsonio import fsync_dir, json_problem
 
 GENESIS_HASH = "0" * 64
@@ -265,7 +265,7 @@ class EventLog:
         """Append drafts as one batch after `expected` (one write, fsync); the events and tail.
 
         The caller holds the project lock. If the file does not end at `expected` (another
-        writer appended, or it was cut), nothing is written and StateConflict is raised. If the
+        writer appended, or it was cut), nothing is written and LogMoved is raised. If the
         write fails (a full disk), the file is cut back to `expected` before the error goes up.
         """
         lines, written = self._encode(list(drafts), expected)
@@ -313,7 +313,7 @@ class EventLog:
         if size == expected.offset and (size == 0 or _ends_with_hash(fd, size, expected.hash)):
             return
         end = self.end()
-        raise StateConflict(
+        raise LogMoved(
             f"{self.path}: the log moved on since this command read it (now seq {end.seq}, "
             f"{size} bytes; read at seq {expected.seq}, {expected.offset} bytes); "
             "reloading and deciding again"

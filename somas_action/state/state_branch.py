@@ -6,9 +6,9 @@ index and current branch are never touched. Only the project's own folder in the
 is rewritten when `pull` materializes it from the branch.
 
 Races: runs for *different* projects touch disjoint folders, so a push that loses a race is
-rebuilt on the new tip and pushed again: at once for the first `max_push_attempts` tries, then
-after a random wait (jittered exponential backoff, so runs racing in step fall out of step),
-until `push_deadline_seconds` have passed. Time bounds it, not a count of lost races: under
+rebuilt on the new tip and pushed again: at once the first time, then after a random wait
+(jittered exponential backoff, so runs racing in step fall out of step), until
+`push_deadline_seconds` have passed. Time bounds it, not a count of lost races: under
 load every run gets through, none gives up after N losses. A run that finds *its own* project
 changed on the branch raises `StateConflict`: the caller reloads and re-applies its command.
 """
@@ -72,7 +72,6 @@ class StateBranch:
         self.branch = settings.branch
         self.remote = settings.remote
         self.push_enabled = settings.push
-        self.max_attempts = settings.max_push_attempts
         self.deadline_seconds = settings.push_deadline_seconds
         self.backoff = settings.push_backoff
         self.rng = rng or random.Random()
@@ -226,8 +225,10 @@ class StateBranch:
                         "reloading and re-applying the command"
                     )
             self._replay_on(tip)
-            if attempt >= self.max_attempts:
-                self.wait_after_losing(attempt - self.max_attempts + 1, started)
+            # Retry at once (the window is a few git calls); later retries spread out with
+            # jitter so that runs racing in step fall out of step.
+            if attempt > 1:
+                self.wait_after_losing(attempt - 1, started)
 
     def wait_after_losing(self, losses: int, started: float) -> None:
         """A random wait (up to the backoff for `losses`), or give up past the deadline."""

@@ -1,7 +1,7 @@
 """One project's folder: the log, its projection, dead letters, artifacts and backups.
 
 Writes happen under the project's lock (`state.locks.project_lock`): the append checks that
-the log still ends where the writer read it (else `StateConflict`), then state.json and the
+the log still ends where the writer read it (else `LogMoved`), then state.json and the
 dead letters are rewritten. Reads never write and never lock; `read` checks state.json against
 the log cheaply (`state.logcheck`) and `settle` makes the repairs it found, under the lock, for
 the commands that write.
@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from somas_action.core import names
 from somas_action.core.domain import DeadLetter, Event, EventDraft, JsonObject, State
-from somas_action.core.errors import StateConflict, StateError
+from somas_action.core.errors import LogMoved, StateError
 from somas_action.core.events import EventType
 from somas_action.core.names import validate_project_id
 from somas_action.core.projection import (
@@ -268,7 +268,7 @@ class ProjectStore:
 
     def settle(self, reading: Reading) -> State:
         """Make the repairs `read` found (no events): cut a torn tail or hand-appended lines
-        aside, rewrite a missing or lagging state.json. Raises StateConflict if the log moved."""
+        aside, rewrite a missing or lagging state.json. Raises LogMoved if the log moved."""
         repairs = [f for f in reading.findings if isinstance(f, Cut | HandAppended | Reproject)]
         if not repairs:
             return reading.state
@@ -276,7 +276,7 @@ class ProjectStore:
             size = self.log.end().size
             planned = next((f.size for f in repairs if isinstance(f, Cut | HandAppended)), None)
             if size != (planned if planned is not None else reading.tail.offset):
-                raise StateConflict(f"{self.log.path}: changed while it was being read; reloading")
+                raise LogMoved(f"{self.log.path}: changed while it was being read; reloading")
             for found in repairs:
                 if isinstance(found, Cut):
                     self.log.cut(found.offset, found.aside)
@@ -299,7 +299,7 @@ class ProjectStore:
         """Append drafts as one batch after `state`'s tail, then rewrite state.json and dead
         letters, all under the project lock; the new state and the events as written.
 
-        StateConflict when the log no longer ends where `state` was read (another writer).
+        LogMoved when the log no longer ends where `state` was read (another writer).
         """
         expected = EMPTY_TAIL if state is None else tail_of(state)
         with self.locked():

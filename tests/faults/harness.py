@@ -114,6 +114,7 @@ class Somas:
         done = subprocess.run(
             self.argv(repo, args),
             env=self.env(**faults),
+            cwd=self.code,  # `python -m` puts the working folder first on sys.path
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -126,6 +127,7 @@ class Somas:
         return subprocess.Popen(
             self.argv(repo, args),
             env=self.env(**faults),
+            cwd=self.code,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -168,6 +170,7 @@ class Somas:
             [self.python, "-c", script],
             input=json.dumps(jobs),
             env=self.env(SOMAS_COMMIT_STATE="0"),
+            cwd=self.code,
             capture_output=True,
             text=True,
             timeout=timeout,
