@@ -462,6 +462,21 @@ def fold_one(state: State | None, event: Event) -> State:
     return _stamp(new_state(event), event) if state is None else apply(state, event)
 
 
+def fold_into(state: State | None, events: Iterable[Event]) -> State | None:
+    """Apply events in place, one at a time (a streaming fold: the caller keeps no events)."""
+    handlers, stamp = _HANDLERS, _stamp
+    for event in events:
+        if state is None:
+            state = stamp(new_state(event), event)
+            continue
+        handler = handlers.get(event["event_type"])
+        if handler is None:
+            raise ValueError(f"unknown event_type {event['event_type']!r} at seq {event['seq']}")
+        handler(state, event)
+        stamp(state, event)
+    return state
+
+
 def apply_all(state: State | None, events: Iterable[Event]) -> State:
     """Apply events to a copy of `state` (or, from the log's first event, to a new state)."""
     result = copy.deepcopy(state) if state else None

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from somas_action.core.domain import Event, EventDraft, JsonObject
 from somas_action.core.errors import LogMoved, StateError
@@ -36,6 +36,7 @@ GENESIS_HASH = "0" * 64
 BATCH_KEY = "batch_remaining"
 _HASH_KEY = ', "hash": "'
 _HASH_KEY_BYTES = _HASH_KEY.encode()
+_KEY_LEN = len(_HASH_KEY_BYTES)
 _SUFFIX_LEN = len(_HASH_KEY) + 64 + 2  # , "hash": "<64 hex>"}
 _CHUNK = 1 << 20
 RESTORE_HINT = "restore the log from git history (`git log --oneline` on the project folder)"
@@ -183,8 +184,10 @@ class LogScan:
         read = handle.read
         handle.seek(self.start.offset)
         seq, prev, offset = self.start.seq, self.start.hash, self.start.offset
+        prev_bytes = prev.encode()
         crc = self.start.crc32
         batch: list[Event] = []
+        self.pending = batch
         leftover = b""
         while block := read(_CHUNK):
             data = leftover + block if leftover else block
@@ -193,22 +196,59 @@ class LogScan:
             view = memoryview(data)
             done = 0  # bytes of `data` already in `crc`
             position = 0
-            for raw in data[:end].split(b"\n")[:-1]:
+            lines = data[:end].split(b"\n")[:-1]
+            sha256, key, key_len, suffix_len = (
+                hashlib.sha256,
+                _HASH_KEY_BYTES,
+                _KEY_LEN,
+                _SUFFIX_LEN,
+            )
+            for raw, event in zip(lines, _decoded(lines), strict=True):
                 seq += 1
-                event = verified_event(self.path, raw, seq, prev, offset + position)
+                # The check of `verified_event`, inlined: this loop runs once per event.
+                cut = len(raw) - suffix_len
+                if not (
+                    type(event) is dict
+                    and event.get("seq") == seq
+                    and event.get("prev_hash") == prev
+                    and cut > 0
+                    and raw[cut : cut + key_len] == key
+                    and raw[-2:] == b'"}'
+                    and sha256(prev_bytes + b"\n" + raw[:cut] + b"}").hexdigest() == event["hash"]
+                ):
+                    verified_event(self.path, raw, seq, prev, offset + position)  # names it
                 position += len(raw) + 1
                 prev = event["hash"]
+                prev_bytes = raw[-66:-2]
                 batch.append(event)
-                if not event.get(BATCH_KEY):
+                if BATCH_KEY not in event:
                     crc = zlib.crc32(view[done:position], crc)
                     done = position
                     self.tail = Tail(seq, prev, offset + position, crc)
                     yield batch
                     batch = []
+                    self.pending = batch
             crc = zlib.crc32(view[done:end], crc)  # lines of a batch still open
             offset += end
-        self.pending = batch
         self.fragment = leftover
+
+
+def _decoded(lines: list[bytes]) -> list[Any]:
+    """Every line parsed, in one call to the C decoder for the whole block (twice as fast as a
+    call per line); a block with a bad line is parsed line by line, a bad one as None."""
+    try:
+        values = json.loads(b"[" + b",".join(lines) + b"]")
+        if len(values) == len(lines):
+            return cast(list[Any], values)
+    except (ValueError, RecursionError):
+        pass
+    parsed: list[Any] = []
+    for raw in lines:
+        try:
+            parsed.append(json.loads(raw))
+        except (ValueError, RecursionError):
+            parsed.append(None)
+    return parsed
 
 
 class EventLog:

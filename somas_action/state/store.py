@@ -26,7 +26,7 @@ from somas_action.core.names import validate_project_id
 from somas_action.core.projection import (
     apply_all,
     digest_matches,
-    fold_one,
+    fold_into,
     log_position,
     render,
     stamp_log,
@@ -187,11 +187,12 @@ class ProjectStore:
         state: State | None = None
         letters: dict[str, DeadLetter] = {}
         scan = self.log.scan()
+        recorded = EventType.DEAD_LETTER_RECORDED
         with gc_paused():
             for batch in scan:
+                state = fold_into(state, batch)
                 for event in batch:
-                    state = fold_one(state, event)
-                    if event["event_type"] == EventType.DEAD_LETTER_RECORDED:
+                    if event["event_type"] == recorded:
                         letter = event["data"]["dead_letter"]
                         letters[letter["id"]] = letter
         if state is None:
