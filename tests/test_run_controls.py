@@ -118,7 +118,9 @@ def test_an_attempt_left_open_by_a_dead_run_counts_and_never_exceeds_max(
         if attempt < 3:
             store, state = run.load(P, "local:tester")
             assert (
-                run._close_abandoned(store, state, "local:tester")["stages"]["intake"]["attempts"]
+                run.safepoints.close_abandoned(store, state, "local:tester")["stages"]["intake"][
+                    "attempts"
+                ]
                 == attempt
             )
     state, stop = run.advance(P, "local:tester")

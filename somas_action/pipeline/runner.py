@@ -40,10 +40,11 @@ from somas_action.pipeline.recorder import (
     _ignore_batch,
     _ignore_event,
 )
+from somas_action.pipeline.safepoints import SafePoints
 from somas_action.pipeline.stage_handlers import StageHandlers
-from somas_action.pipeline.watch import RunStopped, Watch, WatchedClock, watch_moved
+from somas_action.pipeline.watch import RunStopped
 from somas_action.state.git import GitWorkspace
-from somas_action.state.store import ProjectStore, tail_of
+from somas_action.state.store import ProjectStore
 
 
 @dataclass
@@ -106,6 +107,13 @@ class Runner:
             services.config.workspace, services.tracker, self.workspace, services.base_branch
         )
         self.debugger = Debugger(self.recorder, services.provider, self.handlers, services.config)
+        self.safepoints = SafePoints(
+            self.recorder,
+            services.config,
+            services.clock,
+            reload=lambda project_id, actor: self.load(project_id, actor)[1],
+            replay_for=self._replay_for,
+        )
         self._agents: dict[str, AgentConfig] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
@@ -193,16 +201,16 @@ class Runner:
 
     def _advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         store, state = self.load(project_id, actor)
-        state = self._close_abandoned(store, state, actor)
+        state = self.safepoints.close_abandoned(store, state, actor)
         deadline = self._deadline()
         state = resilience_steps.sync_breakers(self.recorder, self.s.repo, store, state, actor)
         config = self.s.config
         budget = sum(stage.max_retries for stage in config.stages) + len(config.stages)
-        self._watch(store, state, actor)
+        self.safepoints.watch(store, state, actor)
         try:
             for _ in range(budget * 2):
                 try:
-                    state = self._between_steps(store, state, actor)
+                    state = self.safepoints.between_steps(store, state, actor)
                     step = engine.next_step(state, config)
                     if isinstance(step, Stop):
                         return state, step
@@ -224,102 +232,26 @@ class Runner:
                     # Someone else recorded something (a pause, a cancel, an approval): look
                     # again; an attempt left open by the stop is recorded as abandoned.
                     store, state = self.load(project_id, actor)
-                    state = self._abandon_open(store, state, actor, "stopped at a safe point")
+                    state = self.safepoints.abandon_open(store, state, actor, "stopped")
         except KeyboardInterrupt:
             self._record_cancel(store, actor)
             raise
         finally:
-            self._unwatch()
+            self.safepoints.unwatch()
         return state, Stop(f"{project_id}: stopped after {budget * 2} attempts in one run", code=1)
 
-    # -- controls while running (pipeline.watch) -----------------------------------------------
+    # -- controls while running (pipeline.safepoints) -------------------------------------------
 
     def _say(self, line: str) -> None:
         """A progress line (to stderr: stdout may be JSON)."""
         print(line, file=sys.stderr, flush=True)
 
-    def _watch(self, store: ProjectStore, state: State, actor: str) -> None:
-        tail = tail_of(state)
-        watch = Watch(store, tail.offset, tail.hash, lambda: self._on_moved(store, actor))
-        self.recorder.watch = watch
-        if isinstance(self.s.clock, WatchedClock):
-            self.s.clock.watch = watch
-
-    def _unwatch(self) -> None:
-        self.recorder.watch = None
-        if isinstance(self.s.clock, WatchedClock):
-            self.s.clock.watch = None
-
-    def _on_moved(self, store: ProjectStore, actor: str) -> None:
-        """The log moved under a running step: stop if what was recorded says so."""
-        state = store.read().state
-        reason = self._stop_reason(state)
-        if reason:
-            raise RunStopped(reason)
-        if self.recorder.watch is not None:
-            tail = tail_of(state)
-            self.recorder.watch.follow(store, tail.offset, tail.hash)
-
-    def _stop_reason(self, state: State) -> str | None:
-        """Why a running pipeline must stop now (paused, cancelled, waiting, disabled…)."""
-        step = engine.next_step(state, self.s.config)
-        return step.reason if isinstance(step, Stop) else None
-
-    def _between_steps(self, store: ProjectStore, state: State, actor: str) -> State:
-        """A safe point: if someone else wrote to the log, continue from what it says now."""
-        watch = self.recorder.watch
-        if watch is None or not watch_moved(watch):
-            return state
-        _, state = self.load(state["project_id"], actor)
-        tail = tail_of(state)
-        watch.follow(store, tail.offset, tail.hash)
-        return self._abandon_open(store, state, actor, "stopped at a safe point")
-
-    def _close_abandoned(self, store: ProjectStore, state: State, actor: str) -> State:
-        """An attempt a previous run started and never finished (it was killed or lost): it
-        counts, so a stage whose attempts keep killing their run stops at max_retries."""
-        opened = engine.open_attempt(state)
-        if opened is None:
-            return state
-        stage = self.s.config.stage(opened[0])
-        request = self._request(store, state, stage, opened[1], None, [])
+    def _replay_for(self, store: ProjectStore, state: State, stage: StageConfig) -> Replay:
+        """What a dead letter of `stage` needs to re-run its current attempt."""
+        attempt = state["stages"][stage.name]["attempts"]
+        request = self._request(store, state, stage, attempt, None, [])
         model = request.model.as_dict() if request.model else None
-        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
-        drafts = engine.abandon_attempt(
-            state,
-            stage,
-            "the run working on this attempt stopped before recording its outcome (killed or "
-            "lost); it counts as a failed attempt",
-            self.recorder.step_context(actor, state),
-            counted=True,
-            replay=replay,
-        )
-        return self.commit(store, state, drafts) if drafts else state
-
-    def _abandon_open(
-        self,
-        store: ProjectStore,
-        state: State,
-        actor: str,
-        why: str,
-        output: JsonObject | None = None,
-    ) -> State:
-        """A control stopped the run mid-attempt: the attempt does not count; a reply that had
-        arrived is kept as an artifact and named in the event (the paid-for work is not lost)."""
-        opened = engine.open_attempt(state)
-        reason = self._stop_reason(state)
-        if opened is None or reason is None:
-            return state
-        stage = self.s.config.stage(opened[0])
-        digest = None
-        if output is not None:
-            store.write_artifact(f"{stage.name}.abandoned-reply.json", output)
-            digest = engine.output_digest(output)
-        ctx = self.recorder.step_context(actor, state)
-        drafts = engine.abandon_attempt(
-            state, stage, f"{why}: {reason}", ctx, counted=False, output_digest=digest
-        )
-        return self.commit(store, state, drafts) if drafts else state
+        return {"agent": request.agent, "model": model, "inputs": request.inputs}
 
     def _record_cancel(self, store: ProjectStore, actor: str) -> None:
         """After SIGINT/SIGTERM: reload (repairing a torn write) and mark the attempt undone."""
@@ -427,7 +359,7 @@ class Runner:
             outcome = self._attempt(store, state, stage, request, reply)
         except RunStopped as stopped:
             _, state = self.load(state["project_id"], actor)
-            return self._abandon_open(store, state, actor, "stopped", stopped.output)
+            return self.safepoints.abandon_open(store, state, actor, "stopped", stopped.output)
         replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
         for _ in range(3):
             try:
@@ -438,9 +370,10 @@ class Runner:
                 # Someone recorded something meanwhile: record the outcome after it, unless
                 # it means stop (then the attempt is abandoned, its reply kept).
                 _, state = self.load(state["project_id"], actor)
-                if engine.open_attempt(state) != (stage.name, attempt) or self._stop_reason(state):
+                ours = engine.open_attempt(state) == (stage.name, attempt)
+                if not ours or self.safepoints.stop_reason(state):
                     output = outcome.output if isinstance(outcome, Success) else None
-                    return self._abandon_open(store, state, actor, "stopped", output)
+                    return self.safepoints.abandon_open(store, state, actor, "stopped", output)
         raise LogMoved(f"{state['project_id']}: the log kept moving; run advance again")
 
     def _record_outcome(
@@ -488,7 +421,7 @@ class Runner:
         gate_results: list[GateResult] = []
         try:
             output = reply if reply is not None else self.s.provider.invoke(request)
-            self._reply_arrived(output)
+            self.safepoints.reply_arrived(output)
             problem = first_problem(_output_schema_name(stage), output)
             if problem:
                 raise AttemptFailed(f"agent {request.agent} reply: {problem}", INVALID_OUTPUT)
@@ -506,17 +439,6 @@ class Runner:
                 return Deferred(deferral)
             return Failure(exc.record(), artifacts, gate_results)
         return Success(output, artifacts, gate_results)
-
-    def _reply_arrived(self, output: JsonObject) -> None:
-        """A safe point before any effect (files, commits, tests): stop here if told to."""
-        watch = self.recorder.watch
-        if watch is None:
-            return
-        try:
-            watch.check()
-        except RunStopped as stopped:
-            stopped.output = output
-            raise
 
     def _record_success(
         self, store: ProjectStore, state: State, step: RunStage, outcome: Success, actor: str
