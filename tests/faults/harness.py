@@ -432,9 +432,11 @@ def status_of(repo: Path) -> str | None:
 def drive(somas: Somas, repo: Path, limit: int = 10, **faults: str) -> Drive:
     """Run the project to completion as an operator would: advance, approve at the gate."""
     done = Drive()
+    reopen = False  # the log holds no complete event: the answer says to start again
     for _ in range(limit):
-        if not (repo / LOG).exists():
+        if reopen or not (repo / LOG).exists():
             done.results.append(somas.run(repo, SEQUENCE[0], **faults))
+            reopen = False
             continue
         status = status_of(repo)
         if status == "completed":
@@ -442,6 +444,7 @@ def drive(somas: Somas, repo: Path, limit: int = 10, **faults: str) -> Drive:
         verb = "approve" if status == "waiting" else "advance"
         result = somas.run(repo, [verb, PROJECT], **faults)
         done.results.append(result)
+        reopen = "somas start --issue" in result.err
         if status == "failed" or (
             result.code == 1 and verb == "advance" and "failed" in result.out
         ):
