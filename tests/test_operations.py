@@ -393,7 +393,9 @@ def test_full_reset_archives_and_starts_fresh(
     backups = sorted(
         p.name for p in (repo / ".somas" / "projects").iterdir() if ".backup." in p.name
     )
-    day = clock.now().strftime("%Y%m%d")
+    # The CLI dates archives by the real clock (not this test's fake one, 30 minutes behind).
+    day = backups[0].removeprefix("project-1.backup.")
+    assert day.isdigit() and len(day) == 8
     assert backups == [f"project-1.backup.{day}", f"project-1.backup.{day}.2"]
     archived = (repo / ".somas" / "projects" / backups[0] / "transitions.jsonl").read_text()
     assert archived.startswith(old_log) and '"event_type": "project_reset"' in archived
