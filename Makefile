@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_DIRS := somas_action somas tests bench
 
-.PHONY: demo test test-fast lint typecheck bench clean tools check-workflows engines wheelhouse
+.PHONY: demo test test-fast lint typecheck bench faults clean tools check-workflows engines wheelhouse
 
 # Lint what exists: bench/ may be absent in a partial checkout.
 
@@ -96,6 +96,12 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The fault experiments at full size (SIGKILL at every durable operation and at random times,
+# truncation, corruption, a full disk, clock steps, signal pairs) with their figures; `make
+# test` runs a bounded form (tests/faults/). FAULTS_ARGS="--code DIR" measures another checkout.
+faults: $(STAMP) tools
+	$(BIN)/python bench/faults.py $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info node_modules .cache

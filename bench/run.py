@@ -38,6 +38,7 @@ from somas_action.core.domain import ErrorRecord, EventDraft, IssueSnapshot, Rep
 from somas_action.core.engine import Context
 from somas_action.core.settings import Config, StageConfig
 from somas_action.providers.recorded import RecordedProvider, resolve_recording
+from somas_action.state.eventlog import EMPTY_TAIL
 from somas_action.state.jsonio import atomic_write_text
 from somas_action.state.local_tracker import LocalTracker
 from somas_action.state.store import ProjectStore
@@ -386,7 +387,8 @@ class ProjectBuilder:
 
     def build_log(self, n_events: int, batch: int = 999) -> State:
         """Append `n_events` events straight to the log in batches; return the folded state."""
-        state = projection.fold(self.store.log.append(self.created()))
+        written, tail = self.store.log.append(self.created(), EMPTY_TAIL)
+        state = projection.fold(written)
         pending: list[EventDraft] = []
         count = 1
         while count < n_events:
@@ -396,9 +398,11 @@ class ProjectBuilder:
             # The engine only reads project_id/current_stage/metrics.events from `state`.
             state["metrics"]["events"] = count
             if len(pending) >= batch or count >= n_events:
-                for event in self.store.log.append(pending):
+                written, tail = self.store.log.append(pending, tail)
+                for event in written:
                     projection.apply(state, event)
                 pending = []
+        projection.stamp_log(state, tail.offset, tail.crc32)
         atomic_write_text(self.store.state_path, projection.render(state))
         return state
 
@@ -495,7 +499,7 @@ def load_times(repo: Path, repeat: int) -> list[float]:
 
 def tail_times(repo: Path, repeat: int) -> list[float]:
     log = ProjectStore(repo, PROJECT_ID).log
-    return timed(log.tail, repeat)[0]
+    return timed(log.end, repeat)[0]
 
 
 def bench_append(small: Path, large: Path, large_builder_events: int, commits: int) -> None:
@@ -527,7 +531,7 @@ def bench_append(small: Path, large: Path, large_builder_events: int, commits: i
         ("commit_median_us", "store.commit, 1 event, median"),
         ("commit_p95_us", "store.commit, 1 event, p95"),
         ("load_median_us", "cold store.load(), median"),
-        ("tail_median_us", "EventLog.tail(), median"),
+        ("tail_median_us", "EventLog.end(), median"),
     ):
         s, g = figures["small"][key], figures["large"][key]
         ratio = g / s if s else float("nan")

@@ -15,7 +15,7 @@ from somas_action.cli.crash_log import CRASH_DIR_ENV
 from somas_action.core.clock import FakeClock
 from somas_action.core.domain import Event
 from somas_action.pipeline.runner import Runner
-from somas_action.state.eventlog import EventLog
+from somas_action.state.eventlog import EventLog, Tail
 from tests import scenarios, tiers
 
 if TYPE_CHECKING:
@@ -80,10 +80,10 @@ def _tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         tiers.note_advance()
         return real_advance(self, *args, **kwargs)
 
-    def append(self: EventLog, *args: Any, **kwargs: Any) -> list[Event]:
-        written = real_append(self, *args, **kwargs)
+    def append(self: EventLog, *args: Any, **kwargs: Any) -> tuple[list[Event], Tail]:
+        written, tail = real_append(self, *args, **kwargs)
         tiers.note_written(event["event_type"] for event in written)
-        return written
+        return written, tail
 
     monkeypatch.setattr(Runner, "advance", advance)
     monkeypatch.setattr(EventLog, "append", append)

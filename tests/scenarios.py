@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from somas_action.app.compose import build_runner
 from somas_action.cli.commands.init import scaffold
@@ -189,7 +189,7 @@ def config_section(**sections: Any) -> Config:
 def sealed(drafts: list[EventDraft], start: int = 1) -> list[Event]:
     """Drafts numbered as the log would number them (the fold reads `seq`, not the hashes)."""
     return [
-        {**draft, "seq": start + i, "prev_hash": "0" * 64, "hash": "0" * 64}
+        cast(Event, {**draft, "seq": start + i, "prev_hash": "0" * 64, "hash": "0" * 64})
         for i, draft in enumerate(drafts)
     ]
 

@@ -241,24 +241,45 @@ def test_corrupted_state_json_restore_and_reconstruct(
     assert {g["stage"] for g in groups} >= {"intake", "validation", "review"}
 
 
+@pytest.mark.subprocess
 @pytest.mark.e2e
-def test_restore_from_a_dated_backup_by_hand_is_recorded(repo: Path, clock: FakeClock) -> None:
+def test_an_old_backup_copied_by_hand_never_moves_the_project_backwards(
+    repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = scenarios.run_to_gate(repo, clock)
     assert somas(repo, "backup", "project-1") == 0
     dated = sorted((repo / P).glob("state.json.backup.*"))[0]
     run.approve("project-1", "local:alice")
     run.advance("project-1", "local:tester")
     assert state_of(repo)["status"] == "completed"
+    log_before = log_of(repo)
     # Runbook: ls the backups, cp one over state.json.
     assert dated.name in sh(repo, f"ls -la {P}/ | grep backup")
     sh(repo, f"cp {P}/{dated.name} {P}/state.json")
+    capsys.readouterr()
 
-    state, _ = run.advance("project-1", "local:tester")
+    # Every command that writes refuses, naming the backup and the two ways out.
+    assert somas(repo, "advance", "project-1") == 1
+    err = capsys.readouterr().err
+    assert f"a copy of {dated.name}, taken at event #" in err
+    assert "somas reconstruct project-1" in err and f"--from {dated.name} --force" in err
+    assert log_of(repo) == log_before
+    # A view shows the log's truth and says what is wrong.
+    assert somas(repo, "status", "project-1") == 0
+    assert "a copy of" in capsys.readouterr().out
 
-    restored = [e for e in log_of(repo) if e["event_type"] == "state_restored"]
-    assert restored and restored[0]["data"]["from"] == dated.name
-    assert "copied" in restored[0]["actor"]
-    assert state["status"] == "waiting"
+    # `restore` of that backup is refused too unless forced; `reconstruct` puts it right.
+    assert somas(repo, "restore", "project-1", "--from", dated.name) == 1
+    assert "add --force to go back anyway" in capsys.readouterr().err
+    assert somas(repo, "reconstruct", "project-1") == 0
+    assert state_of(repo)["status"] == "completed"
+    assert somas(repo, "verify", "project-1") == 0
+
+    # Going back on purpose is possible, and recorded.
+    assert somas(repo, "restore", "project-1", "--from", dated.name, "--force") == 0
+    restored = log_of(repo)[-1]
+    assert (restored["event_type"], restored["data"]["from"]) == ("state_restored", dated.name)
+    assert state_of(repo)["status"] == "waiting"
     assert somas(repo, "verify", "project-1") == 0
 
 
@@ -380,18 +401,15 @@ def test_full_reset_archives_and_starts_fresh(
 ) -> None:
     scenarios.run_to_gate(repo, clock)
     old_log = (repo / P / "transitions.jsonl").read_text()
-    # The CLI dates archives with the real clock; read it around the commands (midnight may
-    # pass in between, and then both archives are still named after one day).
-    before = datetime.now(UTC).strftime("%Y%m%d")
     assert somas(repo, "reset", "project-1") == 0
     assert somas(repo, "reset", "project-1") == 0  # the same day twice: never overwrites
-    after = datetime.now(UTC).strftime("%Y%m%d")
     backups = sorted(
         p.name for p in (repo / ".somas" / "projects").iterdir() if ".backup." in p.name
     )
-    assert backups in (
-        [f"project-1.backup.{day}", f"project-1.backup.{day}.2"] for day in {before, after}
-    ) or backups == [f"project-1.backup.{after}", f"project-1.backup.{before}"]
+    # The CLI dates archives by the real clock (not this test's fake one, 30 minutes behind).
+    day = backups[0].removeprefix("project-1.backup.")
+    assert day.isdigit() and len(day) == 8
+    assert backups == [f"project-1.backup.{day}", f"project-1.backup.{day}.2"]
     archived = (repo / ".somas" / "projects" / backups[0] / "transitions.jsonl").read_text()
     assert archived.startswith(old_log) and '"event_type": "project_reset"' in archived
     state = state_of(repo)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from somas_action.config.actor import default_actor
-from somas_action.config.loader import load_config
+from somas_action.config.loader import config_path, load_config, parse_config
 from somas_action.core import names
 from somas_action.core.clock import Clock, SystemClock
 from somas_action.core.domain import Event, State
@@ -19,6 +19,7 @@ from somas_action.core.settings import Config
 from somas_action.github import actions_runtime
 from somas_action.pipeline.recorder import BatchSink
 from somas_action.pipeline.runner import Runner, Services
+from somas_action.pipeline.watch import WatchedClock
 from somas_action.providers.live import LiveProvider
 from somas_action.providers.recorded import RecordedProvider, resolve_recording
 from somas_action.state.folder_commits import committer
@@ -59,6 +60,7 @@ def build_runner(
     tracker: Tracker | None = None,
     after_commit: BatchSink | None = None,
     base_branch: str = names.DEFAULT_BASE_BRANCH,
+    config: Config | None = None,
 ) -> Runner:
     """A runner over the provider named by the config and a tracker (default: local files).
 
@@ -66,14 +68,16 @@ def build_runner(
     the current branch with `commit_state` (default: `$SOMAS_COMMIT_STATE` is `1`), and, in
     GitHub Actions, to the step outputs and job summary.
     """
-    config = load_config(repo)
-    clock = clock or SystemClock()
+    config = config or load_config(repo)
+    clock = WatchedClock(clock or SystemClock())
     provider: AgentProvider
     if config.agent_provider.type == "live" and recording is None:
         provider = LiveProvider(repo, config, clock, actor=default_actor())
     else:
         spec = recording or config.agent_provider.recording
-        provider = RecordedProvider(resolve_recording(repo, spec))
+        provider = RecordedProvider(
+            resolve_recording(repo, spec), repo, clock, config.error_handling.circuit_breaker
+        )
     services = Services(
         repo=repo,
         config=config,
@@ -83,6 +87,7 @@ def build_runner(
         on_event=on_event or (lambda event: None),
         run_budget_seconds=run_budget_seconds(config),
         base_branch=base_branch,
+        lease_wait_seconds=config.state.lease_wait_seconds,
     )
     hooks: list[BatchSink] = [after_commit] if after_commit else []
     if commit_state if commit_state is not None else os.environ.get("SOMAS_COMMIT_STATE") == "1":
@@ -99,11 +104,23 @@ def build_runner(
     return Runner(services)
 
 
-def cli_runner(repo: Path, collect: list[Event] | None = None) -> Runner:
-    """The runner of a `somas` command: the real clock; events printed a line each, or collected."""
+def cli_runner(
+    repo: Path, collect: list[Event] | None = None, tolerate_broken_config: bool = False
+) -> Runner:
+    """The runner of a `somas` command: the real clock; events printed a line each, or collected.
+
+    `tolerate_broken_config`: a config.yml that does not load is replaced by the defaults (the
+    emergency stop's pauses need none of its settings).
+    """
     clock = SystemClock()
     sink = collect.append if collect is not None else progress_printer(clock)
-    return build_runner(repo, clock=clock, on_event=sink)
+    config = None
+    if tolerate_broken_config:
+        try:
+            config = load_config(repo)
+        except ConfigError:
+            config = parse_config({}, config_path(repo))
+    return build_runner(repo, clock=clock, on_event=sink, config=config)
 
 
 def run_budget_seconds(config: Config) -> float | None:

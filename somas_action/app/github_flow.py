@@ -28,7 +28,7 @@ from somas_action.core.access import AccessPolicy
 from somas_action.core.clock import Clock
 from somas_action.core.domain import Event, JsonObject, State
 from somas_action.core.error_kinds import RUN_DEADLINE
-from somas_action.core.errors import CommandRefused, SomasError, StateError
+from somas_action.core.errors import CommandRefused, SomasError, StateError, WorkspaceError
 from somas_action.core.events import EventType
 from somas_action.core.report import status_table
 from somas_action.core.settings import Config
@@ -189,6 +189,11 @@ class GitHubFlow:
         try:
             state, code, note = self._with_state(trigger)
             self.buffer.flush()
+            if self.branch.lost_races:
+                self.say(
+                    f"somas: state branch: {self.branch.pushes} push(es), "
+                    f"{self.branch.lost_races} lost race(s) to other runs"
+                )
         except RateLimitDeferred as exc:
             self.branch.push()  # git is not rate limited: the state is safe before handing over
             return self._defer(trigger, exc)
@@ -230,9 +235,12 @@ class GitHubFlow:
             pass
 
     def _with_state(self, trigger: Trigger) -> tuple[State, int, str]:
-        """Run against the branch's state; re-apply on a conflict with another run (bounded)."""
-        attempts = self.branch.max_attempts
-        for _ in range(attempts):
+        """Run against the branch's state; when another run changed the project first, pull
+        and re-apply the command (after a random wait once that happened twice), until the
+        state branch's push deadline."""
+        started = self.clock.monotonic()
+        conflicts = 0
+        while True:
             self.branch.pull(trigger.project_id)
             self.branch.fetch_branch(names.project_branch_for(trigger.project_id))
             try:
@@ -242,10 +250,15 @@ class GitHubFlow:
             except StateConflict as exc:
                 self.buffer.discard()
                 self.say(f"somas: {exc}")
-        raise StateError(
-            f"{trigger.project_id}: the state branch kept changing under this run "
-            f"({attempts} tries); run the command again"
-        )
+                conflicts += 1
+                if conflicts > 1:
+                    try:
+                        self.branch.wait_after_losing(conflicts - 1, started)
+                    except WorkspaceError:
+                        raise StateError(
+                            f"{trigger.project_id}: the state branch kept changing under this "
+                            "run; run the command again"
+                        ) from None
 
     def _run(self, trigger: Trigger) -> tuple[State, int, str]:
         runner, pid, actor = self.runner, trigger.project_id, trigger.actor

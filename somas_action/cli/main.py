@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import errno
 import importlib
 import signal
 import sys
@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from somas_action import __version__
 from somas_action.cli.crash_log import write_crash_log
+from somas_action.cli.output import safe_line
 from somas_action.core.errors import SomasError
 from somas_action.github import actions_runtime
 
@@ -109,18 +110,61 @@ def run(argv: Sequence[str] | None = None) -> int:
         actions_runtime.flush()
 
 
+# File-system faults answered with one line (exit 1): what happened, and what to do.
+_FILE_FAULTS = {
+    errno.ENOSPC: "no space left on the disk; free some, then run the same command again",
+    errno.EDQUOT: "the disk quota is used up; free some space, then run the command again",
+    errno.EROFS: "the file system is read-only; make it writable, then run the command again",
+    errno.EACCES: "permission denied; fix the permissions, then run the command again",
+    errno.EPERM: "operation not permitted; fix the permissions, then run the command again",
+    errno.EISDIR: "a folder stands where a file should be; move it away",
+}
+
+
+def file_fault(exc: OSError) -> str | None:
+    """The one line for a file-system fault (None: not one of those)."""
+    advice = _FILE_FAULTS.get(exc.errno or 0)
+    if advice is None:
+        return None
+    where = exc.filename or "a file SOMAS writes"
+    # Writes are atomic (temp file + rename) and a failed append is cut back, so nothing was
+    # recorded half-way; the command continues where it stopped when run again.
+    return f"{where}: {advice} (nothing was recorded half-way)"
+
+
+def _interrupts() -> tuple[list[bool], dict[int, object]]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; later ones (the Actions runner sends
+    SIGTERM 7.5 s after SIGINT) are ignored while the first is handled, so the exit stays 130.
+
+    The ignoring is the operating system's (SIG_IGN): Python puts back the default handler of
+    a Python-level one while it shuts down, and a SIGTERM then would still end it with 143.
+    """
+    interrupted = [False]
+    previous: dict[int, object] = {}
+
+    def on_signal(signum: int, frame: object) -> None:
+        if interrupted[0]:
+            return
+        interrupted[0] = True
+        for each in previous:
+            signal.signal(each, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    except ValueError:
+        pass  # not the main thread (an embedding program): its signals are not ours
+    return interrupted, previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The error boundary: known errors are one line and exit 1, anything else exit 3."""
-    # The Actions runner cancels with SIGINT, then SIGTERM 7.5 s later: treat both as an
-    # interrupt so the current attempt is recorded as cancelled (writes are atomic anyway).
-    previous = None
-    # Outside the main thread (an embedding program) signals are not ours to handle.
-    with contextlib.suppress(ValueError):
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupted, previous = _interrupts()
     try:
         return run(argv)
     except SomasError as exc:
-        print(f"somas: error: {exc}", file=sys.stderr)
+        print(f"somas: error: {safe_line(str(exc))}", file=sys.stderr)
         actions_runtime.error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
@@ -128,14 +172,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as exc:
+        line = file_fault(exc)
+        if line is None:
+            return _crash(exc)
+        print(f"somas: error: {safe_line(line)}", file=sys.stderr)
+        actions_runtime.error(line)
+        return 1
+    except RecursionError as exc:  # absurdly nested input somewhere we did not expect it
+        return _crash(exc)
     except Exception as exc:  # the boundary: never show a raw traceback
-        log = write_crash_log()
-        print(
-            f"somas: unexpected error: {type(exc).__name__}: {exc} (details in {log}; "
-            "please report it)",
-            file=sys.stderr,
-        )
-        return 3
+        return _crash(exc)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if not interrupted[0]:  # once signalled, the process is on its way out: stay deaf
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _crash(exc: BaseException) -> int:
+    log = write_crash_log()
+    print(
+        f"somas: unexpected error: {type(exc).__name__}: {safe_line(str(exc))} (details in "
+        f"{log}; please report it)",
+        file=sys.stderr,
+    )
+    return 3

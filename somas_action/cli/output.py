@@ -8,9 +8,19 @@ import textwrap
 WIDTH = 80
 
 
+def safe_line(text: str) -> str:
+    """One line for the terminal: control characters escaped (a title or reply may hold any,
+    and an escape sequence in one must not reach the terminal raw)."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text.replace("\n", " ")
+    )
+
+
 def echo(text: str, indent: int = 5) -> None:
-    """Print `text`, each line wrapped at 80 columns with continuation lines indented."""
-    for line in text.split("\n"):
+    """Print `text`, each line wrapped at 80 columns with continuation lines indented, and its
+    control characters escaped."""
+    for raw in text.split("\n"):
+        line = safe_line(raw)
         if len(line) <= WIDTH:
             print(line, file=sys.stdout)
             continue

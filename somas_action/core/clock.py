@@ -30,6 +30,9 @@ def format_ts(moment: datetime) -> str:
 class SystemClock:
     """Real time."""
 
+    # Waits on this clock take real time, so a watched wait is cut into slices.
+    real_time = True
+
     def now(self) -> datetime:
         """The current UTC time."""
         return datetime.now(UTC)

@@ -39,9 +39,14 @@ class EventDraft(TypedDict):
 
 
 class Event(EventDraft):
-    """An event as the log holds it: numbered and hash-chained."""
+    """An event as the log holds it: numbered and hash-chained.
+
+    `batch_remaining` is on every event of a batch but the last: how many events of the same
+    batch follow it (a batch cut short by a crash is dropped whole).
+    """
 
     seq: int
+    batch_remaining: NotRequired[int]
     prev_hash: str
     hash: str
 
@@ -198,11 +203,19 @@ class Metrics(TypedDict):
 
 
 class LastEvent(TypedDict):
-    """`.last_event`: the log's tail this state was folded up to."""
+    """`.last_event`: the log's tail this state was folded up to.
+
+    `log_bytes` is the log's length up to and including that event's line and `log_crc32` a
+    CRC-32 of those bytes (8 hex digits): every command checks them on load, so an edited,
+    deleted or inserted line anywhere before is noticed without reading the log as JSON. A
+    state.json written before they existed has neither.
+    """
 
     seq: int
     id: str
     hash: str
+    log_bytes: NotRequired[int]
+    log_crc32: NotRequired[str]
 
 
 class State(TypedDict):

@@ -23,8 +23,10 @@ from somas_action.core.domain import (
     StateEdit,
     TraceEntry,
 )
+from somas_action.core.error_kinds import ABANDONED
 from somas_action.core.errors import CommandRefused, StateError
 from somas_action.core.events import EventType
+from somas_action.core.projection import parse_ts
 from somas_action.core.settings import Config, StageConfig
 
 
@@ -230,6 +232,7 @@ def _complete_stage(
         status=names.STAGE_COMPLETED,
         attempt=attempt,
         to_stage=following or stage.name,
+        data=_clock_step(state["stages"][stage.name]["started_at"], batch.ctx.ts),
     )
     checkpoint_id = names.checkpoint_id(batch.next_seq(state), stage.name)
     batch.add(
@@ -241,6 +244,14 @@ def _complete_stage(
     )
     if following is None:
         batch.add(EventType.PROJECT_COMPLETED, stage=None, status=names.COMPLETED)
+
+
+def _clock_step(started_at: str | None, now: str) -> JsonObject:
+    """Flag a clock that stepped back since the stage started (its duration is clamped to 0)."""
+    if started_at is None or now >= started_at:
+        return {}
+    back = (parse_ts(started_at) - parse_ts(now)).total_seconds()
+    return {"clock_stepped_back_seconds": round(back, 3)}
 
 
 def fail_attempt(
@@ -289,8 +300,22 @@ def fail_attempt(
         attempt=attempt,
         data={"error": error, "attempts_left": 0 if final else max(stage.max_retries - attempt, 0)},
     )
-    if not exhausted:
-        return batch.drafts
+    if exhausted:
+        _fail_stage(batch, state, stage, attempt, error, replay, ctx.ts, trace)
+    return batch.drafts
+
+
+def _fail_stage(
+    batch: Batch,
+    state: State,
+    stage: StageConfig,
+    attempt: int,
+    error: ErrorRecord,
+    replay: Replay,
+    ts: str,
+    trace: list[TraceEntry] | None,
+) -> None:
+    """The stage used its last attempt: it and the project fail, with one dead letter."""
     batch.add(
         EventType.STAGE_FAILED,
         stage=stage.name,
@@ -298,7 +323,7 @@ def fail_attempt(
         attempt=attempt,
         data={"error": error, "attempts": attempt},
     )
-    letter = dead_letter(state, stage, attempt, error, replay, ctx.ts, trace)
+    letter = dead_letter(state, stage, attempt, error, replay, ts, trace)
     batch.add(
         EventType.DEAD_LETTER_RECORDED,
         stage=stage.name,
@@ -306,7 +331,6 @@ def fail_attempt(
         attempt=attempt,
         data={"dead_letter": letter},
     )
-    return batch.drafts
 
 
 def dead_letter(
@@ -335,6 +359,55 @@ def dead_letter(
     if trace is not None:
         letter["trace"] = trace
     return letter
+
+
+def open_attempt(state: State) -> tuple[str, int] | None:
+    """(stage, attempt) of an attempt the state shows started and never finished, or None."""
+    stage = state["current_stage"]
+    record = state["stages"][stage]
+    if record["status"] != names.STAGE_IN_PROGRESS or not record["attempts"]:
+        return None
+    return stage, record["attempts"]
+
+
+def abandon_attempt(
+    state: State,
+    stage: StageConfig,
+    reason: str,
+    ctx: Context,
+    *,
+    counted: bool,
+    replay: Replay | None = None,
+    output_digest: str | None = None,
+) -> list[EventDraft]:
+    """Record an attempt that will never report.
+
+    `counted=False`: a control (pause, cancel, stop-all, a tripped breaker) stopped the run at
+    a safe point; the attempt does not count and the next run repeats it (`output_digest` names
+    a reply that arrived and was kept as an artifact, so the paid-for work is not lost).
+    `counted=True`: the run died during it (found by the next run); it counts like a failed
+    attempt, so a stage whose attempts keep killing their run still stops at max_retries (the
+    last one fails the stage with a dead letter, which needs `replay`).
+    """
+    opened = open_attempt(state)
+    if opened is None or opened[0] != stage.name:
+        return []
+    attempt = opened[1]
+    error: ErrorRecord = {"kind": ABANDONED, "message": reason}
+    batch = Batch(state["project_id"], state["current_stage"], ctx)
+    data: JsonObject = {"reason": reason, "counted": counted, "error": error}
+    if output_digest:
+        data["output_sha256"] = output_digest
+    batch.add(
+        EventType.STAGE_ATTEMPT_ABANDONED,
+        stage=stage.name,
+        status="abandoned",
+        attempt=attempt,
+        data=data,
+    )
+    if counted and attempt >= stage.max_retries and replay is not None:
+        _fail_stage(batch, state, stage, attempt, error, replay, ctx.ts, None)
+    return batch.drafts
 
 
 def cancel_attempt(state: State, reason: str, ctx: Context) -> list[EventDraft]:

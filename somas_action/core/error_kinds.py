@@ -29,6 +29,9 @@ RUN_DEADLINE = "run_deadline"  # the run has no time left for this call or wait:
 # Kinds the runner itself records for a stage attempt (not from providers).
 QUALITY_GATE = "quality_gate"
 WORKSPACE = "workspace"
+# The run died during the attempt (recorded by the next run): it counts, so a stage whose
+# attempts keep killing their run still stops at max_retries.
+ABANDONED = "abandoned"
 
 
 class Policy(NamedTuple):
@@ -56,6 +59,7 @@ POLICIES: dict[str, Policy] = {
     RUN_DEADLINE: Policy(False, False, False, False, True),
     QUALITY_GATE: Policy(False, False, False, True, False),
     WORKSPACE: Policy(False, False, False, True, False),
+    ABANDONED: Policy(False, False, False, True, False),
 }
 # An unknown kind (e.g. from an old recording) keeps the engine's historic behaviour: retry.
 _UNKNOWN = Policy(False, False, False, True, False)

@@ -20,8 +20,22 @@ class StateError(SomasError):
     """A project's files are missing, corrupt or disagree with each other."""
 
 
+class StateConflict(StateError):
+    """Another writer changed the project since this command read it; reload and re-apply."""
+
+
+class LogMoved(StateConflict):
+    """The project's log on this machine moved on since the command read it (another local
+    writer); reloading the project's files and deciding again resolves it. A conflict on the
+    state branch is a plain StateConflict: only pulling the branch again resolves that."""
+
+
 class CommandRefused(SomasError):
     """A command is valid but cannot be applied to the project as it is now."""
+
+
+class ProjectBusy(CommandRefused):
+    """Another run holds the project's lease and did not let go in time."""
 
 
 class ClassifiedError(SomasError):

@@ -38,10 +38,17 @@ class EventType(StrEnum):
     PROJECT_RESET = "project_reset"
     DEAD_LETTER_RETRIED = "dead_letter_retried"
     DEAD_LETTERS_PURGED = "dead_letters_purged"
+    # A stage that failed before has completed: its queued dead letters are settled.
+    DEAD_LETTERS_RESOLVED = "dead_letters_resolved"
     INCIDENT_NOTED = "incident_noted"
     INCIDENT_RESOLVED = "incident_resolved"
     # The run was cancelled (SIGINT/SIGTERM) in the middle of an attempt.
     RUN_CANCELLED = "run_cancelled"
+    # An attempt that will never report: its run was stopped by a control at a safe point (the
+    # reply in flight, if any, is kept) or died (recorded by the next run). See engine.abandon.
+    STAGE_ATTEMPT_ABANDONED = "stage_attempt_abandoned"
+    # A stale git lock file left by a killed git of ours was removed before retrying.
+    GIT_LOCK_CLEARED = "git_lock_cleared"
     # Resilience. Every breaker event type contains "circuit_breaker", so the runbook's
     # `grep "circuit_breaker" transitions.jsonl` lists each state change.
     CIRCUIT_BREAKER_OPENED = "circuit_breaker_opened"

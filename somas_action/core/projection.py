@@ -205,6 +205,14 @@ def _run_cancelled(state: State, event: Event) -> None:
     record["attempts"] = max((event["attempt"] or 0) - 1, 0)
 
 
+def _attempt_abandoned(state: State, event: Event) -> None:
+    """Stopped by a control, the attempt does not count; died with its run, it does."""
+    if event["data"]["counted"]:
+        _attempt_failed(state, event)
+    else:
+        _run_cancelled(state, event)
+
+
 def _paused(state: State, event: Event) -> None:
     state["pause"] = {
         "previous_status": state["status"],
@@ -408,9 +416,12 @@ _HANDLERS: dict[str, Handler] = {
     EventType.PROJECT_RESET: _cancelled,
     EventType.DEAD_LETTER_RETRIED: _dead_letters_removed,
     EventType.DEAD_LETTERS_PURGED: _dead_letters_removed,
+    EventType.DEAD_LETTERS_RESOLVED: _dead_letters_removed,
     EventType.INCIDENT_NOTED: _incident,
     EventType.INCIDENT_RESOLVED: _incident,
     EventType.RUN_CANCELLED: _run_cancelled,
+    EventType.STAGE_ATTEMPT_ABANDONED: _attempt_abandoned,
+    EventType.GIT_LOCK_CLEARED: _nothing,
     **{kind: _breaker for kind in CIRCUIT_BREAKER_EVENT_TYPES},
     EventType.PROVIDER_CALL_FAILED: _count("provider_errors"),
     EventType.PROVIDER_FALLBACK: _count("provider_fallbacks"),
@@ -448,6 +459,26 @@ def _stamp(state: State, event: Event) -> State:
     return state
 
 
+def fold_one(state: State | None, event: Event) -> State:
+    """Apply one event in place; the log's first event opens the state (streaming folds)."""
+    return _stamp(new_state(event), event) if state is None else apply(state, event)
+
+
+def fold_into(state: State | None, events: Iterable[Event]) -> State | None:
+    """Apply events in place, one at a time (a streaming fold: the caller keeps no events)."""
+    handlers, stamp = _HANDLERS, _stamp
+    for event in events:
+        if state is None:
+            state = stamp(new_state(event), event)
+            continue
+        handler = handlers.get(event["event_type"])
+        if handler is None:
+            raise ValueError(f"unknown event_type {event['event_type']!r} at seq {event['seq']}")
+        handler(state, event)
+        stamp(state, event)
+    return state
+
+
 def apply_all(state: State | None, events: Iterable[Event]) -> State:
     """Apply events to a copy of `state` (or, from the log's first event, to a new state)."""
     result = copy.deepcopy(state) if state else None
@@ -461,6 +492,32 @@ def apply_all(state: State | None, events: Iterable[Event]) -> State:
 def fold(events: Iterable[Event]) -> State:
     """The state a log describes."""
     return apply_all(None, events)
+
+
+def stamp_log(state: State, log_bytes: int, log_crc32: int) -> State:
+    """Record in `.last_event` how long the log was, and its CRC-32, at the last event."""
+    last = state["last_event"]
+    last["log_bytes"] = log_bytes
+    last["log_crc32"] = f"{log_crc32:08x}"
+    return state
+
+
+def log_position(state: State) -> tuple[int, int] | None:
+    """(log_bytes, log_crc32) recorded in the state, or None (written before they existed)."""
+    last = state["last_event"]
+    size, crc = last.get("log_bytes"), last.get("log_crc32")
+    if not isinstance(size, int) or not isinstance(crc, str):
+        return None
+    try:
+        return size, int(crc, 16)
+    except ValueError:
+        return None
+
+
+def without_log_position(state: State) -> State:
+    """The state as SOMAS wrote it before `.last_event` held the log position."""
+    last = {k: v for k, v in state["last_event"].items() if not k.startswith("log_")}
+    return cast(State, {**state, "last_event": last})
 
 
 def _digest(body: Mapping[str, Any]) -> str:
@@ -485,10 +542,12 @@ def strip_digest(written: Mapping[str, Any]) -> State:
 
 
 def _seconds_between(start: str | None, end: str) -> float | None:
+    """Seconds from start to end; never negative: a clock that stepped back between two runs
+    gives 0 (the event that ended the stage records the step as `clock_stepped_back_seconds`)."""
     if start is None:
         return None
     delta = parse_ts(end) - parse_ts(start)
-    return round(delta.total_seconds(), 3)
+    return max(round(delta.total_seconds(), 3), 0.0)
 
 
 def parse_ts(value: str) -> datetime:

@@ -230,13 +230,15 @@ class EscalationSettings:
 
 @dataclass(frozen=True)
 class StateBranchSettings:
-    """`state`: the branch every project's folder is committed to."""
+    """`state`: the branch every project's folder is committed to, and one run per project."""
 
     branch: str
     remote: str
     push: bool
     max_push_attempts: int
     push_backoff: Backoff
+    push_deadline_seconds: float
+    lease_wait_seconds: float
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from somas_action.core.breaker import Transition, new_record, view
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import BreakerView, State
 from somas_action.core.engine import Context
-from somas_action.core.errors import SomasError
+from somas_action.core.errors import LogMoved, SomasError
 from somas_action.core.events import EventType
 from somas_action.core.resilience_events import breaker_drafts
 from somas_action.state.breakers import BreakerStore
@@ -55,6 +55,9 @@ def mirror_into_projects(repo: Path, transition: Transition, clock: Clock, actor
         command_id = f"breaker:{transition.service}:{state['last_event']['hash'][:16]}"
         ctx = Context(actor=actor, ts=format_ts(clock.now()), command_id=command_id)
         changes = {transition.service: (transition.event_type, transition.view)}
-        store.commit(state, breaker_drafts(state, changes, ctx))
+        try:
+            store.commit(state, breaker_drafts(state, changes, ctx))
+        except LogMoved:
+            continue  # another writer got there first: the project's next run syncs it
         mirrored.append(project_id)
     return mirrored

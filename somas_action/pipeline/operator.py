@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from somas_action.core import controls, names
-from somas_action.core.domain import DeadLetter, EventDraft, State
+from somas_action.core.domain import DeadLetter, EventDraft, JsonObject, State
 from somas_action.core.engine import Context
 from somas_action.core.errors import CommandRefused, StateError
+from somas_action.core.projection import digest_matches
+from somas_action.pipeline.loading import retry_on_conflict
 from somas_action.pipeline.runner import Runner
-from somas_action.state.jsonio import atomic_write_json, atomic_write_text, json_problem
-from somas_action.state.store import projects_dir, unused_name
+from somas_action.state.jsonio import atomic_write_json, atomic_write_text, load_json_file
+from somas_action.state.logcheck import shape_problem
+from somas_action.state.store import ProjectStore, projects_dir, unused_name
 
 STOP_ALL_REASON = "stop-all (emergency stop)"
 
@@ -40,14 +42,20 @@ class Operator:
         delivery_id: str | None,
         backup: bool = False,
     ) -> State:
-        """Load, skip a command already applied (a redelivered trigger), back up, record."""
-        store, state = self.runner.load(project_id, actor)
-        command_id = delivery_id or self._key(verb, state)
-        if command_id in state["applied_commands"]:
-            return state
-        taken = store.backup_state() if backup else None
-        ctx = self.runner.context(actor, command_id)
-        return self.runner.commit(store, state, build(state, ctx, taken.name if taken else None))
+        """Load, skip a command already applied (a redelivered trigger), back up, record; if
+        another writer records first, decide again on what it recorded."""
+
+        def once() -> State:
+            store, state = self.runner.load(project_id, actor)
+            command_id = delivery_id or self._key(verb, state)
+            if command_id in state["applied_commands"]:
+                return state
+            taken = store.backup_state() if backup else None
+            ctx = self.runner.context(actor, command_id)
+            drafts = build(state, ctx, taken.name if taken else None)
+            return self.runner.commit(store, state, drafts)
+
+        return retry_on_conflict(once)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -101,13 +109,14 @@ class Operator:
         actor: str,
         reason: str,
         delivery_id: str | None = None,
+        force: bool = False,
     ) -> State:
-        """Restart from a stage, after a backup of state.json."""
+        """Restart from a stage, after a backup of state.json (skipping a stage needs force)."""
         return self._apply(
             project_id,
             actor,
             f"restart-{stage}",
-            lambda st, ctx, saved: controls.restart(st, stage, reason, saved, ctx),
+            lambda st, ctx, saved: controls.restart(st, stage, reason, saved, ctx, force=force),
             delivery_id,
             backup=True,
         )
@@ -150,26 +159,32 @@ class Operator:
             raise StateError(f"{store.state_path}: nothing to back up")
         return path
 
-    def restore(self, project_id: str, name: str | None, actor: str) -> tuple[State, str]:
-        """Restore a backup (newest unless named) as a `state_restored` event; explains drift."""
+    def restore(
+        self, project_id: str, name: str | None, actor: str, force: bool = False
+    ) -> tuple[State, str]:
+        """Restore a backup (the newest valid one unless named) as a `state_restored` event.
+
+        A backup older than the log's head would move the project back over later work: it is
+        refused unless `force`, pointing to `reconstruct`, which rebuilds state.json from the
+        log (usually what a corrupt state.json needs).
+        """
         store = self.runner.store(project_id)
-        backups = store.backups()
-        if not backups:
+        chosen, backup = _choose_backup(store, name)
+        head_state = store.state_from_log()
+        seq, head = backup["last_event"]["seq"], head_state["last_event"]["seq"]
+        if seq < head and not force:
             raise CommandRefused(
-                f"{store.dir}: no state.json.backup* files; `somas reconstruct {project_id}` "
-                "rebuilds state.json from the log"
+                f"{chosen.name} was taken at event #{seq}; the log is at #{head}. Restoring it "
+                f"would move {project_id} from {head_state['status']} at "
+                f"{head_state['current_stage']} back to {backup['status']} at "
+                f"{backup['current_stage']}. `somas reconstruct {project_id}` rebuilds "
+                "state.json from the log (what a corrupt state.json needs); add --force to go "
+                "back anyway (recorded in the log)"
             )
-        chosen = backups[-1] if name is None else store.dir / name
-        if chosen not in backups:
-            valid = ", ".join(p.name for p in backups)
-            raise CommandRefused(f"--from: no backup {name!r}; available: {valid}")
-        try:
-            backup = json.loads(chosen.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise StateError(f"{chosen}: not valid JSON ({json_problem(exc)})") from None
         # state.json may be the corrupt thing being replaced: keep a copy, start from the log.
-        store.backup_state()
-        atomic_write_text(store.state_path, store.reconstruct_text())
+        with store.locked():
+            store.backup_state()
+            atomic_write_text(store.state_path, store.reconstruct_text())
         store, state = self.runner.load(project_id, actor)
         ctx = self.runner.context(actor, self._key(f"restore-{chosen.name}", state))
         new_state = self.runner.commit(
@@ -184,8 +199,10 @@ class Operator:
         store, _ = self.runner.load(project_id, actor)
         return store.read_dead_letters()
 
-    def retry_dead_letter(self, project_id: str, letter_id: str, actor: str) -> State:
-        """Re-run a dead letter's stage with its recorded inputs, then advance."""
+    def retry_dead_letter(
+        self, project_id: str, letter_id: str, actor: str, force: bool = False
+    ) -> State:
+        """Re-run a dead letter's stage with its recorded inputs (moving back needs force)."""
         store, state = self.runner.load(project_id, actor)
         letters = {d["id"]: d for d in store.read_dead_letters()}
         if letter_id not in letters:
@@ -195,13 +212,14 @@ class Operator:
             )
         store.backup_state()
         ctx = self.runner.context(actor, self._key(f"retry-{letter_id}", state))
-        drafts = controls.retry_dead_letter(state, letters[letter_id], ctx)
+        drafts = controls.retry_dead_letter(state, letters[letter_id], ctx, force=force)
         return self.runner.commit(store, state, drafts)
 
     def purge_dead_letters(self, project_id: str, actor: str) -> tuple[int, Path]:
         """Back the queue up to `dead_letters.json.backup`, then empty it (with an event)."""
         store, state = self.runner.load(project_id, actor)
-        backup = store.dead_letters_path.with_name(f"{names.DEAD_LETTERS_FILE}.backup")
+        # Every purge keeps its own backup: a second purge never overwrites the first.
+        backup = unused_name(store.dead_letters_path.with_name(f"{names.DEAD_LETTERS_FILE}.backup"))
         if store.dead_letters_path.exists():
             shutil.copy2(store.dead_letters_path, backup)
         else:
@@ -219,6 +237,50 @@ class Operator:
         store, state = self.runner.load(project_id, actor)
         ctx = self.runner.context(actor, self._key("incident", state) + f":{len(text)}")
         return self.runner.commit(store, state, controls.incident(state, text, resolve, ctx))
+
+
+def _choose_backup(store: ProjectStore, name: str | None) -> tuple[Path, JsonObject]:
+    """The named backup, or the newest valid one; a backup that cannot be one is refused."""
+    backups = store.backups()
+    if not backups:
+        raise CommandRefused(
+            f"{store.dir}: no state.json.backup* files; `somas reconstruct {store.project_id}` "
+            "rebuilds state.json from the log"
+        )
+    if name is not None:
+        chosen = store.dir / name
+        if chosen not in backups:
+            valid = ", ".join(p.name for p in backups)
+            raise CommandRefused(f"--from: no backup {name!r}; available: {valid}")
+        backup, problem = _backup_problem(store, chosen)
+        if backup is None:
+            raise CommandRefused(f"{chosen.name}: {problem}; choose another backup")
+        return chosen, backup
+    problems = []
+    for path in reversed(backups):
+        backup, problem = _backup_problem(store, path)
+        if backup is not None:
+            return path, backup
+        problems.append(f"{path.name}: {problem}")
+    raise CommandRefused(
+        f"no valid backup ({'; '.join(problems)}); `somas reconstruct {store.project_id}` "
+        "rebuilds state.json from the log"
+    )
+
+
+def _backup_problem(store: ProjectStore, path: Path) -> tuple[JsonObject | None, str]:
+    """(the backup, "") if it is an unedited state.json of this project, else (None, why)."""
+    try:
+        data = load_json_file(path, "")
+    except (StateError, FileNotFoundError) as exc:
+        return None, str(exc).split(": ", 1)[-1].rstrip("; ")
+    if not isinstance(data, dict) or shape_problem(data):
+        return None, "not a state.json"
+    if data.get("project_id") != store.project_id:
+        return None, f"belongs to {data.get('project_id')!r}"
+    if not digest_matches(data):
+        return None, "edited after SOMAS wrote it (its digest does not match)"
+    return data, ""
 
 
 def _drift(backup: Mapping[str, Any], log_state: State) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from somas_action.config.loader import load_agent, load_agents
 from somas_action.config.resources import schemas_dir
 from somas_action.config.schemas import first_problem, load_schema
-from somas_action.core import controls, engine, names
+from somas_action.core import engine, names
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import (
     ArtifactRecord,
@@ -21,16 +22,17 @@ from somas_action.core.domain import (
     JsonObject,
     Replay,
     State,
-    StateEdit,
 )
 from somas_action.core.engine import Context, RunStage, Stop
 from somas_action.core.error_kinds import INVALID_OUTPUT, QUALITY_GATE, RUN_DEADLINE, policy_for
-from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused
+from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefused, LogMoved
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.core.settings import AgentConfig, Config, StageConfig
 from somas_action.pipeline import resilience_steps
 from somas_action.pipeline.debugger import DEBUGGER, Debugger
+from somas_action.pipeline.lease import project_lease
+from somas_action.pipeline.loading import open_project
 from somas_action.pipeline.recorder import (
     BatchSink,
     EventSink,
@@ -38,9 +40,11 @@ from somas_action.pipeline.recorder import (
     _ignore_batch,
     _ignore_event,
 )
+from somas_action.pipeline.safepoints import SafePoints
 from somas_action.pipeline.stage_handlers import StageHandlers
+from somas_action.pipeline.watch import RunStopped
 from somas_action.state.git import GitWorkspace
-from somas_action.state.store import BackupCopied, HandEdit, LettersPurged, ProjectStore
+from somas_action.state.store import ProjectStore
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Services:
     base_branch: str = names.DEFAULT_BASE_BRANCH
     # Seconds one run may work (None: no limit); a wait that does not fit parks the project.
     run_budget_seconds: float | None = None
+    # How long `advance` waits for another run of the same project to finish before refusing.
+    lease_wait_seconds: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,13 @@ class Runner:
             services.config.workspace, services.tracker, self.workspace, services.base_branch
         )
         self.debugger = Debugger(self.recorder, services.provider, self.handlers, services.config)
+        self.safepoints = SafePoints(
+            self.recorder,
+            services.config,
+            services.clock,
+            reload=lambda project_id, actor: self.load(project_id, actor)[1],
+            replay_for=self._replay_for,
+        )
         self._agents: dict[str, AgentConfig] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
@@ -120,24 +133,7 @@ class Runner:
     def load(self, project_id: str, actor: str) -> tuple[ProjectStore, State]:
         """Load a project; changes made to its files by hand are recorded as events first."""
         store = self.store(project_id)
-        state, changes = store.load()
-        for change in changes:
-            key = f"{change.kind}:{state['last_event']['hash']}"
-            drafts: list[EventDraft]
-            if isinstance(change, HandEdit):
-                if not (change.edit["changes"] or change.edit["ignored"]):
-                    continue
-                ctx = self.context("operator (hand edit of state.json)", key)
-                edit: StateEdit = {**change.edit, "detected_by": actor}
-                drafts = engine.record_state_edit(state, edit, ctx)
-            elif isinstance(change, BackupCopied):
-                ctx = self.context(f"operator (copied {change.name} over state.json)", key)
-                drafts = controls.restore(state, change.name, change.backup, ctx)
-            elif isinstance(change, LettersPurged):
-                ctx = self.context("operator (edited dead_letters.json by hand)", key)
-                drafts = controls.purge_dead_letters(state, list(change.ids), None, True, ctx)
-            state = self.commit(store, state, drafts)
-        return store, state
+        return store, open_project(self.recorder, store, actor)
 
     @property
     def agents(self) -> dict[str, AgentConfig]:
@@ -189,41 +185,78 @@ class Runner:
     def advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         """Run stages until a human gate, a failure that needs a person, or completion.
 
-        A parked project continues here once its reason has passed; when no provider can be
-        called (or the run is out of time) the project is parked instead, with a checkpoint.
+        One run at a time per project (a lease); another run of the same project waits for it
+        or refuses clearly. Pause, cancel, stop-all and breakers are checked between every step,
+        when an agent's reply arrives and during every wait (`pipeline.watch`). A parked project
+        continues here once its reason has passed; when no provider can be called (or the run
+        is out of time) the project is parked instead, with a checkpoint.
         """
+        if not self.workspace.is_repository():
+            raise CommandRefused(
+                f"{self.s.repo}: not a git repository; SOMAS commits each stage's work to a "
+                "branch of it: `git init` and commit, then advance"
+            )
+        with project_lease(self.s.repo, project_id, actor, self.s.lease_wait_seconds, self._say):
+            return self._advance(project_id, actor)
+
+    def _advance(self, project_id: str, actor: str) -> tuple[State, Stop]:
         store, state = self.load(project_id, actor)
+        state = self.safepoints.close_abandoned(store, state, actor)
         deadline = self._deadline()
         state = resilience_steps.sync_breakers(self.recorder, self.s.repo, store, state, actor)
         config = self.s.config
         budget = sum(stage.max_retries for stage in config.stages) + len(config.stages)
+        self.safepoints.watch(store, state, actor)
         try:
             for _ in range(budget * 2):
-                step = engine.next_step(state, config)
-                if isinstance(step, Stop):
-                    return state, step
-                agent = self.agents[step.stage.agent]
-                deferral = resilience_steps.preflight(
-                    self.s.clock, self.s.provider, agent, deadline
-                )
-                if deferral is not None:
-                    state = resilience_steps.park(
-                        self.recorder, store, state, step.stage.name, deferral, None, actor
+                try:
+                    state = self.safepoints.between_steps(store, state, actor)
+                    step = engine.next_step(state, config)
+                    if isinstance(step, Stop):
+                        return state, step
+                    agent = self.agents[step.stage.agent]
+                    deferral = resilience_steps.preflight(
+                        self.s.clock, self.s.provider, agent, deadline
                     )
-                    return state, resilience_steps.parked_stop(state)
-                if state["status"] == names.PARKED:
-                    state = resilience_steps.unpark(self.recorder, store, state, actor)
-                state = self._run_attempt(store, state, step, actor, deadline)
-                if state["status"] == names.PARKED:
-                    return state, resilience_steps.parked_stop(state)
+                    if deferral is not None:
+                        state = resilience_steps.park(
+                            self.recorder, store, state, step.stage.name, deferral, None, actor
+                        )
+                        return state, resilience_steps.parked_stop(state)
+                    if state["status"] == names.PARKED:
+                        state = resilience_steps.unpark(self.recorder, store, state, actor)
+                    state = self._run_attempt(store, state, step, actor, deadline)
+                    if state["status"] == names.PARKED:
+                        return state, resilience_steps.parked_stop(state)
+                except (RunStopped, LogMoved):
+                    # Someone else recorded something (a pause, a cancel, an approval): look
+                    # again; an attempt left open by the stop is recorded as abandoned.
+                    store, state = self.load(project_id, actor)
+                    state = self.safepoints.abandon_open(store, state, actor, "stopped")
         except KeyboardInterrupt:
             self._record_cancel(store, actor)
             raise
+        finally:
+            self.safepoints.unwatch()
         return state, Stop(f"{project_id}: stopped after {budget * 2} attempts in one run", code=1)
+
+    # -- controls while running (pipeline.safepoints) -------------------------------------------
+
+    def _say(self, line: str) -> None:
+        """A progress line (to stderr: stdout may be JSON)."""
+        print(line, file=sys.stderr, flush=True)
+
+    def _replay_for(self, store: ProjectStore, state: State, stage: StageConfig) -> Replay:
+        """What a dead letter of `stage` needs to re-run its current attempt."""
+        attempt = state["stages"][stage.name]["attempts"]
+        request = self._request(store, state, stage, attempt, None, [])
+        model = request.model.as_dict() if request.model else None
+        return {"agent": request.agent, "model": model, "inputs": request.inputs}
 
     def _record_cancel(self, store: ProjectStore, actor: str) -> None:
         """After SIGINT/SIGTERM: reload (repairing a torn write) and mark the attempt undone."""
-        state, _ = store.load()
+        reading = store.read()
+        state = store.settle(reading)
         ctx = self.context(actor, f"cancel:{state['last_event']['hash']}")
         drafts = engine.cancel_attempt(state, "run cancelled (SIGINT/SIGTERM)", ctx)
         if drafts:
@@ -322,7 +355,41 @@ class Runner:
         model = request.model.as_dict() if request.model else None
         ctx = self.context(actor, delivery_id or f"advance:{state['metrics']['events']}")
         state = self.commit(store, state, engine.start_attempt(state, stage, attempt, model, ctx))
-        outcome = self._attempt(store, state, stage, request, reply)
+        try:
+            outcome = self._attempt(store, state, stage, request, reply)
+        except RunStopped as stopped:
+            _, state = self.load(state["project_id"], actor)
+            return self.safepoints.abandon_open(store, state, actor, "stopped", stopped.output)
+        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
+        for _ in range(3):
+            try:
+                return self._record_outcome(
+                    store, state, step, outcome, replay, observations, actor, deadline, reply
+                )
+            except LogMoved:
+                # Someone recorded something meanwhile: record the outcome after it, unless
+                # it means stop (then the attempt is abandoned, its reply kept).
+                _, state = self.load(state["project_id"], actor)
+                ours = engine.open_attempt(state) == (stage.name, attempt)
+                if not ours or self.safepoints.stop_reason(state):
+                    output = outcome.output if isinstance(outcome, Success) else None
+                    return self.safepoints.abandon_open(store, state, actor, "stopped", output)
+        raise LogMoved(f"{state['project_id']}: the log kept moving; run advance again")
+
+    def _record_outcome(
+        self,
+        store: ProjectStore,
+        state: State,
+        step: RunStage,
+        outcome: Outcome,
+        replay: Replay,
+        observations: list[Observation],
+        actor: str,
+        deadline: float | None,
+        reply: JsonObject | None,
+    ) -> State:
+        """Record what the attempt came to (and wait before the next one after a failure)."""
+        stage, attempt = step.stage, step.attempt
         state = resilience_steps.record_observations(
             self.recorder, store, state, observations, stage.name, attempt, actor
         )
@@ -332,7 +399,6 @@ class Runner:
             return resilience_steps.park(
                 self.recorder, store, state, stage.name, outcome.deferral, attempt, actor
             )
-        replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
         state = self._record_failure(store, state, step, outcome, replay, actor)
         if state["status"] == names.FAILED:
             return state
@@ -355,6 +421,7 @@ class Runner:
         gate_results: list[GateResult] = []
         try:
             output = reply if reply is not None else self.s.provider.invoke(request)
+            self.safepoints.reply_arrived(output)
             problem = first_problem(_output_schema_name(stage), output)
             if problem:
                 raise AttemptFailed(f"agent {request.agent} reply: {problem}", INVALID_OUTPUT)

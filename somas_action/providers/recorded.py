@@ -8,9 +8,14 @@ from pathlib import Path
 
 from somas_action.config.resources import recordings_dir
 from somas_action.config.schemas import first_problem
+from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import JsonObject
+from somas_action.core.error_kinds import CIRCUIT_OPEN
 from somas_action.core.errors import ConfigError, ProviderError
-from somas_action.core.ports import AgentRequest
+from somas_action.core.names import AI_API
+from somas_action.core.ports import AgentRequest, Deferral
+from somas_action.core.settings import BreakerSettings, ModelRef
+from somas_action.state.breakers import CircuitBreaker
 from somas_action.state.jsonio import json_problem
 
 BUILTIN_PREFIX = "builtin:"
@@ -34,13 +39,42 @@ def resolve_recording(repo: Path, spec: str) -> Path:
 
 
 class RecordedProvider:
-    """`<folder>/<stage>.json` holds `responses`; attempt N replays response N (or the last)."""
+    """`<folder>/<stage>.json` holds `responses`; attempt N replays response N (or the last).
+
+    Given the repository, it honours the `ai_api` circuit breaker like a live provider: a
+    tripped (or open) breaker means no reply, and the project is parked, not run.
+    """
 
     name = "recorded"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        repo: Path | None = None,
+        clock: Clock | None = None,
+        breakers: BreakerSettings | None = None,
+    ) -> None:
         self.folder = folder
+        self.repo = repo
+        self.clock = clock
+        self.breakers = breakers
         self.calls: list[AgentRequest] = []
+
+    def unavailable(self, models: tuple[ModelRef, ...]) -> Deferral | None:
+        """A Deferral while the `ai_api` breaker refuses calls (tripped by hand, or open)."""
+        if self.repo is None or self.breakers is None:
+            return None
+        blocked, until = CircuitBreaker(
+            AI_API, repo=self.repo, clock=self.clock, settings=self.breakers
+        ).blocked_until()
+        if not blocked:
+            return None
+        return Deferral(
+            reason=f"circuit breaker open for {AI_API}; no call made",
+            kind=CIRCUIT_OPEN,
+            retry_at=format_ts(until) if until else None,
+            services=(AI_API,),
+        )
 
     def issue(self) -> JsonObject:
         """The issue the recording was made for (`issue.json`), if it has one."""

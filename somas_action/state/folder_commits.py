@@ -13,6 +13,7 @@ from pathlib import Path
 from somas_action.core import names
 from somas_action.core.domain import Event, State
 from somas_action.state.git import GitWorkspace
+from somas_action.state.locks import file_lock, locks_dir
 from somas_action.state.state_branch import describe_batch
 
 
@@ -25,8 +26,11 @@ def committer(repo: Path) -> Callable[[State, list[Event]], None]:
         paths = [folder]
         if (repo / names.SOMAS_DIR / names.TRACKER_DIR).exists():
             paths.append(f"{names.SOMAS_DIR}/{names.TRACKER_DIR}")
-        workspace.git("add", "-A", "--", *paths)
-        if workspace.git("diff", "--cached", "--name-only"):
-            workspace.git("commit", "-q", "-m", describe_batch(state, events), "--", *paths)
+        # One committer at a time per repository: runs of different projects share git's
+        # index, and a second `git add` while the first holds index.lock would fail.
+        with file_lock(locks_dir(repo) / "git-index.lock"):
+            workspace.git("add", "-A", "--", *paths)
+            if workspace.git("diff", "--cached", "--name-only"):
+                workspace.git("commit", "-q", "-m", describe_batch(state, events), "--", *paths)
 
     return commit

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.core.errors import WorkspaceError
+from somas_action.state.git_locks import clear_if_stale, stale_lock_in
 
 BOT_NAME = "somas[bot]"
 BOT_EMAIL = "somas-bot@users.noreply.github.com"
@@ -80,20 +81,33 @@ class GitWorkspace:
         self.repo = repo
 
     def git(self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
-        """Run git in the repository and return stdout, or raise WorkspaceError."""
-        full_env = {**os.environ, **(env or {})}
-        result = subprocess.run(
+        """Run git in the repository and return stdout, or raise WorkspaceError.
+
+        A stale lock file left by a killed git of ours is cleared and the command retried once.
+        """
+        result = self._run(args, stdin, env)
+        if result.returncode != 0:
+            error = result.stderr.decode(errors="replace")
+            lock = stale_lock_in(error)
+            if lock is not None and clear_if_stale(lock):
+                result = self._run(args, stdin, env)
+        if result.returncode != 0:
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+            reason = (fatal or lines or [f"exit {result.returncode}"])[0]
+            raise WorkspaceError(f"git {args[0]} failed in {self.repo}: {reason}")
+        return result.stdout.decode(errors="replace").strip()
+
+    def _run(
+        self, args: tuple[str, ...], stdin: bytes | None, env: dict[str, str] | None
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
             ["git", "-C", str(self.repo), *args],
             input=stdin,
             capture_output=True,
-            env=full_env,
+            env={**os.environ, **(env or {})},
             check=False,
         )
-        if result.returncode != 0:
-            lines = result.stderr.decode(errors="replace").strip().splitlines()
-            reason = lines[-1] if lines else f"exit {result.returncode}"
-            raise WorkspaceError(f"git {args[0]} failed in {self.repo}: {reason}")
-        return result.stdout.decode(errors="replace").strip()
 
     def rev(self, ref: str) -> str | None:
         """The commit `ref` points at, or None."""
@@ -102,14 +116,24 @@ class GitWorkspace:
         except WorkspaceError:
             return None
 
+    def is_repository(self) -> bool:
+        """Whether the folder is inside a git work tree."""
+        try:
+            return self.git("rev-parse", "--is-inside-work-tree") == "true"
+        except WorkspaceError:
+            return False
+
     def commit_files(
         self, branch: str, files: Sequence[tuple[str, str | None]], message: str
     ) -> str:
         """Commit `files` onto `branch` (created from HEAD if new) without a checkout.
 
-        A content of None deletes the file (the tool loop's `delete_file`).
+        A content of None deletes the file (the tool loop's `delete_file`). Idempotent: when
+        the branch already holds exactly these files (a retry after a crash between this commit
+        and the events that record it), its tip is returned and nothing is committed again.
         """
-        parent = self.rev(f"refs/heads/{branch}") or self.rev("HEAD")
+        existing = self.rev(f"refs/heads/{branch}")
+        parent = existing or self.rev("HEAD")
         with scratch_index(self, parent, "somas-index-") as env:
             for path, content in files:
                 if content is None:
@@ -118,6 +142,8 @@ class GitWorkspace:
                 blob = self.git("hash-object", "-w", "--stdin", stdin=content.encode())
                 self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
             tree = self.git("write-tree", env=env)
+            if existing and tree == self.git("rev-parse", f"{existing}^{{tree}}"):
+                return existing
             parents = ["-p", parent] if parent else []
             commit = self.git("commit-tree", tree, *parents, "-m", message, env=env)
         old = self.rev(f"refs/heads/{branch}") or "0" * 40

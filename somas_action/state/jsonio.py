@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from somas_action.core.errors import StateError
+
 
 def dumps_pretty(data: Any) -> str:
     """Pretty JSON (indent 2, `": "` separators) so the runbook's greps match."""
@@ -19,6 +21,29 @@ def json_problem(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
     return f"not UTF-8 text ({exc})" if isinstance(exc, UnicodeDecodeError) else str(exc)
+
+
+def load_json_file(path: Path, fix: str) -> Any:
+    """Parse a JSON file we wrote; each way it can be unreadable is one line naming `fix`.
+
+    A missing file raises FileNotFoundError (callers decide what absence means); a folder in
+    its place, text that is not UTF-8, JSON that does not parse or is nested absurdly deep are
+    StateErrors.
+    """
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise StateError(f"{path}: is a folder, not a file; {fix}") from None
+    except NotADirectoryError:
+        raise FileNotFoundError(path) from None
+    except PermissionError as exc:
+        raise StateError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise StateError(f"{path}: not valid JSON ({json_problem(exc)}); {fix}") from None
+    except RecursionError:
+        raise StateError(f"{path}: JSON nested too deeply to be a SOMAS file; {fix}") from None
 
 
 def fsync_dir(path: Path) -> None:

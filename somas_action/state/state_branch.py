@@ -6,8 +6,11 @@ index and current branch are never touched. Only the project's own folder in the
 is rewritten when `pull` materializes it from the branch.
 
 Races: runs for *different* projects touch disjoint folders, so a push that loses a race is
-rebuilt on the new tip and pushed again (bounded). A run that finds *its own* project changed
-on the branch raises `StateConflict`: the caller reloads and re-applies its command.
+rebuilt on the new tip and pushed again: at once the first time, then after a random wait
+(jittered exponential backoff, so runs racing in step fall out of step), until
+`push_deadline_seconds` have passed. Time bounds it, not a count of lost races: under
+load every run gets through, none gives up after N losses. A run that finds *its own* project
+changed on the branch raises `StateConflict`: the caller reloads and re-applies its command.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from somas_action.core import names
 from somas_action.core.clock import Clock
 from somas_action.core.domain import Event, State
-from somas_action.core.errors import SomasError, WorkspaceError
+from somas_action.core.errors import StateConflict, WorkspaceError
 from somas_action.core.events import EventType
 from somas_action.core.names import validate_project_id
 from somas_action.core.settings import StateBranchSettings
@@ -45,8 +48,7 @@ _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _LOST_RACE = ("non-fast-forward", "fetch first", "rejected", "cannot lock ref", "failed to lock")
 
 
-class StateConflict(SomasError):
-    """Another run changed this project on the state branch; reload and re-apply the command."""
+__all__ = ["StateBranch", "StateConflict", "describe_batch", "project_path"]
 
 
 def project_path(project_id: str) -> str:
@@ -70,7 +72,7 @@ class StateBranch:
         self.branch = settings.branch
         self.remote = settings.remote
         self.push_enabled = settings.push
-        self.max_attempts = settings.max_push_attempts
+        self.deadline_seconds = settings.push_deadline_seconds
         self.backoff = settings.push_backoff
         self.rng = rng or random.Random()
         self._base: str | None = None  # the branch tip this run builds on
@@ -220,13 +222,16 @@ class StateBranch:
         return commit
 
     def push(self) -> None:
-        """Push this run's commits; a lost race replays them on the new tip (bounded).
+        """Push this run's commits; a lost race replays them on the new tip (see module).
 
         Raises StateConflict when another run changed one of this run's projects meanwhile.
         """
         if not self._pending or not self.push_enabled:
             return
-        for attempt in range(1, self.max_attempts + 1):
+        started = self.clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             assert self._local is not None
             if self._push(self._local):
                 self.git.git("update-ref", self._tracking, self._local)
@@ -244,11 +249,17 @@ class StateBranch:
             # Retry at once (the window is a few git calls); later retries spread out with
             # jitter so that runs racing in step fall out of step.
             if attempt > 1:
-                self.clock.sleep(self.rng.uniform(0.0, self.backoff.delay(attempt)))
-        raise WorkspaceError(
-            f"{self.remote}/{self.branch}: push lost {self.max_attempts} races in a row; "
-            "run the command again (state.max_push_attempts)"
-        )
+                self.wait_after_losing(attempt - 1, started)
+
+    def wait_after_losing(self, losses: int, started: float) -> None:
+        """A random wait (up to the backoff for `losses`), or give up past the deadline."""
+        if self.clock.monotonic() - started > self.deadline_seconds:
+            raise WorkspaceError(
+                f"{self.remote}/{self.branch}: other runs kept pushing for "
+                f"{self.deadline_seconds:.0f}s; run the command again "
+                "(state.push_deadline_seconds)"
+            )
+        self.clock.sleep(self.rng.uniform(0.0, self.backoff.delay(losses)))
 
     def publish(self, project_id: str, message: str) -> str | None:
         """`commit` then `push`."""

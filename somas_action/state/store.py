@@ -1,35 +1,73 @@
-"""One project's folder: the log, its projection, dead letters, artifacts and backups."""
+"""One project's folder: the log, its projection, dead letters, artifacts and backups.
+
+Writes happen under the project's lock (`state.locks.project_lock`): the append checks that
+the log still ends where the writer read it (else `LogMoved`), then state.json and the
+dead letters are rewritten. Reads never write and never lock; `read` checks state.json against
+the log cheaply (`state.logcheck`) and `settle` makes the repairs it found, under the lock, for
+the commands that write.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from somas_action.core import names
-from somas_action.core.domain import DeadLetter, Event, EventDraft, JsonObject, State, StateEdit
-from somas_action.core.errors import StateError
+from somas_action.core.domain import DeadLetter, Event, EventDraft, JsonObject, State
+from somas_action.core.errors import LogMoved, StateError
 from somas_action.core.events import EventType
 from somas_action.core.names import validate_project_id
 from somas_action.core.projection import (
     apply_all,
     digest_matches,
-    fold,
+    fold_into,
+    log_position,
     render,
+    stamp_log,
     strip_digest,
+    without_log_position,
 )
-from somas_action.state.eventlog import EventLog, gc_paused
-from somas_action.state.jsonio import atomic_write_json, atomic_write_text, json_problem
+from somas_action.state.eventlog import EMPTY_TAIL, EventLog, Tail, gc_paused
+from somas_action.state.jsonio import atomic_write_json, atomic_write_text, load_json_file
+from somas_action.state.locks import project_lock
+from somas_action.state.logcheck import (
+    Cut,
+    Finding,
+    HandAppended,
+    HandEdit,
+    LettersPurged,
+    Reading,
+    Reproject,
+    StaleCopy,
+    check,
+    diff_editable,
+)
 
-_LETTERS_REMOVED = (EventType.DEAD_LETTER_RETRIED, EventType.DEAD_LETTERS_PURGED)
-# Fields an operator may change by editing state.json (the runbook's manual restart).
-EDITABLE_FIELDS = ("status", "current_stage")
-EDITABLE_STAGE_FIELDS = ("status",)
+__all__ = [
+    "Finding",
+    "HandAppended",
+    "HandEdit",
+    "LettersPurged",
+    "ProjectStore",
+    "StaleCopy",
+    "diff_editable",
+    "project_ids",
+    "projects_dir",
+    "unused_name",
+]
+
+_LETTERS_REMOVED = (
+    EventType.DEAD_LETTER_RETRIED,
+    EventType.DEAD_LETTERS_PURGED,
+    EventType.DEAD_LETTERS_RESOLVED,
+)
+HAND_LINES_FILE = "transitions.jsonl.hand"
 
 
 def projects_dir(repo: Path) -> Path:
@@ -55,39 +93,23 @@ def project_ids(repo: Path) -> list[str]:
     return sorted(ids, key=names.issue_number_of)
 
 
-@dataclass(frozen=True)
-class HandEdit:
-    """`state.json` was edited by hand (the runbook's manual restart)."""
-
-    kind: ClassVar[str] = "state_edit"
-    edit: StateEdit
-
-
-@dataclass(frozen=True)
-class BackupCopied:
-    """A backup was copied over `state.json` (the runbook's `cp state.json.backup… state.json`)."""
-
-    kind: ClassVar[str] = "restore"
-    name: str
-    backup: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class LettersPurged:
-    """Entries were removed from `dead_letters.json` by hand (the runbook's `echo "[]" > …`)."""
-
-    kind: ClassVar[str] = "dead_letters_purged"
-    ids: tuple[str, ...]
-
-
-# A change made to a project's files outside SOMAS, which the next command records as an event.
-OutsideChange = HandEdit | BackupCopied | LettersPurged
+def tail_of(state: State) -> Tail:
+    """Where in the log a loaded state was folded to (what its next append expects)."""
+    position = log_position(state)
+    if position is None:
+        raise StateError(
+            f"{state['project_id']}: the state does not say where the log ends; "
+            f"`somas reconstruct {state['project_id']}`"
+        )
+    last = state["last_event"]
+    return Tail(last["seq"], last["hash"], position[0], position[1])
 
 
 class ProjectStore:
     """Reads and durably writes one project's files."""
 
     def __init__(self, repo: Path, project_id: str) -> None:
+        self.repo = repo
         self.project_id = validate_project_id(project_id)
         self.dir = projects_dir(repo) / project_id
         self.state_path = self.dir / names.STATE_FILE
@@ -96,153 +118,258 @@ class ProjectStore:
         self.artifacts_dir = self.dir / names.ARTIFACTS_DIR
 
     def exists(self) -> bool:
-        """Whether the project has a log."""
-        return self.log.exists()
+        """Whether the project was opened: its log holds at least one complete line."""
+        if self.log.path.is_dir():
+            raise StateError(self._folder_in_place_of(self.log.path))
+        return self.log.end().offset > 0
+
+    def _folder_in_place_of(self, path: Path) -> str:
+        return (
+            f"{path}: is a folder, not a file; move it away, then restore the file from git "
+            f"history (`git log --oneline {self.dir}`)"
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
     def read_state_file(self) -> JsonObject | None:
-        """`state.json` as written (None if absent); a parse error is a one-line StateError."""
+        """`state.json` as written (None if absent); an unreadable file is a one-line StateError."""
+        fix = (
+            f"run `somas restore {self.project_id}` (from a backup) or `somas reconstruct "
+            f"{self.project_id}` (from transitions.jsonl)"
+        )
         try:
-            text = self.state_path.read_text(encoding="utf-8")
+            data = load_json_file(self.state_path, fix)
         except FileNotFoundError:
             return None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise StateError(
-                f"{self.state_path}: not valid JSON ({json_problem(exc)}); "
-                f"run `somas restore {self.project_id}` (from a backup) or `somas reconstruct "
-                f"{self.project_id}` (from transitions.jsonl)"
-            ) from None
         if not isinstance(data, dict):
-            raise StateError(
-                f"{self.state_path}: expected a JSON object; "
-                f"run `somas reconstruct {self.project_id}`"
-            )
+            raise StateError(f"{self.state_path}: expected a JSON object; {fix}")
         return data
 
-    def load(self) -> tuple[State, list[OutsideChange]]:
-        """The project's state, and the outside changes to its files to record as events.
+    def read(self, deep: bool = True) -> Reading:
+        """The project as its log says it is, and the repairs and changes found; writes nothing.
 
-        Changes are: a hand edit of `state.json` (`state_edit`), a backup copied over it
-        (`restore`, the runbook's `cp state.json.backup… state.json`) and entries removed from
-        `dead_letters.json` (`dead_letters_purged`, the runbook's `echo "[]" > …`). A
-        `state.json` merely behind the log (a crash between append and rewrite) is re-projected.
+        `deep` checks the CRC of every log byte state.json counts (a few ms per MB); without it
+        only the log's length and last line are checked (views over every project).
         """
         if not self.exists():
-            raise StateError(
-                f"{self.dir}: project {self.project_id} not found "
-                "(no transitions.jsonl); `somas list` lists projects"
-            )
+            raise self._not_opened()
         written = self.read_state_file()
-        tail = self.log.tail()
-        last = (written or {}).get("last_event")
-        last = last if isinstance(last, dict) else {}
-        in_step = last.get("seq") == tail.seq and last.get("hash") == tail.hash
-        if written is not None and in_step and digest_matches(written):
-            state = strip_digest(written)
-            return state, self._dead_letter_changes(state)
-        projected = self.state_from_log()
-        changes: list[OutsideChange] = []
-        if written is not None and not in_step:
-            restored = self._matching_backup()
-            if restored is not None:
-                changes.append(BackupCopied(restored, written))
-        elif written is not None:
-            changes.append(HandEdit(diff_editable(written, projected)))
-        if not changes:
-            # Missing or merely behind the log (a crash): the log wins, silently. A file with
-            # changes to record is left alone until the caller records them as events.
-            atomic_write_text(self.state_path, render(projected))
-        return projected, changes + self._dead_letter_changes(projected)
+        reading = check(
+            self.project_id, self.log, written, deep=deep, backup_of=self._matching_backup
+        )
+        reading.findings += self._dead_letter_changes(written, reading.state)
+        return reading
+
+    def load(self, deep: bool = True) -> tuple[State, list[Finding]]:
+        """The project's state and what was found on the way (see `read`); writes nothing."""
+        reading = self.read(deep)
+        return reading.state, reading.findings
+
+    def _not_opened(self) -> StateError:
+        issue = names.issue_number_of(self.project_id)
+        if self.log.path.exists():
+            return StateError(
+                f"{self.log.path}: holds no complete event (the project's first write was cut "
+                f"short); `somas start --issue {issue}` opens the project again"
+            )
+        return StateError(
+            f"{self.dir}: project {self.project_id} not found (no transitions.jsonl); "
+            "`somas list` lists projects"
+        )
 
     def state_from_log(self) -> State:
-        """The state the log describes, ignoring state.json."""
+        """The state the log describes, ignoring state.json (streaming)."""
+        state, _, _ = self._fold_log()
+        return state
+
+    def _fold_log(self) -> tuple[State, Tail, dict[str, DeadLetter]]:
+        """Fold the whole log (verified, one event at a time); the state, tail, dead letters."""
+        state: State | None = None
+        letters: dict[str, DeadLetter] = {}
+        scan = self.log.scan()
+        recorded = EventType.DEAD_LETTER_RECORDED
         with gc_paused():
-            return fold(self.log.read())
+            for batch in scan:
+                state = fold_into(state, batch)
+                for event in batch:
+                    if event["event_type"] == recorded:
+                        letter = event["data"]["dead_letter"]
+                        letters[letter["id"]] = letter
+        if state is None:
+            raise self._not_opened()
+        return stamp_log(state, scan.tail.offset, scan.tail.crc32), scan.tail, letters
 
     def _matching_backup(self) -> str | None:
         current = self.state_path.read_bytes()
-        for path in self.backups():
+        for path in reversed(self.backups()):
             if path.read_bytes() == current:
                 return path.name
         return None
 
-    def _dead_letter_changes(self, state: State) -> list[OutsideChange]:
-        """Ids the state holds that dead_letters.json no longer lists (a purge by hand)."""
-        if not state["dead_letter_ids"]:
+    def _dead_letter_changes(self, written: JsonObject | None, state: State) -> list[Finding]:
+        """Ids the state holds that dead_letters.json no longer lists (a purge by hand).
+
+        The ids are the ones state.json counted, so a batch a crash left unprojected (its dead
+        letter not yet in the file) is not mistaken for a purge.
+        """
+        counted = state["dead_letter_ids"]
+        if written is not None and digest_matches(written):
+            counted = [i for i in written.get("dead_letter_ids", []) if i in counted]
+        if not counted:
             return []
         try:
-            on_disk = {entry.get("id") for entry in self.read_dead_letters()}
+            on_disk = {entry["id"] for entry in self.read_dead_letters()}
         except StateError:
             return []  # unreadable: the dead-letters command reports it; the log keeps all
-        gone = [i for i in state["dead_letter_ids"] if i not in on_disk]
+        gone = [i for i in counted if i not in on_disk]
         return [LettersPurged(tuple(gone))] if gone else []
 
     def read_events(self) -> list[Event]:
-        """Every event, chain verified."""
+        """Every event of every complete batch, chain verified."""
         return self.log.read()
 
     def first_event(self) -> Event:
         """The `project_created` event (reads only the first line)."""
-        with open(self.log.path, encoding="utf-8") as handle:
-            return cast(Event, json.loads(handle.readline()))
+        with open(self.log.path, "rb") as handle:
+            first = handle.readline()
+        try:
+            return cast(Event, load_first_line(first))
+        except ValueError:
+            raise StateError(f"{self.log.path}: line 1 is not an event; {self._rebuild}") from None
+
+    @property
+    def _rebuild(self) -> str:
+        return f"`somas reconstruct {self.project_id}` rebuilds it from the log"
 
     def read_dead_letters(self) -> list[DeadLetter]:
-        """`dead_letters.json` as a list (empty if absent)."""
+        """`dead_letters.json` as a list (empty if absent); a bad file is one clear line."""
+        fix = f"write [] to it, or {self._rebuild}"
         try:
-            data = json.loads(self.dead_letters_path.read_text(encoding="utf-8"))
+            data = load_json_file(self.dead_letters_path, fix)
         except FileNotFoundError:
             return []
-        except ValueError as exc:
-            raise StateError(
-                f"{self.dead_letters_path}: not valid JSON ({json_problem(exc)}); restore "
-                "dead_letters.json.backup or write [] to it"
-            ) from None
         if not isinstance(data, list):
-            raise StateError(f"{self.dead_letters_path}: expected a JSON array")
+            raise StateError(f"{self.dead_letters_path}: expected a JSON array; {fix}")
+        for number, entry in enumerate(data, start=1):
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                raise StateError(
+                    f"{self.dead_letters_path}: entry {number} is not a dead letter (an object "
+                    f"with an id); {fix}"
+                )
         return cast(list[DeadLetter], data)
 
     # -- writing -----------------------------------------------------------------------------
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the project's lock (one writer at a time)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with project_lock(self.repo, self.project_id):
+            yield
+
+    def settle(self, reading: Reading) -> State:
+        """Make the repairs `read` found (no events): cut a torn tail or hand-appended lines
+        aside, rewrite a missing or lagging state.json. Raises LogMoved if the log moved."""
+        repairs = [f for f in reading.findings if isinstance(f, Cut | HandAppended | Reproject)]
+        if not repairs:
+            return reading.state
+        with self.locked():
+            size = self.log.end().size
+            planned = next((f.size for f in repairs if isinstance(f, Cut | HandAppended)), None)
+            if size != (planned if planned is not None else reading.tail.offset):
+                raise LogMoved(f"{self.log.path}: changed while it was being read; reloading")
+            for found in repairs:
+                if isinstance(found, Cut):
+                    self.log.cut(found.offset, found.aside)
+                elif isinstance(found, HandAppended):
+                    self._keep_hand_lines(found)
+                    self.log.cut(reading.tail.offset, b"")
+            self._sync_letters(reading.state)
+            atomic_write_text(self.state_path, render(reading.state))
+        return reading.state
+
+    def _keep_hand_lines(self, found: HandAppended) -> None:
+        with open(self.dir / HAND_LINES_FILE, "ab") as handle:
+            handle.write("".join(line + "\n" for line in found.lines).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+
     def commit(
         self, state: State | None, drafts: Sequence[EventDraft]
     ) -> tuple[State, list[Event]]:
-        """Append drafts to the log (fsync), then rewrite state.json and dead letters.
+        """Append drafts as one batch after `state`'s tail, then rewrite state.json and dead
+        letters, all under the project lock; the new state and the events as written.
 
-        Returns the new state and the events as written (with seq and hash).
+        LogMoved when the log no longer ends where `state` was read (another writer).
         """
-        written = self.log.append(drafts)
-        new_state = apply_all(state, written)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        letters: list[DeadLetter] = [
+        expected = EMPTY_TAIL if state is None else tail_of(state)
+        with self.locked():
+            if state is None:
+                self._clear_unopened()
+            letters = self._letters_before(drafts)
+            written, tail = self.log.append(drafts, expected)
+            new_state = stamp_log(apply_all(state, written), tail.offset, tail.crc32)
+            self._write_letters(new_state, written, letters)
+            atomic_write_text(self.state_path, render(new_state))
+        return new_state, written
+
+    def _clear_unopened(self) -> None:
+        """A first write cut short left a log with no complete line: keep it aside, start over."""
+        end = self.log.end()
+        if end.size and not end.offset:
+            self.log.cut(0, end.fragment)
+
+    def _letters_before(self, drafts: Sequence[EventDraft]) -> list[DeadLetter] | None:
+        """The queue as it is now, read before appending when the batch will rewrite it (so a
+        bad file stops the command before anything is recorded)."""
+        kinds = {d["event_type"] for d in drafts}
+        if EventType.DEAD_LETTER_RECORDED in kinds or kinds & set(_LETTERS_REMOVED):
+            return self.read_dead_letters()
+        return None if self.dead_letters_path.exists() else []
+
+    def _write_letters(
+        self, state: State, written: list[Event], existing: list[DeadLetter] | None
+    ) -> None:
+        if existing is None:
+            return
+        recorded: list[DeadLetter] = [
             e["data"]["dead_letter"]
             for e in written
             if e["event_type"] == EventType.DEAD_LETTER_RECORDED
         ]
-        removed = any(e["event_type"] in _LETTERS_REMOVED for e in written)
-        if letters or removed or not self.dead_letters_path.exists():
-            wanted = set(new_state["dead_letter_ids"])
-            existing = [d for d in self.read_dead_letters() if d.get("id") in wanted]
-            known = {entry["id"] for entry in existing}
-            atomic_write_json(
-                self.dead_letters_path, existing + [d for d in letters if d["id"] not in known]
-            )
-        atomic_write_text(self.state_path, render(new_state))
-        return new_state, written
+        wanted = set(state["dead_letter_ids"])
+        kept = [d for d in existing if d["id"] in wanted]
+        known = {entry["id"] for entry in kept}
+        atomic_write_json(
+            self.dead_letters_path, kept + [d for d in recorded if d["id"] not in known]
+        )
 
-    def reconstruct(self) -> tuple[str, list[DeadLetter]]:
-        """The `state.json` text and the dead letters the log describes."""
-        with gc_paused():
-            events = self.log.read()
-            state = fold(events)
-        letters = {
-            e["data"]["dead_letter"]["id"]: e["data"]["dead_letter"]
-            for e in events
-            if e["event_type"] == EventType.DEAD_LETTER_RECORDED
-        }
-        return render(state), [letters[i] for i in state["dead_letter_ids"]]
+    def _sync_letters(self, state: State) -> None:
+        """Make dead_letters.json list the state's ids (bodies from the file, else the log)."""
+        wanted = state["dead_letter_ids"]
+        try:
+            on_disk = {d["id"]: d for d in self.read_dead_letters()}
+        except StateError:
+            on_disk = {}
+        if list(on_disk) == wanted and self.dead_letters_path.exists():
+            return
+        if any(i not in on_disk for i in wanted):
+            _, _, from_log = self._fold_log()
+            on_disk = {**from_log, **on_disk}
+        atomic_write_json(self.dead_letters_path, [on_disk[i] for i in wanted if i in on_disk])
+
+    def reconstruct(self) -> tuple[str, list[DeadLetter], Cut | None]:
+        """The `state.json` text and dead letters the log describes (streaming, constant
+        memory), and the torn end to cut aside, if any."""
+        state, tail, letters = self._fold_log()
+        size = self.log.end().size
+        cut = None
+        if size > tail.offset:
+            with open(self.log.path, "rb") as handle:
+                handle.seek(tail.offset)
+                aside = handle.read()
+            cut = Cut(tail.offset, size, aside, 0)
+        return render(state), [letters[i] for i in state["dead_letter_ids"]], cut
 
     def reconstruct_text(self) -> str:
         """The `state.json` text the log describes."""
@@ -259,7 +386,7 @@ class ProjectStore:
         No backup is ever overwritten: a different `state.json.backup` is first moved to a
         dated name (from its own modification day), and dated names get `.2`, `.3`…
         """
-        if not self.state_path.exists():
+        if not self.state_path.is_file():
             return None
         if dated is not None:
             target = self._free_backup_name(dated)
@@ -286,30 +413,15 @@ class ProjectStore:
         return path
 
 
-def diff_editable(written: Mapping[str, Any], projected: State) -> StateEdit:
-    """What a hand edit of state.json changed: editable fields to apply, others to report."""
-    changes: dict[str, Any] = {}
-    ignored: list[str] = []
-    for key in set(written) | set(projected):
-        if key in ("projection_sha256", "stages") or written.get(key) == projected.get(key):
-            continue
-        if key in EDITABLE_FIELDS:
-            changes[key] = written.get(key)
-        else:
-            ignored.append(key)
-    stage_changes: dict[str, dict[str, Any]] = {}
-    written_stages = written.get("stages") if isinstance(written.get("stages"), dict) else {}
-    for stage, record in projected["stages"].items():
-        edited = (written_stages or {}).get(stage)
-        if not isinstance(edited, dict):
-            continue
-        for field_name, value in edited.items():
-            if record.get(field_name) == value:
-                continue
-            if field_name in EDITABLE_STAGE_FIELDS:
-                stage_changes.setdefault(stage, {})[field_name] = value
-            else:
-                ignored.append(f"stages.{stage}.{field_name}")
-    if stage_changes:
-        changes["stages"] = stage_changes
-    return {"changes": changes, "ignored": sorted(ignored)}
+def legacy_text(state_text: str) -> str:
+    """The same state.json as SOMAS wrote it before `.last_event` held the log position."""
+    state = cast(State, {k: v for k, v in json.loads(state_text).items()})
+    return render(without_log_position(strip_digest(state)))
+
+
+def load_first_line(line: bytes) -> JsonObject:
+    """The first line of a log, parsed (ValueError if it is not a JSON object)."""
+    value = json.loads(line)
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value

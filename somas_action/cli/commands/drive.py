@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from somas_action.cli.commands import Subparsers, change_summary
 from somas_action.cli.output import echo
 from somas_action.config.actor import default_actor
 from somas_action.core import names
-from somas_action.core.domain import Event
+from somas_action.core.domain import Event, State
 from somas_action.core.errors import CommandRefused
 from somas_action.core.names import validate_project_id
 from somas_action.core.report import status_table
@@ -52,6 +53,13 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=lambda a: decide(a.repo, a.project_id, a.reason, a.actor, a.json))
 
 
+def retry_on_conflict(command: Callable[[], State]) -> State:
+    """Decide again when another writer recorded first (see pipeline.loading)."""
+    from somas_action.pipeline.loading import retry_on_conflict as again
+
+    return again(command)
+
+
 def _runner(repo: Path, collect: list[Event] | None) -> Runner:
     # Imported here so that `somas status` and friends do not pay for jsonschema and the runner.
     from somas_action.app.compose import cli_runner
@@ -72,7 +80,7 @@ def start(
         created = tracker.create_issue(title, body, [names.PROJECT_LABEL])
         if created.number != issue:
             raise CommandRefused(f"--issue: the next free local issue number is {created.number}")
-    state = runner.start(issue, actor or default_actor())
+    state = retry_on_conflict(lambda: runner.start(issue, actor or default_actor()))
     if events is not None:
         print(json.dumps(change_summary(state, events), indent=2))
     else:
@@ -100,9 +108,9 @@ def decide(
     runner = _runner(repo, events)
     who = actor or default_actor()
     if reason is None:
-        state = runner.approve(project_id, who)
+        state = retry_on_conflict(lambda: runner.approve(project_id, who))
     else:
-        state = runner.reject(project_id, who, reason)
+        state = retry_on_conflict(lambda: runner.reject(project_id, who, reason))
     if events is not None:
         print(json.dumps(change_summary(state, events), indent=2))
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,9 +51,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--stage", required=True)
     p.add_argument("--reason", default="restarted by operator")
     p.add_argument("--no-advance", action="store_true", help="only record the restart")
+    p.add_argument(
+        "--force", action="store_true", help="skip stages that have not completed (recorded)"
+    )
     p.set_defaults(
         func=lambda a: _run(
-            a, lambda op, who: op.restart(a.project_id, a.stage, who, a.reason), advance=True
+            a,
+            lambda op, who: op.restart(a.project_id, a.stage, who, a.reason, force=a.force),
+            advance=True,
         )
     )
 
@@ -81,12 +87,16 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=lambda a: start_all(a.repo, a.actor, a.json))
 
 
-def operator(repo: Path, collect: list[Event] | None = None) -> Operator:
-    """An Operator over the repository's runner: prints one line per event, or collects them."""
+def operator(repo: Path, collect: list[Event] | None = None, emergency: bool = False) -> Operator:
+    """An Operator over the repository's runner: prints one line per event, or collects them.
+
+    `emergency`: stop-all and start-all work even when config.yml does not load (they only
+    record pauses, which need no setting of it): the defaults stand in for it.
+    """
     from somas_action.app.compose import cli_runner
     from somas_action.pipeline.operator import Operator
 
-    return Operator(cli_runner(repo, collect))
+    return Operator(cli_runner(repo, collect, tolerate_broken_config=emergency))
 
 
 def _run(
@@ -134,9 +144,11 @@ def stop_all(repo: Path, actor: str | None, as_json: bool) -> int:
     from somas_action.state.config_edit import set_pipeline_enabled
 
     who = actor or default_actor()
-    path, backup = set_pipeline_enabled(repo, False)
+    path, backup, warning = set_pipeline_enabled(repo, False)
+    if warning:
+        print(f"somas: warning: {warning}", file=sys.stderr)
     events: list[Event] = []
-    op = operator(repo, events)
+    op = operator(repo, events, emergency=True)
     paused, skipped = [], []
     for pid, state, error in load_all(repo):
         if state is not None and state["status"] in ACTIVE_STATUSES:
@@ -182,8 +194,10 @@ def start_all(repo: Path, actor: str | None, as_json: bool) -> int:
     from somas_action.state.config_edit import set_pipeline_enabled
 
     who = actor or default_actor()
-    path, _ = set_pipeline_enabled(repo, True)
-    op = operator(repo, [])
+    path, _, warning = set_pipeline_enabled(repo, True)
+    if warning:
+        print(f"somas: warning: {warning}", file=sys.stderr)
+    op = operator(repo, [], emergency=True)
     unpaused = []
     for pid, state, _error in load_all(repo):
         pause = state["pause"] if state else None

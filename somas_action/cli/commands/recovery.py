@@ -31,14 +31,20 @@ def register(sub: Subparsers) -> None:
 
     p = sub.add_parser("restore", help="restore a state.json backup (an audited event)")
     _project(p)
-    p.add_argument("--from", dest="name", help="backup file name (default: the newest)")
-    p.set_defaults(func=lambda a: restore(a.repo, a.project_id, a.name, a.actor, a.json))
+    p.add_argument("--from", dest="name", help="backup file name (default: the newest valid)")
+    p.add_argument(
+        "--force", action="store_true", help="restore a backup older than the log (recorded)"
+    )
+    p.set_defaults(func=lambda a: restore(a.repo, a.project_id, a.name, a.actor, a.json, a.force))
 
     p = sub.add_parser("dead-letters", help="list, show, retry or purge dead letters")
     _project(p)
     p.add_argument("action", choices=["list", "show", "retry", "purge"])
     p.add_argument("id", nargs="?", help="dead letter id (show, retry)")
     p.add_argument("--no-advance", action="store_true", help="retry: only record it")
+    p.add_argument(
+        "--force", action="store_true", help="retry: even if the project moved past the stage"
+    )
     p.set_defaults(func=lambda a: dead_letters(a))
 
     p = sub.add_parser("incident", help="record an incident note or its resolution")
@@ -77,10 +83,13 @@ def _seq_of(path: Path) -> int | None:
         return None
 
 
-def restore(repo: Path, project_id: str, name: str | None, actor: str | None, js: bool) -> int:
+def restore(
+    repo: Path, project_id: str, name: str | None, actor: str | None, js: bool, force: bool
+) -> int:
     """Restore a backup as an event and explain how it differs from the log."""
     events: list[Event] | None = [] if js else None
-    state, why = operator(repo, events).restore(project_id, name, actor or default_actor())
+    who = actor or default_actor()
+    state, why = operator(repo, events).restore(project_id, name, who, force)
     if events is not None:
         print(json.dumps(change_summary(state, events, explanation=why), indent=2))
         return 0
@@ -98,13 +107,16 @@ def dead_letters(args: argparse.Namespace) -> int:
         raise CommandRefused(f"dead-letters {args.action}: give the dead letter id (see `list`)")
     if args.action == "purge":
         count, backup_path = op.purge_dead_letters(pid, who)
+        if args.json:
+            print(json.dumps({"purged": count, "backup": backup_path.name}, indent=2))
+            return 0
         print(
             f"purged {count} dead letter(s); the previous queue is in {backup_path.name} "
             "and every entry stays in transitions.jsonl"
         )
         return 0
     if args.action == "retry":
-        state = op.retry_dead_letter(pid, args.id, who)
+        state = op.retry_dead_letter(pid, args.id, who, force=args.force)
         code, reason = 0, None
         if not args.no_advance:
             state, stop = op.runner.advance(pid, who)

@@ -26,7 +26,7 @@ def run(repo: Path, project_id: str | None, as_json: bool) -> int:
     if project_id:
         state, changes = ProjectStore(repo, validate_project_id(project_id)).load()
         for change in changes:
-            print(f"note: {change.kind.replace('_', ' ')} by hand; the next command records it")
+            echo(f"note: {change.note}")
         if as_json:
             print(json.dumps(state, indent=2))
         else:

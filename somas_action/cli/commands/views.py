@@ -58,7 +58,9 @@ def load_all(repo: Path) -> list[tuple[str, State | None, str | None]]:
     rows: list[tuple[str, State | None, str | None]] = []
     for pid in project_ids(repo):
         try:
-            state, _ = ProjectStore(repo, pid).load()
+            # Every project: the log's length and last line, not all its bytes (health and
+            # status check those).
+            state, _ = ProjectStore(repo, pid).load(deep=False)
         except SomasError as exc:
             rows.append((pid, None, str(exc)))
         else:
@@ -181,7 +183,7 @@ def health(repo: Path, project_id: str, as_json: bool) -> int:
     if not findings:
         echo("  none")
     for change in changes:
-        echo(f"  note: {change.kind.replace('_', ' ')} by hand; the next command records it")
+        echo(f"  note: {change.note}")
     if escalation:
         echo(escalation)
     echo(f"next: {next_action(state)}")
