@@ -11,9 +11,10 @@ WIDTH = 80
 def safe_line(text: str) -> str:
     """One line for the terminal: control characters escaped (a title or reply may hold any,
     and an escape sequence in one must not reach the terminal raw)."""
-    return "".join(
-        ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text.replace("\n", " ")
-    )
+    text = text.replace("\n", " ")
+    if text.isprintable():  # nearly always: no character by character pass
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def echo(text: str, indent: int = 5) -> None:

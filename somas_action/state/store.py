@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,11 +112,28 @@ class ProjectStore:
     def __init__(self, repo: Path, project_id: str) -> None:
         self.repo = repo
         self.project_id = validate_project_id(project_id)
-        self.dir = projects_dir(repo) / project_id
-        self.state_path = self.dir / names.STATE_FILE
-        self.log = EventLog(self.dir / names.TRANSITIONS_FILE)
-        self.dead_letters_path = self.dir / names.DEAD_LETTERS_FILE
-        self.artifacts_dir = self.dir / names.ARTIFACTS_DIR
+        # One path parse, the others on first use: the views make a store per project.
+        self.dir = Path(f"{repo}/{names.SOMAS_DIR}/{names.PROJECTS_DIR}/{project_id}")
+
+    @cached_property
+    def state_path(self) -> Path:
+        """`state.json`."""
+        return self.dir / names.STATE_FILE
+
+    @cached_property
+    def log(self) -> EventLog:
+        """`transitions.jsonl`."""
+        return EventLog(self.dir / names.TRANSITIONS_FILE)
+
+    @cached_property
+    def dead_letters_path(self) -> Path:
+        """`dead_letters.json`."""
+        return self.dir / names.DEAD_LETTERS_FILE
+
+    @cached_property
+    def artifacts_dir(self) -> Path:
+        """`artifacts/`."""
+        return self.dir / names.ARTIFACTS_DIR
 
     def exists(self) -> bool:
         """Whether the project was opened: its log holds at least one complete line."""
@@ -159,6 +177,26 @@ class ProjectStore:
         )
         reading.findings += self._dead_letter_changes(written, reading.state)
         return reading
+
+    def peek(self) -> State | None:
+        """`state.json` as written, when it is in step with the log's last line; else None.
+
+        The cheap read of the views over every project (`list`, `monitor`): one JSON parse and
+        the log's last line, no digest, nothing written. What it does not notice (a hand edit,
+        a purge of dead letters by hand) `health`, `status <id>` and every writing command do;
+        None sends the caller to `load`, which explains what is off.
+        """
+        try:
+            written = self.read_state_file()
+        except StateError:
+            return None
+        last = (written or {}).get("last_event")
+        if written is None or not isinstance(last, dict):
+            return None
+        end = self.log.end()
+        if end.fragment or last.get("seq") != end.seq or last.get("hash") != end.hash:
+            return None
+        return strip_digest(written)
 
     def load(self, deep: bool = True) -> tuple[State, list[Finding]]:
         """The project's state and what was found on the way (see `read`); writes nothing."""

@@ -57,10 +57,15 @@ def load_all(repo: Path) -> list[tuple[str, State | None, str | None]]:
     """(id, state, error) for every project; an unreadable one carries its one-line error."""
     rows: list[tuple[str, State | None, str | None]] = []
     for pid in project_ids(repo):
+        store = ProjectStore(repo, pid)
+        quick = store.peek()
+        if quick is not None:
+            rows.append((pid, quick, None))
+            continue
         try:
-            # Every project: the log's length and last line, not all its bytes (health and
-            # status check those).
-            state, _ = ProjectStore(repo, pid).load(deep=False)
+            # Out of step, torn, unreadable: the full reading names the problem (the log's
+            # length and last line, not all its bytes; health and status check those).
+            state, _ = store.load(deep=False)
         except SomasError as exc:
             rows.append((pid, None, str(exc)))
         else:
