@@ -25,11 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from somas_action.core.clock import FakeClock  # noqa: E402
+from somas_action.core.labels import label_specs  # noqa: E402
 from tests import github_env  # noqa: E402
 from tests.fakes import payloads  # noqa: E402
 from tests.fakes.github_server import FakeGitHub  # noqa: E402
 
 ISSUE = 7
+STAGES = ("intake", "specification", "architecture", "implementation", "validation", "review")
+STAGES += ("release",)
 
 
 def _authorize(repo: Path, fake: FakeGitHub, event: str, payload: dict[str, Any]) -> int | None:
@@ -51,6 +54,7 @@ def run(root: Path) -> dict[str, Any]:
     try:
         clock = FakeClock()
         repo = github_env.repo_with_origin(root)
+        fake.add_labels(label_specs(STAGES))  # `somas setup-labels`, as docs/install.md says
         fake.add_issue(ISSUE, "Add a slugify helper", "Page URLs need slugs.", ("somas:project",))
         fake.permissions.update(octocat="admin", alice="write")
         labeled = payloads.issue_labeled(fake.repository, ISSUE)
@@ -60,7 +64,12 @@ def run(root: Path) -> dict[str, Any]:
         to_gate = len(fake.log) - mark
         comment_id = fake.add_comment(ISSUE, "/somas approve", login="alice")
         approve = payloads.comment_created(
-            fake.repository, ISSUE, "/somas approve", comment_id=comment_id, login="alice"
+            fake.repository,
+            ISSUE,
+            "/somas approve",
+            comment_id=comment_id,
+            login="alice",
+            labels=tuple(fake.issues[ISSUE]["labels"]),  # as GitHub's payload shows them
         )
         second = _authorize(repo, fake, "issue_comment", approve)
         mark = len(fake.log)

@@ -25,11 +25,12 @@ from somas_action.config.loader import load_config
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
 from somas_action.core.access import AccessPolicy
-from somas_action.core.clock import Clock
-from somas_action.core.domain import Event, JsonObject, State
+from somas_action.core.clock import Clock, format_ts
+from somas_action.core.domain import Event, EventDraft, JsonObject, State
 from somas_action.core.error_kinds import RUN_DEADLINE
-from somas_action.core.errors import CommandRefused, SomasError, StateError
+from somas_action.core.errors import CommandRefused, IssueGone, SomasError, StateError
 from somas_action.core.events import EventType
+from somas_action.core.outbox import NoticePolicy
 from somas_action.core.report import status_table
 from somas_action.core.settings import Config
 from somas_action.core.triggers import ADVANCING, Malformed, Trigger
@@ -43,8 +44,8 @@ from somas_action.github.api import (
 from somas_action.github.breaker_guard import github_guard
 from somas_action.github.mirror_buffer import MirrorBuffer
 from somas_action.github.tracker import GitHubTracker
-from somas_action.pipeline.notifications import Notifier
 from somas_action.pipeline.operator import Operator
+from somas_action.pipeline.outbox import Outbox
 from somas_action.pipeline.recorder import mirror_issue
 from somas_action.pipeline.runner import Runner
 from somas_action.state.jsonio import json_problem
@@ -73,6 +74,10 @@ OPERATOR_VERBS: dict[str, Callable[[Operator, Trigger, State, str | None], State
     ),
 }
 _CONTINUABLE = (names.PENDING, names.IN_PROGRESS)
+# A project whose issue is gone is paused (not parked: a parked project re-runs its stage on the
+# next advance, and a gate that waits would lose its waiting); finished ones are left as they are.
+PAUSABLE = (names.PENDING, names.IN_PROGRESS, names.WAITING, names.PARKED, names.FAILED)
+ISSUE_GONE_ACTOR = "somas (github: the issue is gone)"
 
 
 @dataclass
@@ -111,16 +116,18 @@ class GitHubFlow:
             self.tracker,
             AccessPolicy.from_settings(security.allowed_roles, security.outsider_reaction),
         )
-        self.notifier = Notifier(
-            self.tracker, self.config.monitoring.notifications, settings.run_url
-        )
-        self.buffer = MirrorBuffer(self.tracker)
+        notifications = self.config.monitoring.notifications
+        self.outbox = Outbox(self.tracker, notifications.comment_per_stage, self.say)
+        self.buffer = MirrorBuffer(self.tracker, self.say)
         self.runner: Runner = build_runner(
             repo,
             clock=clock,
             tracker=self.buffer,
             after_commit=self._after_commit,
             base_branch=default_branch,
+            notices=NoticePolicy(
+                notifications.enabled, frozenset(notifications.notify_on), settings.run_url
+            ),
         )
 
     def say(self, line: str) -> None:
@@ -130,12 +137,14 @@ class GitHubFlow:
     def _after_commit(self, state: State, written: list[Event]) -> None:
         # One commit per batch; pushed before anything slow (an agent call) and at the end,
         # so a stage's closing batch and the next stage's opening batch travel in one push.
+        # Nothing is said on the issue before the state that says it is pushed (the outbox).
         self.branch.commit(state["project_id"], describe_batch(state, written))
         if any(event["event_type"] == EventType.STAGE_STARTED for event in written):
             self.branch.push()
             # Show the issue as it is before waiting on the agent.
             self.buffer.flush_after_next_mirror = True
-        self.notifier.post(state, written)
+            if self.outbox.one_per_stage:
+                self.outbox.deliver(state, stages_only=True)
 
     # -- refusals ------------------------------------------------------------------------------
 
@@ -188,6 +197,7 @@ class GitHubFlow:
             self.tracker.react(trigger.comment_id, SEEN)
         try:
             state, code, note = self._with_state(trigger)
+            state = self.publish(state)
             self.buffer.flush()
         except RateLimitDeferred as exc:
             self.branch.push()  # git is not rate limited: the state is safe before handing over
@@ -308,6 +318,45 @@ class GitHubFlow:
             },
         )
         return state
+
+    def publish(self, state: State) -> State:
+        """Say what the issue is owed (the state is pushed), record it, and push that too.
+
+        A comment that fails stays owed for a later run; an issue that is gone pauses the
+        project with the reason, so that no decision is lost and no agent runs for nothing.
+        """
+        store = self.runner.store(state["project_id"])
+
+        def commit(current: State, drafts: list[EventDraft]) -> State:
+            return self.runner.commit(store, current, drafts)
+
+        self.outbox.deliver(state)
+        state = self.outbox.settle(state, format_ts(self.clock.now()), commit)
+        gone = self.outbox.gone or self.buffer.gone
+        if gone is not None:
+            state = self._issue_gone(state, gone)
+        try:
+            self.branch.push()
+        except StateConflict as exc:
+            # Said already; the record of it is kept locally and the next run finds the comments
+            # by their markers, so nothing is said twice.
+            self.say(f"somas: {exc}")
+        return state
+
+    def _issue_gone(self, state: State, gone: IssueGone) -> State:
+        """Pause a project whose issue left: its log keeps every decision; a person decides."""
+        self.buffer.gone = gone
+        self.buffer.discard()
+        pid = state["project_id"]
+        self.say(f"somas: {pid}: {gone}")
+        if state["status"] not in PAUSABLE:
+            return state
+        reason = (
+            f"{gone}; every decision so far is kept on {self.branch.branch}. `somas unpause "
+            f"{pid}` once the issue is back, or `somas cancel {pid}`"
+        )
+        key = f"issue-gone:{state['last_event']['hash'][:16]}"
+        return Operator(self.runner).pause(pid, ISSUE_GONE_ACTOR, reason, delivery_id=key)
 
     def mirror(self, state: State) -> None:
         """Labels and the status comment from the state (what the runner does after commits)."""

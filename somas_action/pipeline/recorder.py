@@ -23,6 +23,9 @@ EventSink = Callable[[Event], None]
 # Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
 # folder to the state branch and posts event comments here).
 BatchSink = Callable[[State, list[Event]], None]
+# Drafts to append to a batch before it is committed, given the batch (the GitHub flow's
+# notification outbox: the comments a batch owes the issue are recorded with it).
+DraftHook = Callable[[list[EventDraft]], list[EventDraft]]
 STATUS_MARKER = "somas:status"
 
 
@@ -43,6 +46,10 @@ def _ignore_batch(state: State, written: list[Event]) -> None:
     return None
 
 
+def _owe_nothing(drafts: list[EventDraft]) -> list[EventDraft]:
+    return []
+
+
 @dataclass
 class Recorder:
     """Commits drafts for one run and tells everyone who listens."""
@@ -51,6 +58,7 @@ class Recorder:
     tracker: Tracker
     on_event: EventSink = field(default=_ignore_event)
     on_commit: BatchSink = field(default=_ignore_batch)
+    owe: DraftHook = field(default=_owe_nothing)
 
     def context(self, actor: str, command_id: str) -> Context:
         """A command context stamped with the run's clock."""
@@ -62,7 +70,7 @@ class Recorder:
 
     def commit(self, store: ProjectStore, state: State | None, drafts: list[EventDraft]) -> State:
         """Durably record drafts, then report, hand the batch to `on_commit`, and mirror."""
-        new_state, written = store.commit(state, drafts)
+        new_state, written = store.commit(state, [*drafts, *self.owe(drafts)])
         for event in written:
             self.on_event(event)
         self.on_commit(new_state, written)
