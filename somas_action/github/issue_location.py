@@ -30,7 +30,7 @@ def gone_after(api: GitHubApi, number: int, failure: GitHubError) -> IssueGone |
     except GitHubError as exc:
         return _gone_from_status(number, exc.status)
     home = str(data.get("repository_url") or "").rstrip("/")
-    if home and home != api.repo_url:
+    if home and home.lower() != api.repo_url.lower():  # GitHub's names ignore case
         where = "/".join(home.split("/")[-2:]) + f"#{data.get('number', number)}"
         return IssueGone(number, "transferred", "GitHub answers 301 Moved Permanently", where)
     return None

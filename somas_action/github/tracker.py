@@ -101,6 +101,7 @@ class GitHubTracker:
 
     def _relabel(self, number: int, add: set[str], remove: set[str]) -> bool:
         """Add and remove in one GraphQL request; False when it cannot be (REST then does it)."""
+        self.get_issue(number)  # its global id comes with it
         issue_id = self._ids.issues.get(number)
         if self._ids.missing(add | remove) and not self._listed_labels:
             self._listed_labels = True

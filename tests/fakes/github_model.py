@@ -125,6 +125,7 @@ class GitHubModel:
             labels=[self._repo_label(name) for name in issue["labels"]],
             user=self._user(issue["user"]),
             url=self._url(f"/issues/{number}"),
+            repository_url=self._url(""),
             html_url=f"https://github.example/{self.repository}/issues/{number}",
             comments=len(self.issue_comments(number)),
         )

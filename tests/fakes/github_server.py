@@ -25,9 +25,9 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Iterable
 from typing import Any
 
 from somas_action.core.labels import LabelSpec
