@@ -1,9 +1,9 @@
 """Running one GitHub trigger: authorize, sync state from the branch, run, publish, answer.
 
 `GitHubFlow` wires the runner to GitHub: the tracker mirrors state to the issue, every
-committed batch is committed to the state branch and its notified events are commented, and
-the comment that asked gets a reaction (👀 seen, 🚀 done, 😕 refused) and, when refused, a
-reply that says why.
+committed batch is committed to the state branch, the comments it owes the issue are said once
+it is pushed (the outbox), and the comment that asked gets a reaction (👀 seen, 🚀 done,
+😕 refused) and, when refused, a reply that says why.
 
 The operations toolkit's verbs (restart, retry, resume, pause, unpause, cancel) go through
 the same `Operator` as the CLI commands, with the comment as their idempotency key.
@@ -212,7 +212,7 @@ class GitHubFlow:
             raise
         if _out_of_time(state):
             return self._continue(trigger, "the run's time budget is used up")
-        if trigger.comment_id is not None:
+        if trigger.comment_id is not None and self.buffer.gone is None:  # nothing to react on
             self.tracker.react(trigger.comment_id, DONE)
             if trigger.verb == "status":
                 self._reply(

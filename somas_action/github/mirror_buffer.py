@@ -44,8 +44,12 @@ class MirrorBuffer:
         self._comments: dict[tuple[int, str], str] = {}
 
     def get_issue(self, number: int) -> Issue:
-        """The issue as it will be once held label changes are sent."""
-        issue = self.tracker.get_issue(number)
+        """The issue as it will be once held label changes are sent.
+
+        When it cannot be read, the mirror goes on as if it had no labels (the flush reads it
+        again before writing): the mirror never stops a run.
+        """
+        issue = self._read(number) or Issue(number, "", "", ())
         held = self._labels.get(number)
         if held is None:
             return issue
@@ -99,8 +103,17 @@ class MirrorBuffer:
             lambda: self._comments.setdefault((number, marker), body),
         )
 
+    def _read(self, number: int) -> Issue | None:
+        read: list[Issue] = []
+        self._write(f"issue #{number}", lambda: read.append(self.tracker.get_issue(number)))
+        return read[0] if read else None
+
     def _send_labels(self, number: int, add: set[str], remove: set[str]) -> None:
-        current = set(self.tracker.get_issue(number).labels)
+        issue = self._read(number)
+        if issue is None:
+            self.set_labels(number, add, remove)  # keep them for the next flush
+            return
+        current = set(issue.labels)
         add, remove = add - current, remove & current
         if add or remove:
             self._write(
@@ -109,7 +122,9 @@ class MirrorBuffer:
                 lambda: self.set_labels(number, add, remove),
             )
 
-    def _write(self, what: str, send: Callable[[], object], keep: Callable[[], object]) -> None:
+    def _write(
+        self, what: str, send: Callable[[], object], keep: Callable[[], object] = lambda: None
+    ) -> None:
         if self.gone is not None:
             return
         try:
@@ -122,7 +137,7 @@ class MirrorBuffer:
             raise
         except GitHubError as exc:
             keep()
-            self.say(f"somas: could not update the {what} ({exc}); a later flush retries")
+            self.say(f"somas: could not reach the {what} ({exc}); a later flush retries")
 
     def discard(self) -> None:
         """Forget what is held (the batches it mirrored were thrown away)."""

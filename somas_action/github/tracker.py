@@ -74,9 +74,10 @@ class GitHubTracker:
         return issue
 
     def get_issue(self, number: int) -> Issue:
-        """The issue, from what this process has seen, else one GET."""
+        """The issue, from what this process has seen, else one GET (`IssueGone` if it left)."""
         if number not in self._issues:
-            self.seed_issue(self.api.send(f"GET issue #{number}", "GET", f"/issues/{number}"))
+            with about_issue(self.api, number):
+                self.seed_issue(self.api.send(f"GET issue #{number}", "GET", f"/issues/{number}"))
         return self._issues[number]
 
     def _remember_labels(self, number: int, labels: Iterable[JsonObject]) -> None:

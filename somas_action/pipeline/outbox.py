@@ -52,27 +52,29 @@ class Outbox:
                 continue
             if stages_only and comment.notices[0]["kind"] != STAGE_COMPLETED:
                 continue
-            if not self._post(state, comment):
+            failure = self._post(state, comment)
+            if failure is None:
+                self._said[comment.marker] = comment
+                said += 1
+            elif _stops_delivery(failure):
                 break
-            self._said[comment.marker] = comment
-            said += 1
         return said
 
-    def _post(self, state: State, comment: Outgoing) -> bool:
-        """Say one comment; False when nothing more should be tried in this run."""
+    def _post(self, state: State, comment: Outgoing) -> SomasError | None:
+        """Say one comment; the error when it could not be said (it stays owed)."""
         body = comment_body(state["project_id"], comment)
         try:
             self.tracker.upsert_comment(state["issue_number"], comment.marker, body)
         except IssueGone as exc:
             self.gone = exc
-            return False
+            return exc
         except SomasError as exc:
             self.say(
                 f"somas: {state['project_id']}: could not comment on issue "
                 f"#{state['issue_number']} ({exc}); it stays owed and a later run says it"
             )
-            return not _stops_delivery(exc)
-        return True
+            return exc
+        return None
 
     def settle(self, state: State, ts: str, commit: Committer) -> State:
         """Record what this run said; for a finished project whose issue is gone, also what
@@ -90,7 +92,7 @@ class Outbox:
 
 
 def _stops_delivery(exc: SomasError) -> bool:
-    """A rate limit or an open breaker refuses every later comment of this run too."""
-    if isinstance(exc, RateLimitDeferred):
+    """A gone issue, a rate limit or an open breaker refuses every later comment of this run."""
+    if isinstance(exc, IssueGone | RateLimitDeferred):
         return True
     return isinstance(exc, ClassifiedError) and exc.kind == CIRCUIT_OPEN
