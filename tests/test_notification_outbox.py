@@ -259,3 +259,20 @@ def test_one_comment_per_stage_is_said_as_the_next_stage_starts_when_configured(
         "✋ Stage **review** of `project-7` waits for a human decision.",
     ]
     assert scenarios.state_of(repo, PID)["outbox"] == []
+
+
+def test_a_mirror_write_that_fails_is_sent_by_a_later_flush_and_the_run_goes_on(
+    tmp_path: Path, github: FakeGitHub, clock: FakeClock
+) -> None:
+    repo = github_env.short_repo(tmp_path)
+    forbidden = {"message": "Resource not accessible by integration", "documentation_url": "x"}
+    github.inject(Fault("POST", r"/issues/7/labels", status=403, body=forbidden))
+    assert _label(repo, github, clock) == 0
+    # The first wait's label write failed; the run went on and its end wrote what is wanted.
+    assert [c.status for c in github.log if c.path == "/issues/7/labels"] == [403, 200]
+    assert set(github.issues[ISSUE]["labels"]) == {
+        "somas:project",
+        "somas:awaiting-approval",
+        "somas:stage:review",
+    }
+    assert scenarios.state_of(repo, PID)["status"] == "waiting"

@@ -19,9 +19,15 @@ from somas_action.github.api import GitHubApi, GitHubError
 _MAYBE_GONE = frozenset({301, 403, 404, 410})
 
 
-def gone_after(api: GitHubApi, number: int, failure: GitHubError) -> IssueGone | None:
-    """Why a request about issue `number` failed, if the reason is that the issue left."""
-    if failure.status not in _MAYBE_GONE:
+def gone_after(
+    api: GitHubApi, number: int, failure: GitHubError, *, existed: bool = True
+) -> IssueGone | None:
+    """Why a request about issue `number` failed, if the reason is that the issue left.
+
+    `existed`: the issue is known to have existed (a project was opened for it), so a 404 means
+    it left; otherwise a 404 is just no such issue.
+    """
+    if failure.status not in _MAYBE_GONE or (failure.status == 404 and not existed):
         return None
     if failure.status == 410:
         return IssueGone(number, "deleted", "GitHub answers 410 Gone")
@@ -48,12 +54,12 @@ def _gone_from_status(number: int, status: int | None) -> IssueGone | None:
 
 
 @contextmanager
-def about_issue(api: GitHubApi, number: int) -> Iterator[None]:
+def about_issue(api: GitHubApi, number: int, *, existed: bool = True) -> Iterator[None]:
     """Requests about issue `number`: a failure because the issue left raises `IssueGone`."""
     try:
         yield
     except GitHubError as exc:
-        gone = gone_after(api, number, exc)
+        gone = gone_after(api, number, exc, existed=existed)
         if gone is not None:
             raise gone from None
         raise

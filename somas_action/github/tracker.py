@@ -76,7 +76,7 @@ class GitHubTracker:
     def get_issue(self, number: int) -> Issue:
         """The issue, from what this process has seen, else one GET (`IssueGone` if it left)."""
         if number not in self._issues:
-            with about_issue(self.api, number):
+            with about_issue(self.api, number, existed=False):
                 self.seed_issue(self.api.send(f"GET issue #{number}", "GET", f"/issues/{number}"))
         return self._issues[number]
 
