@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pytest_mock import MockerFixture
 
+from somas_action.cli.main import main
 from somas_action.config.loader import load_config
 from somas_action.core import controls, engine
 from somas_action.core.clock import FakeClock
@@ -22,6 +23,7 @@ from somas_action.core.engine import Stop
 from somas_action.core.projection import apply_all, strip_digest
 from somas_action.pipeline.outbox import Outbox
 from somas_action.state.state_branch import StateBranch
+from somas_action.state.store import ProjectStore
 from tests import github_env, scenarios
 from tests.fakes import payloads
 from tests.fakes.github_server import FakeGitHub, Fault
@@ -112,6 +114,11 @@ def test_each_comment_is_said_only_after_the_state_that_owes_it_is_pushed(
     # What was said is recorded, and that record is pushed too.
     assert _origin_log(tmp_path)[-1]["event_type"] == "notification_sent"
     assert scenarios.state_of(repo, PID)["outbox"] == []
+    # The outbox's events fold like any others: the log rebuilds state.json byte for byte, and
+    # `somas verify` finds every file in order.
+    store = ProjectStore(repo, PID)
+    assert store.reconstruct_text() == (store.dir / "state.json").read_text()
+    assert main(["--repo", str(repo), "verify", PID]) == 0
 
 
 def test_a_failed_comment_is_said_by_the_next_run_and_no_agent_runs_again(

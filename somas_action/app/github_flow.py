@@ -21,14 +21,15 @@ from typing import Any, TextIO
 
 from somas_action.app.authorization import Gatekeeper
 from somas_action.app.compose import build_runner
+from somas_action.app.publishing import Publisher
 from somas_action.config.loader import load_config
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
 from somas_action.core.access import AccessPolicy
-from somas_action.core.clock import Clock, format_ts
-from somas_action.core.domain import Event, EventDraft, JsonObject, State
+from somas_action.core.clock import Clock
+from somas_action.core.domain import Event, JsonObject, State
 from somas_action.core.error_kinds import RUN_DEADLINE
-from somas_action.core.errors import CommandRefused, IssueGone, SomasError, StateError
+from somas_action.core.errors import CommandRefused, SomasError, StateError
 from somas_action.core.events import EventType
 from somas_action.core.outbox import NoticePolicy
 from somas_action.core.report import status_table
@@ -74,10 +75,6 @@ OPERATOR_VERBS: dict[str, Callable[[Operator, Trigger, State, str | None], State
     ),
 }
 _CONTINUABLE = (names.PENDING, names.IN_PROGRESS)
-# A project whose issue is gone is paused (not parked: a parked project re-runs its stage on the
-# next advance, and a gate that waits would lose its waiting); finished ones are left as they are.
-PAUSABLE = (names.PENDING, names.IN_PROGRESS, names.WAITING, names.PARKED, names.FAILED)
-ISSUE_GONE_ACTOR = "somas (github: the issue is gone)"
 
 
 @dataclass
@@ -128,6 +125,9 @@ class GitHubFlow:
             notices=NoticePolicy(
                 notifications.enabled, frozenset(notifications.notify_on), settings.run_url
             ),
+        )
+        self.publisher = Publisher(
+            self.runner, self.outbox, self.buffer, self.branch, clock, self.say
         )
 
     def say(self, line: str) -> None:
@@ -197,7 +197,7 @@ class GitHubFlow:
             self.tracker.react(trigger.comment_id, SEEN)
         try:
             state, code, note = self._with_state(trigger)
-            state = self.publish(state)
+            state = self.publisher.publish(state)
             self.buffer.flush()
         except RateLimitDeferred as exc:
             self.branch.push()  # git is not rate limited: the state is safe before handing over
@@ -318,45 +318,6 @@ class GitHubFlow:
             },
         )
         return state
-
-    def publish(self, state: State) -> State:
-        """Say what the issue is owed (the state is pushed), record it, and push that too.
-
-        A comment that fails stays owed for a later run; an issue that is gone pauses the
-        project with the reason, so that no decision is lost and no agent runs for nothing.
-        """
-        store = self.runner.store(state["project_id"])
-
-        def commit(current: State, drafts: list[EventDraft]) -> State:
-            return self.runner.commit(store, current, drafts)
-
-        self.outbox.deliver(state)
-        state = self.outbox.settle(state, format_ts(self.clock.now()), commit)
-        gone = self.outbox.gone or self.buffer.gone
-        if gone is not None:
-            state = self._issue_gone(state, gone)
-        try:
-            self.branch.push()
-        except StateConflict as exc:
-            # Said already; the record of it is kept locally and the next run finds the comments
-            # by their markers, so nothing is said twice.
-            self.say(f"somas: {exc}")
-        return state
-
-    def _issue_gone(self, state: State, gone: IssueGone) -> State:
-        """Pause a project whose issue left: its log keeps every decision; a person decides."""
-        self.buffer.gone = gone
-        self.buffer.discard()
-        pid = state["project_id"]
-        self.say(f"somas: {pid}: {gone}")
-        if state["status"] not in PAUSABLE:
-            return state
-        reason = (
-            f"{gone}; every decision so far is kept on {self.branch.branch}. `somas unpause "
-            f"{pid}` once the issue is back, or `somas cancel {pid}`"
-        )
-        key = f"issue-gone:{state['last_event']['hash'][:16]}"
-        return Operator(self.runner).pause(pid, ISSUE_GONE_ACTOR, reason, delivery_id=key)
 
     def mirror(self, state: State) -> None:
         """Labels and the status comment from the state (what the runner does after commits)."""
