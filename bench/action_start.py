@@ -9,8 +9,8 @@ Each job runs every step of the composite action as the Actions runner does
 origin, for an `issues.labeled` event. The time runs from just before the action's first step
 to the `ts` of the project's first `stage_started` event.
 
-- cold: no cached virtualenv and an empty pip cache: the wheel is built and every runtime
-  dependency is downloaded from PyPI and installed;
+- cold: no cached virtualenv, empty pip and uv caches: uv, the wheel's build backend and every
+  runtime dependency are downloaded from PyPI, the wheel built and installed;
 - warm: a new job (fresh `RUNNER_TEMP`) whose cache holds the virtualenv the cold job saved.
 
 Not included, as the harness cannot do them: the runner's own job set-up, `actions/checkout`,
@@ -55,7 +55,12 @@ def job(
     }
     env.update(github_env.actions_env(fake, "issues", event, name))
     env.pop("SOMAS_GITHUB_TOKEN")
-    env.update(GITHUB_TOKEN=TOKEN, PIP_CACHE_DIR=str(pip_cache), SOMAS_ACTOR="")
+    env.update(
+        GITHUB_TOKEN=TOKEN,
+        PIP_CACHE_DIR=str(pip_cache),
+        UV_CACHE_DIR=str(pip_cache / "uv"),
+        SOMAS_ACTOR="",
+    )
     started = time.time()
     run = run_action(ROOT, {}, env, repo, runner_temp, cache_dir=root / "actions-cache")
     if run.code:
@@ -99,7 +104,7 @@ def main() -> int:
             "steps_warm": [s.name for s in warm.steps],
         }
     print("Job start -> first stage through action.yml (runner harness, fake GitHub):")
-    print(f"  cold (no cache, empty pip cache)  {result['cold_job_start_to_first_stage_s']:6.2f} s")
+    print(f"  cold (nothing cached)             {result['cold_job_start_to_first_stage_s']:6.2f} s")
     print(f"  warm (cached virtualenv)          {result['warm_job_start_to_first_stage_s']:6.2f} s")
     print(f"  cold install step                 {result['cold_install_step_s']:6.2f} s")
     print(f"  runtime virtualenv                {result['venv_mb']:6.1f} MB")
