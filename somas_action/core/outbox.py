@@ -25,7 +25,7 @@ NOTIFIED_EVENTS = {
     "error_occurred": EventType.STAGE_FAILED,
     "pipeline_completed": EventType.PROJECT_COMPLETED,
 }
-_KIND_OF = {event_type: kind for kind, event_type in NOTIFIED_EVENTS.items()}
+_KIND_OF: dict[str, str] = {str(event_type): kind for kind, event_type in NOTIFIED_EVENTS.items()}
 STAGE_COMPLETED = "stage_completed"
 OWED, SENT, UNDELIVERABLE = "owed", "sent", "undeliverable"
 ACTOR = "somas"
@@ -65,7 +65,7 @@ def owed_drafts(policy: NoticePolicy, drafts: Sequence[EventDraft]) -> list[Even
     current = next((d["to_stage"] for d in reversed(drafts) if d["to_stage"]), None)
     owed: list[EventDraft] = []
     for reported in drafts:
-        kind = _KIND_OF.get(EventType(reported["event_type"]))
+        kind = _KIND_OF.get(reported["event_type"])
         if kind is None or kind not in policy.notify_on:
             continue
         command = f"notify:{reported['id']}"
