@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LINT_DIRS := somas_action somas tests bench
 
-.PHONY: demo test test-fast lint typecheck bench faults clean tools check-workflows engines wheelhouse
+.PHONY: demo test test-fast lint typecheck bench bench-github faults clean tools check-workflows engines wheelhouse
 
 # Lint what exists: bench/ may be absent in a partial checkout.
 
@@ -102,6 +102,12 @@ bench: $(STAMP)
 # test` runs a bounded form (tests/faults/). FAULTS_ARGS="--code DIR" measures another checkout.
 faults: $(STAMP) tools
 	$(BIN)/python bench/faults.py $(FAULTS_ARGS)
+
+# Issue 14's GitHub rows: the writes of the 7-stage run (fake GitHub's log) and job start ->
+# first stage through action.yml, cold and warm (runner harness; the cold job uses PyPI).
+bench-github: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python bench/github_requests.py
+	$(BIN)/python bench/action_start.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info node_modules .cache

@@ -25,11 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from somas_action.core.clock import FakeClock  # noqa: E402
+from somas_action.core.labels import label_specs  # noqa: E402
 from tests import github_env  # noqa: E402
 from tests.fakes import payloads  # noqa: E402
 from tests.fakes.github_server import FakeGitHub  # noqa: E402
 
 ISSUE = 7
+STAGES = ("intake", "specification", "architecture", "implementation", "validation", "review")
+STAGES += ("release",)
 
 
 def _authorize(repo: Path, fake: FakeGitHub, event: str, payload: dict[str, Any]) -> int | None:
@@ -51,6 +54,7 @@ def run(root: Path) -> dict[str, Any]:
     try:
         clock = FakeClock()
         repo = github_env.repo_with_origin(root)
+        fake.add_labels(label_specs(STAGES))  # `somas setup-labels`, as docs/install.md says
         fake.add_issue(ISSUE, "Add a slugify helper", "Page URLs need slugs.", ("somas:project",))
         fake.permissions.update(octocat="admin", alice="write")
         labeled = payloads.issue_labeled(fake.repository, ISSUE)
@@ -60,7 +64,12 @@ def run(root: Path) -> dict[str, Any]:
         to_gate = len(fake.log) - mark
         comment_id = fake.add_comment(ISSUE, "/somas approve", login="alice")
         approve = payloads.comment_created(
-            fake.repository, ISSUE, "/somas approve", comment_id=comment_id, login="alice"
+            fake.repository,
+            ISSUE,
+            "/somas approve",
+            comment_id=comment_id,
+            login="alice",
+            labels=tuple(fake.issues[ISSUE]["labels"]),  # as GitHub's payload shows them
         )
         second = _authorize(repo, fake, "issue_comment", approve)
         mark = len(fake.log)
@@ -76,10 +85,30 @@ def run(root: Path) -> dict[str, Any]:
             "handle_event_total": to_gate + to_done,
             "authorize_jobs": authorize,
             "all_jobs": to_gate + to_done + (authorize or 0),
+            **_writes(fake.log, len(github_env.state_log(repo, f"project-{ISSUE}"))),
             "by_kind": dict(sorted(kinds.items())),
         }
     finally:
         fake.stop()
+
+
+def _writes(log: list[Any], batches: int) -> dict[str, Any]:
+    """The write figures of issue 14: total, label requests, edits that changed nothing."""
+    writes = [c for c in log if c.is_write]
+    labels = [c for c in writes if "/labels" in c.path or c.path == "/graphql"]
+    edits = [c for c in writes if c.method == "PATCH" and "/comments/" in c.path]
+    last: dict[str, Any] = {}
+    unchanged = 0
+    for edit in edits:  # an edit that sends the text the comment already has changes nothing
+        unchanged += last.get(edit.path) == edit.body.get("body")
+        last[edit.path] = edit.body.get("body")
+    return {
+        "writes": len(writes),
+        "label_requests": len(labels),
+        "state_batches": batches,
+        "status_edits": len(edits),
+        "unchanged_edits": unchanged,
+    }
 
 
 def _shape(path: str) -> str:
@@ -99,6 +128,11 @@ def main() -> int:
     for key in ("label_to_gate", "approve_to_done", "handle_event_total", "authorize_jobs"):
         print(f"  {key:<22} {result[key] if result[key] is not None else '-':>5}")
     print(f"  {'all jobs':<22} {result['all_jobs']:>5}")
+    print(
+        f"  writes {result['writes']} (goal <= 20; 40 before the outbox), label requests "
+        f"{result['label_requests']} over {result['state_batches']} state batches, status "
+        f"edits {result['status_edits']}, unchanged edits {result['unchanged_edits']}"
+    )
     for kind, count in result["by_kind"].items():
         print(f"    {count:>4}  {kind}")
     print("REQUESTS-JSON " + json.dumps(result, sort_keys=True, separators=(",", ":")))

@@ -76,6 +76,11 @@ def state_log(repo: Path, project_id: str) -> list[str]:
     return out.splitlines()
 
 
+def pipeline_log(repo: Path, project_id: str) -> list[str]:
+    """`state_log` without the commits that only record comments as said."""
+    return [s for s in state_log(repo, project_id) if not s.endswith("): notification sent")]
+
+
 # A three-stage pipeline (no code, no test run) for the event tests: fast, with a human gate.
 SHORT_PIPELINE = """
 version: 1

@@ -7,14 +7,19 @@ every step gets fresh `$GITHUB_OUTPUT`/`$GITHUB_STEP_SUMMARY` files, read back a
 (heredoc or `name=value` lines); `steps.<id>.outputs` feed later steps and the action's
 outputs; the job summary is the concatenation of the steps' summaries.
 
-What it does not: `uses:` steps other than setup-python (emulated: it reports this Python
-as `python-path`), masking, and the runner's own log decoration.
+`if:` conditions are evaluated (comparisons joined by `&&`, over inputs, step outputs and
+`runner.os`). `uses:` steps are emulated: setup-python reports this Python as `python-path`;
+`actions/cache/restore` and `actions/cache/save` copy the path to and from a folder per key
+under `cache_dir` (the real service stores a tarball in the cloud; the copy stands for it).
+
+What it does not: other `uses:` steps, masking, and the runner's own log decoration.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +35,9 @@ from tests import tiers
 ROOT = Path(__file__).resolve().parent.parent
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 SETUP_PYTHON = "actions/setup-python@"
+CACHE_RESTORE = "actions/cache/restore@"
+CACHE_SAVE = "actions/cache/save@"
+_CONDITION = re.compile(r"^\s*([\w.-]+)\s*(==|!=)\s*'([^']*)'\s*$")
 
 
 @dataclass
@@ -96,12 +104,52 @@ def _evaluate(template: str, context: dict[str, Any]) -> str:
     return EXPRESSION.sub(one, template)
 
 
+def _lookup(context: dict[str, Any], dotted: str) -> str:
+    value: Any = context
+    for part in dotted.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    return "" if value is None else str(value)
+
+
+def condition_holds(condition: str, context: dict[str, Any]) -> bool:
+    """An `if:` of comparisons joined by `&&` (`a == 'x' && b != 'y'`), as the runner reads it."""
+    for part in condition.split("&&"):
+        match = _CONDITION.match(part)
+        if match is None:
+            raise NotImplementedError(f"if: {condition}")
+        name, operator, literal = match.groups()
+        if (_lookup(context, name) == literal) != (operator == "=="):
+            return False
+    return True
+
+
+def _uses(step: dict[str, Any], context: dict[str, Any], cache_dir: Path) -> dict[str, str]:
+    """Emulate a `uses:` step; its outputs."""
+    if step["uses"].startswith(SETUP_PYTHON):
+        return {"python-path": sys.executable, "python-version": sys.version.split()[0]}
+    with_ = {k: _evaluate(str(v), context) for k, v in (step.get("with") or {}).items()}
+    stored = cache_dir / with_["key"]
+    path = Path(with_["path"])
+    if step["uses"].startswith(CACHE_RESTORE):
+        if not stored.is_dir():
+            return {"cache-hit": "false"}
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(stored, path, symlinks=True)
+        return {"cache-hit": "true", "cache-matched-key": with_["key"]}
+    if step["uses"].startswith(CACHE_SAVE):
+        if not stored.exists():  # a cache entry is never overwritten
+            shutil.copytree(path, stored, symlinks=True)
+        return {}
+    raise NotImplementedError(step["uses"])
+
+
 def run_action(
     action_path: Path,
     with_inputs: dict[str, str],
     env: dict[str, str],
     workspace: Path,
     runner_temp: Path,
+    cache_dir: Path | None = None,
 ) -> ActionRun:
     """Run every step of the composite action at `action_path` for one job."""
     tiers.uses(tiers.E2E, "runs the composite action")
@@ -125,14 +173,20 @@ def run_action(
     }
     env_file = runner_temp / f"env-{time.monotonic_ns()}"
     env_file.write_text("")
+    cache_dir = cache_dir or runner_temp / "actions-cache"
     for step in action["runs"]["steps"]:
-        context = {"inputs": inputs, "steps": steps, "github": {"token": env["GITHUB_TOKEN"]}}
+        context = {
+            "inputs": inputs,
+            "steps": steps,
+            "github": {"token": env["GITHUB_TOKEN"]},
+            "runner": {"os": "Linux", "temp": str(runner_temp)},
+        }
+        if "if" in step and not condition_holds(str(step["if"]), context):
+            continue
         started = time.perf_counter()
         if "uses" in step:
-            if not step["uses"].startswith(SETUP_PYTHON):
-                raise NotImplementedError(step["uses"])
-            outputs = {"python-path": sys.executable, "python-version": sys.version.split()[0]}
-            result = StepResult(step.get("name", "setup-python"), 0, "", "", outputs, 0.0)
+            outputs = _uses(step, context, cache_dir)
+            result = StepResult(step.get("name", step["uses"]), 0, "", "", outputs, 0.0)
         else:
             result = _run_step(step, context, base_env, env_file, workspace, runner_temp)
         result.seconds = time.perf_counter() - started

@@ -144,6 +144,15 @@ def parked_of(state: State) -> Parked:
     return parked
 
 
+# The notification outbox's own events: what the issue is owed and what was said.
+OUTBOX_EVENTS = frozenset({"notification_owed", "notification_sent"})
+
+
+def without_outbox(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of a log that are not the outbox's (what happened to the project)."""
+    return [e for e in events if e["event_type"] not in OUTBOX_EVENTS]
+
+
 def log_of(repo: Path, project_id: str = "project-1") -> list[dict[str, Any]]:
     """Every line of transitions.jsonl, parsed."""
     text = (project_dir(repo, project_id) / names.TRANSITIONS_FILE).read_text()

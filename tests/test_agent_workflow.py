@@ -70,7 +70,8 @@ def test_the_reply_is_validated_and_applied_as_an_attempt(
     started = [e for e in events if e["event_type"] == "stage_started" and e["stage"] == "review"]
     assert [e["attempt"] for e in started] == [1, 2]
     assert started[-1]["actor"] == "github:octocat"
-    assert events[-1]["event_type"] == "human_gate_opened"  # a person still approves the merge
+    # a person still approves the merge
+    assert scenarios.without_outbox(events)[-1]["event_type"] == "human_gate_opened"
     state = scenarios.state_of(gated, "project-7")
     assert (state["status"], state["current_stage"]) == ("waiting", "review")
 

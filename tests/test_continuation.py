@@ -33,7 +33,7 @@ def test_the_run_budget_hands_over_to_resume_runs_without_losing_work(
     tmp_path: Path, github: FakeGitHub
 ) -> None:
     clock = FakeClock(step_seconds=1)  # every reading of the time moves it on by a second
-    repo = _repo(tmp_path, budget=25, hops=10)
+    repo = _repo(tmp_path, budget=15, hops=10)
     github.add_issue(ISSUE, "Add slugify", "Needs slugs.", ("somas:project",))
     labeled = payloads.issue_labeled(github.repository, ISSUE)
     assert github_env.deliver(repo, github, clock, "issues", labeled) == 0
@@ -62,7 +62,7 @@ def test_continuations_are_bounded(
     tmp_path: Path, github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clock = FakeClock(step_seconds=1)
-    repo = _repo(tmp_path, budget=25, hops=1)
+    repo = _repo(tmp_path, budget=15, hops=1)
     github.add_issue(ISSUE, "Add slugify", "Needs slugs.", ("somas:project",))
     labeled = payloads.issue_labeled(github.repository, ISSUE)
     assert github_env.deliver(repo, github, clock, "issues", labeled) == 0

@@ -54,6 +54,7 @@ def issue(github: FakeGitHub) -> int:
 def test_label_reconcile_is_minimal_and_idempotent(
     github: FakeGitHub, clock: FakeClock, issue: int
 ) -> None:
+    github.add_labels(label_specs(("intake", "review")))  # `somas setup-labels`
     gh = tracker(github, clock)
     for wanted in (state(), state(), state("waiting", "review"), state("waiting", "review")):
         add, remove = label_changes(set(gh.get_issue(issue).labels), wanted)
@@ -65,14 +66,50 @@ def test_label_reconcile_is_minimal_and_idempotent(
         "somas:awaiting-approval",
         "somas:stage:review",
     }
-    # One read of the issue, then one POST and DELETEs only where something changed.
+    # One read of the issue; an add is one POST; adding and removing together is one GraphQL
+    # request (the label ids it needs come from one listing of the repository's labels).
     assert [(c.method, c.path) for c in github.log] == [
         ("GET", "/issues/7"),
         ("POST", "/issues/7/labels"),
-        ("POST", "/issues/7/labels"),
-        ("DELETE", "/issues/7/labels/somas%3Ain-progress"),
-        ("DELETE", "/issues/7/labels/somas%3Astage%3Aintake"),
+        ("GET", "/labels"),
+        ("POST", "/graphql"),
     ]
+    assert not github.violations
+
+
+def test_one_request_changes_the_status_and_keeps_a_label_a_person_added_meanwhile(
+    github: FakeGitHub, clock: FakeClock, issue: int
+) -> None:
+    github.add_labels(label_specs(("review",)))
+    gh = tracker(github, clock)
+    gh.set_labels(issue, {"somas:in-progress"}, set())
+    github.issues[issue]["labels"].append("help wanted")  # a person, after our last look
+    gh.set_labels(issue, {"somas:awaiting-approval", "somas:stage:review"}, {"somas:in-progress"})
+    assert github.issues[issue]["labels"] == [
+        "bug",
+        "somas:project",
+        "help wanted",
+        "somas:awaiting-approval",
+        "somas:stage:review",
+    ]
+    [mutation] = [c for c in github.log if c.path == "/graphql"]
+    assert mutation.is_write and mutation.status == 200
+    assert "help wanted" in gh.get_issue(issue).labels  # the answer told us
+    assert not github.violations
+
+
+def test_a_label_the_repository_lacks_is_created_by_rest(
+    github: FakeGitHub, clock: FakeClock, issue: int
+) -> None:
+    gh = tracker(github, clock)  # no `somas setup-labels`: GraphQL cannot name a missing label
+    gh.set_labels(issue, {"somas:in-progress"}, {"somas:project"})
+    assert [(c.method, c.path) for c in github.log] == [
+        ("GET", "/issues/7"),
+        ("GET", "/labels"),
+        ("POST", "/issues/7/labels"),
+        ("DELETE", "/issues/7/labels/somas%3Aproject"),
+    ]
+    assert github.issues[issue]["labels"] == ["bug", "somas:in-progress"]
 
 
 def test_a_label_removed_by_someone_else_meanwhile_is_fine(

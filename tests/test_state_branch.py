@@ -146,7 +146,10 @@ def test_a_conflicting_command_is_re_applied_to_the_new_state(
     )
     kinds = [json.loads(line)["event_type"] for line in log.splitlines()]
     assert kinds.count("human_gate_approved") == 1 and "human_gate_rejected" not in kinds
-    assert kinds[-1] == "project_completed"
+    # The last thing that happened; then the outbox recorded its two comments as said (the
+    # stages completed, the pipeline completed).
+    assert [k for k in kinds if not k.startswith("notification_")][-1] == "project_completed"
+    assert kinds[-2:] == ["notification_sent", "notification_sent"]
 
 
 def test_commit_messages_say_what_happened() -> None:
@@ -213,8 +216,19 @@ def test_ten_concurrent_runs_for_different_projects_lose_and_double_nothing(
         ).read()  # chain verified
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         assert len({e["id"] for e in events}) == len(events)
-        assert events[-1]["event_type"] == "human_gate_opened"
+        # The gate opened; then every comment owed was said and recorded as said.
+        kinds = [e["event_type"] for e in events]
+        assert [k for k in kinds if not k.startswith("notification_")][-1] == "human_gate_opened"
+        owed = [e["data"]["notice"]["id"] for e in events if e["event_type"] == "notification_owed"]
+        said = [
+            n
+            for e in events
+            if e["event_type"] == "notification_sent"
+            for n in e["data"]["notices"]
+        ]
+        assert kinds[-1] == "notification_sent" and sorted(said) == sorted(owed)
         assert sum(f"somas({pid}):" in s for s in subjects) == len(github_env.state_log(work, pid))
         assert len([c for c in github.issue_comments(number) if "somas:status" in c["body"]]) == 1
-    # 5 batches per project (created, intake started/completed, review started/gate opened).
-    assert len(subjects) == 5 * count
+    # 6 batches per project (created, intake started/completed, review started/gate opened,
+    # the comments recorded as said).
+    assert len(subjects) == 6 * count

@@ -14,6 +14,7 @@ from somas_action.core import names
 from somas_action.core.clock import Clock, SystemClock
 from somas_action.core.domain import Event, State
 from somas_action.core.errors import ConfigError
+from somas_action.core.outbox import NoticePolicy, owed_drafts
 from somas_action.core.ports import AgentProvider, Tracker
 from somas_action.core.settings import Config
 from somas_action.github import actions_runtime
@@ -61,12 +62,14 @@ def build_runner(
     after_commit: BatchSink | None = None,
     base_branch: str = names.DEFAULT_BASE_BRANCH,
     config: Config | None = None,
+    notices: NoticePolicy | None = None,
 ) -> Runner:
     """A runner over the provider named by the config and a tracker (default: local files).
 
     Each committed batch goes to `after_commit` (e.g. the state branch), to a git commit on
     the current branch with `commit_state` (default: `$SOMAS_COMMIT_STATE` is `1`), and, in
-    GitHub Actions, to the step outputs and job summary.
+    GitHub Actions, to the step outputs and job summary. With `notices`, every batch records
+    the comments it owes the issue (the notification outbox; the caller says them).
     """
     config = config or load_config(repo)
     clock = WatchedClock(clock or SystemClock())
@@ -101,7 +104,10 @@ def build_runner(
                 hook(state, events)
 
         services.on_commit = on_commit
-    return Runner(services)
+    runner = Runner(services)
+    if notices is not None:
+        runner.recorder.owe = lambda drafts: owed_drafts(notices, drafts)
+    return runner
 
 
 def cli_runner(

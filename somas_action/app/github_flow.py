@@ -1,9 +1,9 @@
 """Running one GitHub trigger: authorize, sync state from the branch, run, publish, answer.
 
 `GitHubFlow` wires the runner to GitHub: the tracker mirrors state to the issue, every
-committed batch is committed to the state branch and its notified events are commented, and
-the comment that asked gets a reaction (👀 seen, 🚀 done, 😕 refused) and, when refused, a
-reply that says why.
+committed batch is committed to the state branch, the comments it owes the issue are said once
+it is pushed (the outbox), and the comment that asked gets a reaction (👀 seen, 🚀 done,
+😕 refused) and, when refused, a reply that says why.
 
 The operations toolkit's verbs (restart, retry, resume, pause, unpause, cancel) go through
 the same `Operator` as the CLI commands, with the comment as their idempotency key.
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from somas_action.app.authorization import Gatekeeper
 from somas_action.app.compose import build_runner
+from somas_action.app.publishing import Publisher
 from somas_action.config.loader import load_config
 from somas_action.config.schemas import first_problem
 from somas_action.core import names
@@ -30,6 +31,7 @@ from somas_action.core.domain import Event, JsonObject, State
 from somas_action.core.error_kinds import RUN_DEADLINE
 from somas_action.core.errors import CommandRefused, SomasError, StateError, WorkspaceError
 from somas_action.core.events import EventType
+from somas_action.core.outbox import NoticePolicy
 from somas_action.core.report import status_table
 from somas_action.core.settings import Config
 from somas_action.core.triggers import ADVANCING, Malformed, Trigger
@@ -43,8 +45,8 @@ from somas_action.github.api import (
 from somas_action.github.breaker_guard import github_guard
 from somas_action.github.mirror_buffer import MirrorBuffer
 from somas_action.github.tracker import GitHubTracker
-from somas_action.pipeline.notifications import Notifier
 from somas_action.pipeline.operator import Operator
+from somas_action.pipeline.outbox import Outbox
 from somas_action.pipeline.recorder import mirror_issue
 from somas_action.pipeline.runner import Runner
 from somas_action.state.jsonio import json_problem
@@ -111,16 +113,21 @@ class GitHubFlow:
             self.tracker,
             AccessPolicy.from_settings(security.allowed_roles, security.outsider_reaction),
         )
-        self.notifier = Notifier(
-            self.tracker, self.config.monitoring.notifications, settings.run_url
-        )
-        self.buffer = MirrorBuffer(self.tracker)
+        notifications = self.config.monitoring.notifications
+        self.outbox = Outbox(self.tracker, notifications.comment_per_stage, self.say)
+        self.buffer = MirrorBuffer(self.tracker, self.say)
         self.runner: Runner = build_runner(
             repo,
             clock=clock,
             tracker=self.buffer,
             after_commit=self._after_commit,
             base_branch=default_branch,
+            notices=NoticePolicy(
+                notifications.enabled, frozenset(notifications.notify_on), settings.run_url
+            ),
+        )
+        self.publisher = Publisher(
+            self.runner, self.outbox, self.buffer, self.branch, clock, self.say
         )
 
     def say(self, line: str) -> None:
@@ -130,12 +137,14 @@ class GitHubFlow:
     def _after_commit(self, state: State, written: list[Event]) -> None:
         # One commit per batch; pushed before anything slow (an agent call) and at the end,
         # so a stage's closing batch and the next stage's opening batch travel in one push.
+        # Nothing is said on the issue before the state that says it is pushed (the outbox).
         self.branch.commit(state["project_id"], describe_batch(state, written))
         if any(event["event_type"] == EventType.STAGE_STARTED for event in written):
             self.branch.push()
             # Show the issue as it is before waiting on the agent.
             self.buffer.flush_after_next_mirror = True
-        self.notifier.post(state, written)
+            if self.outbox.one_per_stage:
+                self.outbox.deliver(state, stages_only=True)
 
     # -- refusals ------------------------------------------------------------------------------
 
@@ -188,6 +197,7 @@ class GitHubFlow:
             self.tracker.react(trigger.comment_id, SEEN)
         try:
             state, code, note = self._with_state(trigger)
+            state = self.publisher.publish(state)
             self.buffer.flush()
             if self.branch.lost_races:
                 self.say(
@@ -207,7 +217,7 @@ class GitHubFlow:
             raise
         if _out_of_time(state):
             return self._continue(trigger, "the run's time budget is used up")
-        if trigger.comment_id is not None:
+        if trigger.comment_id is not None and self.buffer.gone is None:  # nothing to react on
             self.tracker.react(trigger.comment_id, DONE)
             if trigger.verb == "status":
                 self._reply(

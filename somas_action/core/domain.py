@@ -218,6 +218,25 @@ class LastEvent(TypedDict):
     log_crc32: NotRequired[str]
 
 
+class Notice(TypedDict):
+    """A comment the issue is owed for one event (`notification_owed`; `.outbox` holds them).
+
+    It carries every fact its comment shows, so a later run can say it without the log.
+    `kind` is the `monitoring.notifications.notify_on` name of what happened.
+    """
+
+    id: str
+    kind: str
+    event_id: str
+    stage: str | None
+    attempt: int | None
+    next_stage: str | None
+    error: ErrorRecord | None
+    attempts: int | None
+    dead_letter: str | None
+    run_url: str | None
+
+
 class State(TypedDict):
     """`state.json` without its `projection_sha256` digest: `fold(events)`."""
 
@@ -242,6 +261,8 @@ class State(TypedDict):
     applied_commands: dict[str, int]
     metrics: Metrics
     last_event: LastEvent
+    # Comments owed to the issue and not yet said (absent until the first one is owed).
+    outbox: NotRequired[list[Notice]]
 
 
 class ArtifactRecord(TypedDict):

@@ -92,3 +92,17 @@ class WorkspaceError(ClassifiedError):
     """A git or test-run operation on the project's workspace failed."""
 
     default_kind = WORKSPACE
+
+
+class IssueGone(SomasError):
+    """The issue a project reports to was deleted, or moved out of the repository.
+
+    `how` is `deleted` or `transferred`; `where` names the issue's new home when GitHub said.
+    """
+
+    def __init__(self, number: int, how: str, detail: str, where: str | None = None) -> None:
+        moved = f" to {where}" if where else ""
+        super().__init__(f"issue #{number} was {how}{moved} ({detail})")
+        self.number = number
+        self.how = how
+        self.where = where

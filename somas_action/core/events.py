@@ -69,6 +69,10 @@ class EventType(StrEnum):
     # Engine providers (a coding-agent CLI as a stage's agent).
     ENGINE_RUN_FINISHED = "engine_run_finished"
     ENGINE_TOOL_CALLED = "engine_tool_called"
+    # The notification outbox: a comment the issue is owed (recorded with the event it reports,
+    # pushed before anything is said) and its delivery (or why it cannot be delivered).
+    NOTIFICATION_OWED = "notification_owed"
+    NOTIFICATION_SENT = "notification_sent"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)

@@ -35,10 +35,16 @@ _STATUS_LABELS = {
 }
 
 
+# Statuses at which a project stands still at its current stage, so the stage label is true until
+# a person or a later run moves it. While a run works, stages change faster than labels should
+# be written (the status comment follows them); once completed, no stage is current.
+_AT_A_STAGE = frozenset({names.WAITING, names.FAILED, names.PAUSED, names.CANCELLED, names.PARKED})
+
+
 def labels_for(state: State) -> set[str]:
-    """The somas labels an issue should have: project, status, and current stage."""
+    """The somas labels an issue should have: project, status, and the stage it stands at."""
     wanted = {PROJECT, _STATUS_LABELS[state["status"]]}
-    if state["status"] != names.COMPLETED:
+    if state["status"] in _AT_A_STAGE:
         wanted.add(f"{STAGE_PREFIX}{state['current_stage']}")
     if breaker_open(state):
         wanted.add(CIRCUIT_OPEN)

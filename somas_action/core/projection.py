@@ -387,6 +387,15 @@ def _unparked(state: State, event: Event) -> None:
     state["recovery_info"]["parked"] = None
 
 
+def _notification_owed(state: State, event: Event) -> None:
+    state.setdefault("outbox", []).append(event["data"]["notice"])
+
+
+def _notification_sent(state: State, event: Event) -> None:
+    said = set(event["data"]["notices"])
+    state["outbox"] = [n for n in state.get("outbox", []) if n["id"] not in said]
+
+
 def _nothing(state: State, event: Event) -> None:
     """Events that are audit only: they change no field of the state."""
 
@@ -434,6 +443,8 @@ _HANDLERS: dict[str, Handler] = {
     EventType.DEBUGGER_FAILED: _nothing,
     EventType.ENGINE_RUN_FINISHED: _nothing,
     EventType.ENGINE_TOOL_CALLED: _nothing,
+    EventType.NOTIFICATION_OWED: _notification_owed,
+    EventType.NOTIFICATION_SENT: _notification_sent,
 }
 HANDLED_EVENT_TYPES = frozenset({EventType.PROJECT_CREATED, *_HANDLERS})
 

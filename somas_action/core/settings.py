@@ -202,6 +202,7 @@ class NotificationSettings:
 
     enabled: bool
     notify_on: tuple[str, ...]
+    comment_per_stage: bool
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,21 @@ class GitHubApi:
             what, method, lambda: self.request(method, path, body, **params), repeatable=repeatable
         )
 
+    def graphql(
+        self, what: str, query: str, variables: Mapping[str, Any], *, repeatable: bool
+    ) -> Any:
+        """`call` of one GraphQL request (a POST, spaced like every write); its `data`.
+
+        GraphQL errors come back as a `GitHubError` (404 for GitHub's NOT_FOUND).
+        """
+        _, answer = self.call(
+            what,
+            "POST",
+            lambda: self.gh.requester.graphql_query(query, dict(variables)),
+            repeatable=repeatable,
+        )
+        return answer["data"]
+
     def call(
         self, what: str, method: str, attempt: Callable[[], T], *, repeatable: bool | None = None
     ) -> T:

@@ -1,9 +1,9 @@
 """The Tracker port on GitHub: issues, labels, comments, reactions, pull requests, runs.
 
-It keeps what it has seen of each issue (labels, the comments that carry our markers) for the
-life of the process, so the mirror after every transition writes what changed and reads
-nothing: labels come from the event payload or from the last label write's answer, comments are
-listed once per issue per run. Every request goes through `GitHubApi.call`.
+It keeps what it has seen of each issue (labels and their global ids, the comments that carry
+our markers) for the life of the process, so the mirror after every transition writes what
+changed and reads nothing: labels come from the event payload or from the last label write's
+answer, comments are listed once per issue per run. Every request goes through `GitHubApi.call`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from somas_action.core.access import Access
 from somas_action.core.domain import JsonObject
 from somas_action.core.labels import ALERT, LabelSpec
 from somas_action.core.ports import Issue, WorkflowRun
-from somas_action.github.api import AmbiguousWrite, GitHubApi, GitHubError
+from somas_action.github.api import AmbiguousWrite, GitHubApi, GitHubError, RateLimitDeferred
+from somas_action.github.issue_location import about_issue
+from somas_action.github.relabel import LabelIds, labels_after, relabel_request
 
 BranchPusher = Callable[[str], None]
 
@@ -50,6 +52,8 @@ class GitHubTracker:
         self._ours: dict[int, dict[str, _Comment]] = {}
         self._pulls: dict[str, tuple[int, str, str, str]] = {}
         self._access: dict[str, Access] = {}
+        self._ids = LabelIds()
+        self._listed_labels = False
 
     # -- issues and labels ---------------------------------------------------------------------
 
@@ -64,25 +68,62 @@ class GitHubTracker:
             state=str(payload.get("state") or "open"),
         )
         self._issues[issue.number] = issue
+        if payload.get("node_id"):
+            self._ids.issues[issue.number] = str(payload["node_id"])
+        self._ids.remember(payload.get("labels") or ())
         return issue
 
     def get_issue(self, number: int) -> Issue:
-        """The issue, from what this process has seen, else one GET."""
+        """The issue, from what this process has seen, else one GET (`IssueGone` if it left)."""
         if number not in self._issues:
-            self.seed_issue(self.api.send(f"GET issue #{number}", "GET", f"/issues/{number}"))
+            with about_issue(self.api, number, existed=False):
+                self.seed_issue(self.api.send(f"GET issue #{number}", "GET", f"/issues/{number}"))
         return self._issues[number]
 
     def _remember_labels(self, number: int, labels: Iterable[JsonObject]) -> None:
         issue = self.get_issue(number)
+        labels = list(labels)
+        self._ids.remember(labels)
         names = tuple(str(label["name"]) for label in labels)
         self._issues[number] = dataclasses.replace(issue, labels=names)
 
     def set_labels(self, number: int, add: set[str], remove: set[str]) -> None:
-        """One POST for everything added, one DELETE per label removed.
+        """One request: only adds, one POST; one label out, one DELETE; both, one GraphQL
+        request (see relabel.py). Else one POST and one DELETE per label removed.
 
-        Not a PUT of the whole set: that would drop a label a person added since we last looked
+        Never a PUT of the whole set: that would drop a label a person added since we last looked
         (GitHub has no conditional label write), and losing someone's label is worse than a call.
+        Raises `IssueGone` when the issue was deleted or transferred.
         """
+        with about_issue(self.api, number):
+            several = (bool(add) and bool(remove)) or len(remove) > 1
+            if not (several and self._relabel(number, add, remove)):
+                self._set_labels_rest(number, add, remove)
+
+    def _relabel(self, number: int, add: set[str], remove: set[str]) -> bool:
+        """Add and remove in one GraphQL request; False when it cannot be (REST then does it)."""
+        self.get_issue(number)  # its global id comes with it
+        issue_id = self._ids.issues.get(number)
+        if self._ids.missing(add | remove) and not self._listed_labels:
+            self._listed_labels = True
+            self._ids.remember(self._all_labels())
+        if issue_id is None or self._ids.missing(add | remove):
+            return False  # a label the repository lacks: REST's add creates it
+        query, variables = relabel_request(
+            issue_id,
+            [self._ids.labels[name] for name in sorted(add)],
+            [self._ids.labels[name] for name in sorted(remove)],
+        )
+        try:
+            data = self.api.graphql(f"relabel #{number}", query, variables, repeatable=True)
+        except RateLimitDeferred:
+            raise
+        except GitHubError:
+            return False  # REST says plainly what is wrong (a deleted or moved issue, rights)
+        self._remember_labels(number, labels_after(data))
+        return True
+
+    def _set_labels_rest(self, number: int, add: set[str], remove: set[str]) -> None:
         if add:
             labels = self.api.send(
                 f"add labels to #{number}",
@@ -137,7 +178,14 @@ class GitHubTracker:
         return None
 
     def upsert_comment(self, number: int, marker: str, body: str) -> None:
-        """Edit our comment carrying `marker` if its text changed, or post it once."""
+        """Edit our comment carrying `marker` if its text changed, or post it once.
+
+        Raises `IssueGone` when the issue was deleted or transferred.
+        """
+        with about_issue(self.api, number):
+            self._upsert_comment(number, marker, body)
+
+    def _upsert_comment(self, number: int, marker: str, body: str) -> None:
         text = with_marker(body, marker)
         ours = self._our_comments(number)
         existing = ours.get(marker)
@@ -159,7 +207,7 @@ class GitHubTracker:
             again = self._our_comments(number, refresh=True).get(marker)
             if again is not None:
                 if again.body != text:
-                    self.upsert_comment(number, marker, body)
+                    self._upsert_comment(number, marker, body)
                 return
             created = self.api.send(f"comment on #{number} (checked)", "POST", path, {"body": text})
         ours[marker] = _Comment(int(created["id"]), text)

@@ -27,6 +27,9 @@ EventSink = Callable[[Event], None]
 # Called once per committed batch, before the tracker mirror (the GitHub flow commits the project
 # folder to the state branch and posts event comments here).
 BatchSink = Callable[[State, list[Event]], None]
+# Drafts to append to a batch before it is committed, given the batch (the GitHub flow's
+# notification outbox: the comments a batch owes the issue are recorded with it).
+DraftHook = Callable[[list[EventDraft]], list[EventDraft]]
 STATUS_MARKER = "somas:status"
 
 
@@ -62,6 +65,10 @@ def _ignore_batch(state: State, written: list[Event]) -> None:
     return None
 
 
+def _owe_nothing(drafts: list[EventDraft]) -> list[EventDraft]:
+    return []
+
+
 @dataclass
 class Recorder:
     """Commits drafts for one run and tells everyone who listens."""
@@ -72,6 +79,7 @@ class Recorder:
     on_commit: BatchSink = field(default=_ignore_batch)
     # The running pipeline's watch (pipeline.watch): told the new tail after each commit.
     watch: Watch | None = None
+    owe: DraftHook = field(default=_owe_nothing)
 
     def context(self, actor: str, command_id: str) -> Context:
         """A command context stamped with the run's clock."""
@@ -88,7 +96,7 @@ class Recorder:
         """
         if state is not None and state["dead_letter_ids"]:
             drafts = controls.resolve_dead_letters(state, drafts, _queued(store))
-        new_state, written = store.commit(state, drafts)
+        new_state, written = store.commit(state, [*drafts, *self.owe(drafts)])
         if self.watch is not None:
             tail = tail_of(new_state)
             self.watch.follow(store, tail.offset, tail.hash)

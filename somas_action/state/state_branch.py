@@ -41,6 +41,7 @@ _QUIET = frozenset(
         EventType.QUALITY_GATES_EVALUATED,
         EventType.CHECKPOINT_CREATED,
         EventType.DEAD_LETTER_RECORDED,
+        EventType.NOTIFICATION_OWED,
     }
 )
 # git's well-known empty tree: a project folder that a batch emptied.

@@ -12,16 +12,28 @@ import re
 import urllib.parse
 from typing import Any
 
+from tests.fakes.github_graphql import Forbidden, NotFound, issue_node_id, label_node_id, labelable
 from tests.fakes.openapi import Contract
 
 BOT = {"login": "github-actions[bot]", "type": "Bot"}
+# The repository id in the new home of a transferred issue (`/repositories/{id}/issues/{n}`).
+MOVED_REPOSITORY_ID = 424242
 _EPOCH = "2026-01-01T09:00:00Z"
 
 
 class _Reply(Exception):
-    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        modelled: bool = False,
+    ):
         super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
+        # GitHub answers this outside its OpenAPI description (a deleted or moved issue), so
+        # the answer is not checked against it, like an injected fault.
+        self.modelled = modelled
 
 
 class GitHubModel:
@@ -74,7 +86,7 @@ class GitHubModel:
             label_id = next(self._ids)
             self.repo_labels[name] = {
                 "id": label_id,
-                "node_id": f"LA_{label_id}",
+                "node_id": label_node_id(name),
                 "url": self._url(f"/labels/{urllib.parse.quote(name, safe='')}"),
                 "name": name,
                 "color": color,
@@ -105,6 +117,7 @@ class GitHubModel:
         number = issue["number"]
         body.update(
             id=number,
+            node_id=issue_node_id(number),
             number=number,
             title=issue["title"],
             body=issue["body"],
@@ -112,6 +125,7 @@ class GitHubModel:
             labels=[self._repo_label(name) for name in issue["labels"]],
             user=self._user(issue["user"]),
             url=self._url(f"/issues/{number}"),
+            repository_url=self._url(""),
             html_url=f"https://github.example/{self.repository}/issues/{number}",
             comments=len(self.issue_comments(number)),
         )
@@ -176,10 +190,103 @@ class GitHubModel:
             repo.pop(key, None)
         return repo
 
+    # -- deleted and transferred issues ---------------------------------------------------------
+
+    def delete_issue(self, number: int) -> None:
+        """Delete an issue: it answers 410 Gone, and its comments 404."""
+        self.issues[number]["gone"] = "deleted"
+
+    def transfer_issue(self, number: int, to: str, new_number: int) -> None:
+        """Transfer an issue to repository `to`: everything about it answers 301 to its new home
+        (`/repositories/{id}/…`), where this token may read but not write."""
+        self.issues[number].update(gone="transferred", moved_to=(to, new_number))
+
+    def _gone_answer(self, path: str) -> _Reply | None:
+        number = self._issue_of_path(path)
+        issue = self.issues.get(number) if number is not None else None
+        if issue is None or "gone" not in issue:
+            return None
+        if issue["gone"] == "deleted":
+            if path.startswith("/issues/comments/"):
+                return _Reply(
+                    404, {"message": "Not Found", "documentation_url": "x"}, modelled=True
+                )
+            return _Reply(
+                410, {"message": "This issue was deleted", "documentation_url": "x"}, modelled=True
+            )
+        moved = f"{self.api_url}/repositories/{MOVED_REPOSITORY_ID}{path}"
+        if not path.startswith("/issues/comments/"):
+            moved = moved.replace(f"/issues/{number}", f"/issues/{issue['moved_to'][1]}", 1)
+        body = {"message": "Moved Permanently", "url": moved, "documentation_url": "x"}
+        return _Reply(301, body, {"Location": moved}, modelled=True)
+
+    def _issue_of_path(self, path: str) -> int | None:
+        match = re.fullmatch(r"/issues/(\d+)(/.*)?", path)
+        if match and not path.startswith("/issues/comments/"):
+            return int(match.group(1))
+        match = re.fullmatch(r"/issues/comments/(\d+)(/.*)?", path)
+        comment = self.comments.get(int(match.group(1))) if match else None
+        return int(comment["issue"]) if comment else None
+
+    def answer_moved(self, method: str, path: str) -> _Reply:
+        """A request to a moved issue's new home (`path` below /repositories/{id})."""
+        for number, issue in self.issues.items():
+            to, new_number = issue.get("moved_to") or ("", 0)
+            if path == f"/issues/{new_number}" and method == "GET":
+                body = self._issue(issue)
+                body.update(
+                    number=new_number,
+                    repository_url=f"{self.api_url}/repos/{to}",
+                    html_url=f"https://github.example/{to}/issues/{new_number}",
+                )
+                return _Reply(200, body, modelled=True)
+            if path == f"/issues/{new_number}/comments" and method == "GET":
+                items = [self._comment(c) for c in self.issue_comments(number)]
+                return _Reply(200, items, modelled=True)
+        forbidden = {"message": "Resource not accessible by integration", "documentation_url": "x"}
+        return _Reply(403, forbidden, modelled=True)
+
+    # -- GraphQL: the label mutations of an issue ------------------------------------------------
+
+    def addLabelsToLabelable(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        """`addLabelsToLabelable`: the labels (by global id) join the issue's."""
+        issue = self._by_node_id(input["labelableId"])
+        for label_id in input["labelIds"]:
+            name = self._label_named(label_id)
+            if name not in issue["labels"]:
+                issue["labels"].append(name)
+        return {"clientMutationId": None, "labelable": labelable(issue, self._repo_label)}
+
+    def removeLabelsFromLabelable(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        """`removeLabelsFromLabelable`: the labels (by global id) leave the issue."""
+        issue = self._by_node_id(input["labelableId"])
+        gone = {self._label_named(label_id) for label_id in input["labelIds"]}
+        issue["labels"] = [name for name in issue["labels"] if name not in gone]
+        return {"clientMutationId": None, "labelable": labelable(issue, self._repo_label)}
+
+    def _by_node_id(self, node_id: str) -> dict[str, Any]:
+        for number, issue in self.issues.items():
+            if issue_node_id(number) == node_id:
+                if issue.get("gone") == "deleted":
+                    break
+                if issue.get("gone") == "transferred":
+                    raise Forbidden("Resource not accessible by integration")
+                return issue
+        raise NotFound(f"Could not resolve to a node with the global id of '{node_id}'")
+
+    def _label_named(self, node_id: str) -> str:
+        for name in self.repo_labels:
+            if label_node_id(name) == node_id:
+                return name
+        raise NotFound(f"Could not resolve to a node with the global id of '{node_id}'")
+
     # -- the API ---------------------------------------------------------------------------------
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> _Reply:
         """Route one request below /repos/{owner}/{repo} and return the answer."""
+        gone = self._gone_answer(path)
+        if gone is not None:
+            return gone
         routes = (
             ("GET", r"/issues", self._list_issues),
             ("POST", r"/issues", self._create_issue),

@@ -8,7 +8,12 @@ departure is kept in `violations`, which every test asserts empty. Answers are b
 description's own examples, corrected where those examples break the description.
 
 Faults can be injected: a status with headers (403/429 rate limits), a 5xx *after* the
-operation took effect, or a slow answer.
+operation took effect, or a slow answer. Issues can be deleted (410) or transferred (301 to a
+home this token may read but not write): GitHub's answers there depart from its description,
+and are logged like injected faults.
+
+GraphQL (`/api/graphql`) serves the label mutations SOMAS sends, checked against GitHub's
+GraphQL schema (`tests/fakes/github_graphql.py`); it is logged with the path `/graphql`.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from somas_action.core.labels import LabelSpec
 from tests import tiers
-from tests.fakes.github_model import BOT, GitHubModel, _Reply
+from tests.fakes import github_graphql
+from tests.fakes.github_model import BOT, MOVED_REPOSITORY_ID, GitHubModel, _Reply
 from tests.fakes.openapi import Contract, contract
 
 __all__ = ["BOT", "PREFIX", "TOKEN", "Call", "FakeGitHub", "Fault"]
@@ -61,7 +69,9 @@ class Call:
 
     @property
     def is_write(self) -> bool:
-        """Everything but GET changes something (or tries to)."""
+        """Everything but GET and GraphQL queries changes something (or tries to)."""
+        if self.path == "/graphql":
+            return github_graphql.is_mutation(self.body)
         return self.method != "GET"
 
 
@@ -125,6 +135,12 @@ class FakeGitHub(GitHubModel):
                 "state": "open",
             }
 
+    def add_labels(self, specs: Iterable[LabelSpec]) -> None:
+        """Repository labels, as `somas setup-labels` leaves them (the install's first step)."""
+        with self.lock:
+            for spec in specs:
+                self._repo_label(spec.name, spec.color, spec.description)
+
     def add_comment(
         self, number: int, body: str, login: str = "octocat", kind: str = "User"
     ) -> int:
@@ -186,6 +202,9 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = raw.decode(errors="replace")
             full = parsed.path
+            if full == github_graphql.GRAPHQL_PATH and method == "POST":
+                self._graphql(body)
+                return
             if not full.startswith(PREFIX + "/"):
                 self._send(404, {"message": "Not Found"})
                 return
@@ -199,6 +218,13 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 return
             base = f"/repos/{fake.owner}/{fake.repo}"
             local = api_path[len(base) :] if api_path.startswith(base) else None
+            moved = f"/repositories/{MOVED_REPOSITORY_ID}"
+            if api_path.startswith(moved + "/"):
+                with fake.lock:
+                    reply = fake.answer_moved(method, api_path[len(moved) :])
+                    fake.log.append(Call(method, api_path, query, body, reply.status, True))
+                self._send(reply.status, reply.body, reply.headers)
+                return
             fault = self._fault(method, local or "")
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)  # the fake is slow; the client under test is not sleeping
@@ -219,7 +245,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                             fault.status, fault.body or {"message": "lost answer"}, fault.headers
                         )
                 reply.body = copy.deepcopy(reply.body)
-            injected = fault is not None
+            injected = fault is not None or reply.modelled
             if not injected:
                 problems += fake.contract.check_response(method, api_path, reply.status, reply.body)
             with fake.lock:
@@ -228,6 +254,23 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                     Call(method, local or api_path, query, body, reply.status, injected)
                 )
             self._send(reply.status, reply.body, reply.headers)
+
+        def _graphql(self, body: Any) -> None:
+            auth = self.headers.get("Authorization", "")
+            if auth not in (f"token {TOKEN}", f"Bearer {TOKEN}"):
+                self._send(401, {"message": "Bad credentials", "documentation_url": "x"})
+                return
+            fault = self._fault("POST", "/graphql")
+            with fake.lock:
+                if fault is not None:
+                    status, answer = fault.status, fault.body or {"message": "injected fault"}
+                    headers, problems = fault.headers, list[str]()
+                else:
+                    status, headers = 200, {}
+                    answer, problems = github_graphql.answer(fake, body)
+                fake.violations += problems
+                fake.log.append(Call("POST", "/graphql", {}, body, status, fault is not None))
+            self._send(status, answer, headers)
 
         def _fault(self, method: str, local: str) -> Fault | None:
             with fake.lock:

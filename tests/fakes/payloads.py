@@ -1,8 +1,8 @@
 """Real webhook payloads (npm @octokit/webhooks-examples), adjusted only where a test needs it.
 
 Adjustments are limited to what makes a payload about *our* repository and issue: the label
-name, the comment body and author, the issue number and labels, the workflow inputs, and the
-repository's name and default branch.
+name, the comment body and author, the issue number, global id and labels, the workflow inputs,
+and the repository's name and default branch.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import functools
 import json
 from typing import Any
 
+from tests.fakes.github_graphql import issue_node_id, label_node_id
 from tests.fakes.openapi import ROOT
 
 EXAMPLES = (
@@ -63,8 +64,10 @@ def issue_labeled(
     template = payload["issue"]["labels"][0]
     payload["label"] = {**template, "name": label}
     issue = payload["issue"]
-    issue.update(number=number, title=title, body=body)
-    issue["labels"] = [{**template, "name": name} for name in labels]
+    issue.update(number=number, title=title, body=body, node_id=issue_node_id(number))
+    issue["labels"] = [
+        {**template, "name": name, "node_id": label_node_id(name)} for name in labels
+    ]
     _person(payload["sender"], sender, sender_type)
     return payload
 
@@ -81,9 +84,11 @@ def comment_created(
 ) -> dict[str, Any]:
     """`issue_comment.created`: `login` commented `body` on issue `number`."""
     payload = _ours(example("issue_comment", "created"), repository)
-    payload["issue"]["number"] = number
-    template = {"id": 1, "node_id": "x", "url": "x", "color": "ededed", "default": False}
-    payload["issue"]["labels"] = [{**template, "name": name} for name in labels]
+    payload["issue"].update(number=number, node_id=issue_node_id(number))
+    template = {"id": 1, "url": "x", "color": "ededed", "default": False}
+    payload["issue"]["labels"] = [
+        {**template, "name": name, "node_id": label_node_id(name)} for name in labels
+    ]
     comment = payload["comment"]
     comment.update(id=comment_id, body=body)
     _person(comment["user"], login, user_type)
