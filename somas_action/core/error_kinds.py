@@ -30,6 +30,11 @@ RUN_DEADLINE = "run_deadline"  # the run has no time left for this call or wait:
 # Kinds the runner itself records for a stage attempt (not from providers).
 QUALITY_GATE = "quality_gate"
 WORKSPACE = "workspace"
+# A tool loop used `tool_loop.max_turns` without finishing: its work is kept and the project
+# parks until a person raises the limit and resumes (the conversation continues).
+TURN_LIMIT = "turn_limit"
+# A reviewer still requests changes after the stage's `max_retries` rounds: a person decides.
+CHANGES_REQUESTED = "changes_requested"
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ POLICIES: dict[str, Policy] = {
     RUN_DEADLINE: Policy(False, False, False, False, True),
     QUALITY_GATE: Policy(False, False, False, True, False),
     WORKSPACE: Policy(False, False, False, True, False),
+    TURN_LIMIT: Policy(False, False, False, False, True),
+    CHANGES_REQUESTED: Policy(False, False, False, False, False),
 }
 # An unknown kind (e.g. from an old recording) keeps the engine's historic behaviour: retry.
 _UNKNOWN = Policy(False, False, False, True, False)

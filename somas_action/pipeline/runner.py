@@ -14,7 +14,6 @@ from somas_action.core import controls, engine, names
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import (
     ArtifactRecord,
-    ErrorRecord,
     EventDraft,
     GateResult,
     IssueSnapshot,
@@ -29,8 +28,9 @@ from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefu
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.core.settings import AgentConfig, Config, StageConfig
-from somas_action.pipeline import resilience_steps
+from somas_action.pipeline import resilience_steps, review_flow
 from somas_action.pipeline.debugger import DEBUGGER, Debugger
+from somas_action.pipeline.outcomes import ChangesRequested, Deferred, Failure, Outcome, Success
 from somas_action.pipeline.recorder import (
     BatchSink,
     EventSink,
@@ -39,6 +39,7 @@ from somas_action.pipeline.recorder import (
     _ignore_event,
 )
 from somas_action.pipeline.stage_handlers import StageHandlers
+from somas_action.pipeline.tool_stage import AgentWork
 from somas_action.state.git import GitWorkspace
 from somas_action.state.store import BackupCopied, HandEdit, LettersPurged, ProjectStore
 
@@ -60,34 +61,6 @@ class Services:
     run_budget_seconds: float | None = None
 
 
-@dataclass(frozen=True)
-class Success:
-    """The attempt's reply was valid and every quality gate passed."""
-
-    output: JsonObject
-    artifacts: list[ArtifactRecord]
-    gate_results: list[GateResult]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """The attempt failed; what it wrote (failing test results) is kept for diagnosis."""
-
-    error: ErrorRecord
-    artifacts: list[ArtifactRecord]
-    gate_results: list[GateResult]
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """No reply could be had now (every provider refused, out of time): park, lose nothing."""
-
-    deferral: Deferral
-
-
-Outcome = Success | Failure | Deferred
-
-
 class Runner:
     """One entry point per command; each returns the project's new state."""
 
@@ -98,7 +71,19 @@ class Runner:
             services.clock, services.tracker, services.on_event, services.on_commit
         )
         self.handlers = StageHandlers(
-            services.config.workspace, services.tracker, self.workspace, services.base_branch
+            services.config.workspace,
+            services.tracker,
+            self.workspace,
+            services.base_branch,
+            services.config.validation,
+        )
+        self.work = AgentWork(
+            self.recorder,
+            services.provider,
+            self.workspace,
+            services.config,
+            self.handlers,
+            services.clock,
         )
         self.debugger = Debugger(self.recorder, services.provider, self.handlers, services.config)
         self._agents: dict[str, AgentConfig] | None = None
@@ -322,12 +307,17 @@ class Runner:
         model = request.model.as_dict() if request.model else None
         ctx = self.context(actor, delivery_id or f"advance:{state['metrics']['events']}")
         state = self.commit(store, state, engine.start_attempt(state, stage, attempt, model, ctx))
-        outcome = self._attempt(store, state, stage, request, reply)
+        state, answer, halted = self.work.converse(
+            store, state, stage, self._agent(stage.agent), request, actor, deadline, reply
+        )
+        outcome = halted or self._attempt(store, state, stage, request, answer)
         state = resilience_steps.record_observations(
             self.recorder, store, state, observations, stage.name, attempt, actor
         )
         if isinstance(outcome, Success):
             return self._record_success(store, state, step, outcome, actor)
+        if isinstance(outcome, ChangesRequested):
+            return review_flow.record(self.recorder, store, state, step, outcome, actor)
         if isinstance(outcome, Deferred):
             return resilience_steps.park(
                 self.recorder, store, state, stage.name, outcome.deferral, attempt, actor
@@ -335,6 +325,7 @@ class Runner:
         replay: Replay = {"agent": request.agent, "model": model, "inputs": request.inputs}
         state = self._record_failure(store, state, step, outcome, replay, actor)
         if state["status"] == names.FAILED:
+            self.handlers.withdraw_pull_request(state)
             return state
         if outcome.error["kind"] == QUALITY_GATE and stage.handler == "validation":
             state = self._debug(store, state, stage, attempt, actor, deadline)
@@ -362,6 +353,9 @@ class Runner:
             names_written = {a["name"] for a in artifacts}
             inputs = GateInputs(output=output, artifacts=names_written, test_results=test_results)
             gate_results = evaluate(stage.quality_gates, inputs)
+            changes = review_flow.outcome_for(state, stage, output, artifacts, gate_results)
+            if changes is not None:
+                return changes
             failed = [g for g in gate_results if not g["passed"]]
             if failed:
                 detail = "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
@@ -477,6 +471,7 @@ class Runner:
                 "by": gate["decided_by"],
                 "reason": gate["reason"],
             }
+        inputs.update(self.work.extra_inputs(store, state, stage))
         return inputs
 
 

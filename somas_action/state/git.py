@@ -110,19 +110,31 @@ class GitWorkspace:
         A content of None deletes the file (the tool loop's `delete_file`).
         """
         parent = self.rev(f"refs/heads/{branch}") or self.rev("HEAD")
+        # A changed file keeps its mode: an executable script stays executable.
+        modes = self.file_modes(parent) if parent else {}
         with scratch_index(self, parent, "somas-index-") as env:
             for path, content in files:
                 if content is None:
                     self.git("update-index", "--force-remove", "--", path, env=env)
                     continue
                 blob = self.git("hash-object", "-w", "--stdin", stdin=content.encode())
-                self.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+                mode = "100755" if modes.get(path) == "100755" else "100644"
+                self.git("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", env=env)
             tree = self.git("write-tree", env=env)
             parents = ["-p", parent] if parent else []
             commit = self.git("commit-tree", tree, *parents, "-m", message, env=env)
         old = self.rev(f"refs/heads/{branch}") or "0" * 40
         self.git("update-ref", f"refs/heads/{branch}", commit, old)
         return commit
+
+    def file_modes(self, ref: str) -> dict[str, str]:
+        """path -> git mode (`100644`, `100755`, `120000` …) of every file in `ref`'s tree."""
+        listing = self.git("ls-tree", "-r", "-z", "--full-tree", ref)
+        modes = {}
+        for entry in filter(None, listing.split("\0")):
+            info, _, path = entry.partition("\t")
+            modes[path] = info.split(" ", 1)[0]
+        return modes
 
     def export(self, ref: str, dest: Path) -> None:
         """Write the tree of `ref` into `dest` (no .git)."""
