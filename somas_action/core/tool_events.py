@@ -146,7 +146,10 @@ def records_of(events: Sequence[Event], read_output: Callable[[str, str], str]) 
     tool call's full output back (and refuses one that does not match its digest)."""
     records: list[Record] = []
     for event in events:
-        data: dict[str, Any] = {k: v for k, v in event["data"].items() if k != "conversation"}
+        # `command_id` is the engine's, on an event that began a command's batch.
+        data: dict[str, Any] = {
+            k: v for k, v in event["data"].items() if k not in ("conversation", "command_id")
+        }
         kind = event["event_type"]
         if kind == EventType.AGENT_CONVERSATION_STARTED:
             records.append(record_from_json({"type": "conversation_started", **data}))

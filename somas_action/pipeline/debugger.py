@@ -28,6 +28,7 @@ from somas_action.core.ports import AgentProvider, AgentRequest, Observation
 from somas_action.core.settings import AgentConfig, Config, StageConfig
 from somas_action.core.toolloop import Finished
 from somas_action.pipeline import resilience_steps
+from somas_action.pipeline.agent_schemas import DEBUGGER, DEBUGGER_OUTPUT
 from somas_action.pipeline.recorder import Recorder
 from somas_action.pipeline.stage_handlers import StageHandlers
 from somas_action.pipeline.stage_inputs import change_input, test_results_summary
@@ -35,8 +36,7 @@ from somas_action.pipeline.tool_stage import AgentWork
 from somas_action.state.store import ProjectStore
 from somas_action.validation.repo_facts import debugger_files
 
-DEBUGGER = "debugger"
-OUTPUT_SCHEMA = "agent-output/implementation"
+OUTPUT_SCHEMA = DEBUGGER_OUTPUT
 FIX_ARTIFACT = "debugger_fix.json"
 
 

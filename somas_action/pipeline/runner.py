@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from somas_action.config.loader import load_agent, load_agents
-from somas_action.config.resources import schemas_dir
 from somas_action.config.schemas import first_problem, load_schema
 from somas_action.core import controls, engine, names
 from somas_action.core.clock import Clock, format_ts
@@ -29,7 +28,8 @@ from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.core.settings import AgentConfig, Config, StageConfig
 from somas_action.pipeline import resilience_steps, review_flow
-from somas_action.pipeline.debugger import DEBUGGER, Debugger
+from somas_action.pipeline.agent_schemas import DEBUGGER, output_schema_name
+from somas_action.pipeline.debugger import Debugger
 from somas_action.pipeline.outcomes import ChangesRequested, Deferred, Failure, Outcome, Success
 from somas_action.pipeline.recorder import (
     BatchSink,
@@ -476,7 +476,4 @@ class Runner:
 
 
 def _output_schema_name(stage: StageConfig) -> str:
-    specific = f"agent-output/{stage.name}"
-    if (schemas_dir() / f"{specific}.schema.json").exists():
-        return specific
-    return "agent-output/generic"
+    return output_schema_name(stage.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -311,21 +312,11 @@ class _Session:
         """The recorded conversation, or None (closed) when its tool outputs are unreadable."""
         self.cid = opened.id
         try:
-            return tool_events.records_of(opened.events, self._read_output)
+            return tool_events.records_of(opened.events, tool_output_reader(self.store))
         except StateError as exc:
             why = f"its recorded tool output cannot be read ({exc}); a new one starts"
             self.end(None, [], None, stopped=Stopped(why, WORKSPACE, (), 0), closed=True)
             return None
-
-    def _read_output(self, artifact: str, sha256: str) -> str:
-        path = self.store.artifacts_dir / artifact
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise StateError(f"artifacts/{artifact} is missing") from None
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise StateError(f"artifacts/{artifact} changed since it was recorded")
-        return data.decode("utf-8")
 
     def _start_commit(self) -> str:
         """Where the agent's worktree starts: the project branch, created here for an editing
@@ -491,6 +482,22 @@ class _Session:
         commit = self.work.workspace.commit_files(self.branch, files, message)
         self.work.handlers.publish(self.state, f"Work in progress: {stopped.reason}")
         return commit
+
+
+def tool_output_reader(store: ProjectStore) -> Callable[[str, str], str]:
+    """Reads a recorded tool output back from its artifact; refuses a missing or changed one."""
+
+    def read(artifact: str, sha256: str) -> str:
+        path = store.artifacts_dir / artifact
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise StateError(f"artifacts/{artifact} is missing") from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise StateError(f"artifacts/{artifact} changed since it was recorded")
+        return data.decode("utf-8")
+
+    return read
 
 
 def _text(scratch: ScratchTree, path: str) -> str:
