@@ -71,6 +71,16 @@ def make_recording(folder: Path, **stages: list[dict[str, Any]]) -> Path:
     return folder
 
 
+def use_structured_implementation(repo: Path, folder: Path) -> Path:
+    """Point the repository's config at a copy of the demo recording whose implementer replies
+    with whole files: a recorded tool conversation only replays on the tree it was made on,
+    and a restarted implementation works on a branch that already has the change."""
+    recording = make_recording(folder, implementation=[{"output": demo_output("implementation")}])
+    config = repo / names.SOMAS_DIR / names.CONFIG_FILE
+    config.write_text(config.read_text().replace("builtin:demo", str(recording)))
+    return recording
+
+
 def json_object(path: Path) -> dict[str, Any]:
     """A JSON file that must hold an object (the test fails naming the file if it does not)."""
     data = json.loads(path.read_text())

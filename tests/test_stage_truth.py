@@ -80,13 +80,14 @@ def gate(min_tests: int = 1) -> QualityGate:
 def test_tests_already_failing_on_base_do_not_fail_the_gate() -> None:
     ok, detail = verdict_gate(gate(), GateInputs({}, set(), results(True, failed=2)))
     assert ok and detail == (
-        "3/5 passed, no regressions; the 2 failing already failed on base (need >= 1 tests)"
+        "3/5 passed, 2 failed, no regressions; the 2 failing already failed on base "
+        "(need >= 1 tests)"
     )
 
 
 def test_a_regression_fails_the_gate_with_the_verdicts_reason() -> None:
     ok, detail = verdict_gate(gate(), GateInputs({}, set(), results(False, failed=1)))
-    assert not ok and detail == "4/5 passed; no_regressions: 1 regression(s): t.a"
+    assert not ok and detail == "4/5 passed, 1 failed; no_regressions: 1 regression(s): t.a"
 
 
 def test_min_tests_counts_only_where_the_runner_counts() -> None:

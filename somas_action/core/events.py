@@ -59,6 +59,9 @@ class EventType(StrEnum):
     DEBUGGER_INVOKED = "debugger_invoked"
     DEBUGGER_FIX_COMMITTED = "debugger_fix_committed"
     DEBUGGER_FAILED = "debugger_failed"
+    # Engine providers (a coding-agent CLI as a stage's agent).
+    ENGINE_RUN_FINISHED = "engine_run_finished"
+    ENGINE_TOOL_CALLED = "engine_tool_called"
     # The reviewer requested changes: the project goes back to its `on_reject` stage.
     REVIEW_CHANGES_REQUESTED = "review_changes_requested"
     # An agent's tool loop (docs/agents.md): one event per conversation start, model turn and
@@ -68,9 +71,6 @@ class EventType(StrEnum):
     AGENT_TOOL_CALLED = "agent_tool_called"
     AGENT_LOOP_STOPPED = "agent_loop_stopped"
     AGENT_LOOP_FINISHED = "agent_loop_finished"
-    # Engine providers (a coding-agent CLI as a stage's agent).
-    ENGINE_RUN_FINISHED = "engine_run_finished"
-    ENGINE_TOOL_CALLED = "engine_tool_called"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)

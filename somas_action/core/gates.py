@@ -61,7 +61,7 @@ def _verdict_passed(minimum: int, results: dict[str, Any]) -> tuple[bool, str]:
     failed = [c for c in results["verdict"]["checks"] if not c["passed"]]
     counted = results.get("result_source") != "exit_code"  # the runner named or counted tests
     enough = not counted or results["total"] >= minimum
-    head = f"{results['passed']}/{results['total']} passed"
+    head = f"{results['passed']}/{results['total']} passed, {results['failed']} failed"
     if failed:
         return False, f"{head}; " + "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
     if not enough:
