@@ -24,6 +24,7 @@ import yaml
 from somas_action.core.clock import FakeClock
 from somas_action.core.domain import State
 from somas_action.pipeline.runner import Runner
+from somas_action.state.git import GitWorkspace
 from tests import scenarios
 from tests.demo_recording import demo_policy
 from tests.fakes import live
@@ -342,3 +343,32 @@ def test_a_sigkill_in_the_loop_then_advance_continues_and_applies_no_call_twice(
     assert branch_diff(repo) == SMALL_DIFF
     # No scratch worktree is left behind by the killed run.
     assert scenarios.git(repo, "worktree", "list").count("\n") == 0
+
+
+@pytest.mark.subprocess
+def test_a_branch_that_moved_while_parked_closes_the_old_conversation_and_starts_anew(
+    repo: Path, server: FakeAIServer, still: FakeClock
+) -> None:
+    configure(repo, server, OPENAI)
+    set_config(repo, "tool_loop", max_turns=3)
+    advance(start(repo, still))
+    # Someone else commits to the project branch while the project is parked.
+    moved = GitWorkspace(repo).commit_files(
+        "somas/project-1", [("README.md", "# moved\n")], "by hand"
+    )
+    set_config(repo, "tool_loop", max_turns=40)
+
+    state = advance(scenarios.runner(repo, still))
+
+    closed = events_of(repo, "agent_loop_stopped")[-1]
+    assert closed["data"]["conversation"] == "implementation-implementer-1"
+    assert (closed["data"]["resumable"], closed["data"]["turns"]) == (False, 3)
+    assert "the project branch moved since the conversation began" in closed["data"]["reason"]
+    _, second, _ = events_of(repo, "agent_conversation_started")
+    assert second["data"]["conversation"] == "implementation-implementer-2"
+    assert second["data"]["base_commit"] == moved  # the branch as it is now, README kept
+    # The new conversation began at turn 1; the old one's turns were not asked again.
+    requests = implementer_requests(server)
+    assert [assistant_turns(r) for r in requests] == [0, 1, 2, *range(7)]
+    assert (state["status"], state["current_stage"]) == ("waiting", "review")
+    assert "# moved" in scenarios.git(repo, "show", "somas/project-1:README.md")

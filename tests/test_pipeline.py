@@ -42,6 +42,9 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
 
     run.approve("project-1", "local:alice")
     state, stop = run.advance("project-1", "local:tester")
+    # The releaser is told the repository's current version, not one it found in a file.
+    [releaser] = [c for c in scenarios.recorded_calls(run) if c.stage == "release"]
+    assert releaser.inputs["repository_version"] == {"version": "0.1.0", "source": "pyproject.toml"}
 
     assert state["status"] == "completed"
     assert all(state["stages"][s]["status"] == "completed" for s in names.DEFAULT_STAGES)
@@ -86,7 +89,7 @@ def test_the_implementer_changes_the_existing_code_on_the_project_branch(
 def test_validation_runs_the_whole_suite_on_base_and_branch_in_the_sandbox(
     repo: Path, clock: FakeClock
 ) -> None:
-    scenarios.run_to_gate(repo, clock)
+    run = scenarios.run_to_gate(repo, clock)
 
     artifacts = scenarios.project_dir(repo) / "artifacts"
     results = json.loads((artifacts / "test_results.json").read_text())
@@ -105,6 +108,15 @@ def test_validation_runs_the_whole_suite_on_base_and_branch_in_the_sandbox(
     assert results["commit"] == scenarios.git(repo, "rev-parse", "somas/project-1")
     assert report["status"] == "passed"
     assert report["tests"]["passed"] == 7
+    # The validator works without tools: it gets the change and a map of the repository.
+    [validator] = [c for c in scenarios.recorded_calls(run) if c.stage == "validation"]
+    assert (
+        "+    if max_length is None or len(slug) <= max_length:"
+        in (validator.inputs["change"]["diff"])
+    )
+    repository_map = validator.inputs["repository_map"]
+    assert "Changes are allowed only under: src/, tests/" in repository_map
+    assert "src/slugkit/__init__.py" in repository_map and "def slugify" in repository_map
 
 
 @pytest.mark.e2e

@@ -177,6 +177,11 @@ def conversation_events(events: Sequence[Event], conversation: str) -> list[Even
     return [e for e in events if e["data"].get("conversation") == conversation]
 
 
+def turns_of(events: Sequence[Event]) -> int:
+    """How many model turns a conversation's events record."""
+    return sum(1 for e in events if e["event_type"] == EventType.AGENT_TURN_RECORDED)
+
+
 def ended(events: Sequence[Event]) -> bool:
     """Whether a conversation's events include its end."""
     return any(e["event_type"] in _ENDED for e in events)

@@ -295,7 +295,8 @@ class _Session:
                 f"the project branch moved since the conversation began (it expected "
                 f"{opened.expected_head[:12]}, found {start_at[:12]}); a new one starts"
             )
-            self.end(None, [], None, stopped=Stopped(moved, WORKSPACE, (), 0), closed=True)
+            turns = tool_events.turns_of(opened.events)
+            self.end(None, [], None, stopped=Stopped(moved, WORKSPACE, (), turns), closed=True)
             opened = None
         if opened is not None:
             records = self._resumed(opened)
@@ -315,7 +316,8 @@ class _Session:
             return tool_events.records_of(opened.events, tool_output_reader(self.store))
         except StateError as exc:
             why = f"its recorded tool output cannot be read ({exc}); a new one starts"
-            self.end(None, [], None, stopped=Stopped(why, WORKSPACE, (), 0), closed=True)
+            turns = tool_events.turns_of(opened.events)
+            self.end(None, [], None, stopped=Stopped(why, WORKSPACE, (), turns), closed=True)
             return None
 
     def _start_commit(self) -> str:
