@@ -1,20 +1,17 @@
-"""The project's git workspace: commit agent files to its branch, run its tests in isolation."""
+"""The project's git workspace: commit agent files to its branch without a checkout.
+
+(The repository's tests run in the sandbox: `validation.gate`.)"""
 
 from __future__ import annotations
 
 import io
 import os
 import subprocess
-import sys
 import tarfile
 import tempfile
-import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from somas_action.core.errors import WorkspaceError
 
@@ -38,39 +35,6 @@ def scratch_index(base: GitWorkspace, parent: str | None, prefix: str) -> Iterat
         }
         base.git("read-tree", *([parent] if parent else ["--empty"]), env=env)
         yield env
-
-
-@dataclass(frozen=True)
-class TestRun:
-    """What a real pytest run of the project branch reported."""
-
-    commit: str
-    exit_code: int
-    total: int
-    passed: int
-    failed: int
-    errors: int
-    skipped: int
-    duration_seconds: float
-    failures: list[dict[str, str]]
-    output_tail: str
-
-    def as_artifact(self, branch: str, test_paths: list[str]) -> dict[str, Any]:
-        """`artifacts/test_results.json`."""
-        return {
-            "branch": branch,
-            "commit": self.commit,
-            "test_paths": test_paths,
-            "exit_code": self.exit_code,
-            "total": self.total,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "skipped": self.skipped,
-            "duration_seconds": self.duration_seconds,
-            "failures": self.failures,
-            "output_tail": self.output_tail,
-        }
 
 
 class GitWorkspace:
@@ -147,97 +111,3 @@ class GitWorkspace:
             raise WorkspaceError(f"git archive {ref} failed: {result.stderr.decode().strip()}")
         with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
             archive.extractall(dest, filter="data")
-
-    def run_tests(self, ref: str, test_paths: list[str], timeout_seconds: float) -> TestRun:
-        """Run pytest on the tree of `ref` in a scratch folder; counts come from its JUnit XML."""
-        commit = self.rev(ref)
-        if commit is None:
-            raise WorkspaceError(
-                f"branch {ref!r} does not exist; the implementation stage makes it"
-            )
-        with tempfile.TemporaryDirectory(prefix="somas-validate-") as tmp:
-            tree = Path(tmp) / "tree"
-            tree.mkdir()
-            self.export(commit, tree)
-            missing = [p for p in test_paths if not (tree / p).exists()]
-            if missing:
-                raise WorkspaceError(f"test paths not in {ref}: {', '.join(missing)}")
-            report = Path(tmp) / "junit.xml"
-            command = [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--rootdir",
-                str(tree),
-                "-o",
-                "addopts=",
-                f"--junitxml={report}",
-                "--",
-                *test_paths,
-            ]
-            src = tree / "src"
-            env = {
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(
-                    [str(src), str(tree)] if src.is_dir() else [str(tree)]
-                ),
-                "PYTHONDONTWRITEBYTECODE": "1",
-            }
-            started = time.monotonic()
-            try:
-                result = subprocess.run(
-                    command,
-                    cwd=tree,
-                    env=env,
-                    capture_output=True,
-                    timeout=timeout_seconds,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise WorkspaceError(
-                    f"tests did not finish within {timeout_seconds:.0f}s"
-                ) from None
-            duration = round(time.monotonic() - started, 3)
-            output = result.stdout.decode(errors="replace")
-            if not report.exists():
-                raise WorkspaceError(
-                    f"pytest wrote no report (exit {result.returncode}): {output[-300:]}"
-                )
-            return _parse_junit(report, commit, result.returncode, duration, output)
-
-
-def _parse_junit(
-    report: Path, commit: str, exit_code: int, duration: float, output: str
-) -> TestRun:
-    root = ET.parse(report).getroot()
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    total = sum(int(s.get("tests", 0)) for s in suites)
-    failed = sum(int(s.get("failures", 0)) for s in suites)
-    errors = sum(int(s.get("errors", 0)) for s in suites)
-    skipped = sum(int(s.get("skipped", 0)) for s in suites)
-    failures = []
-    for case in root.iter("testcase"):
-        for child in case:
-            if child.tag in ("failure", "error"):
-                failures.append(
-                    {
-                        "test": f"{case.get('classname', '')}::{case.get('name', '')}",
-                        "kind": child.tag,
-                        "message": (child.get("message") or "")[:500],
-                    }
-                )
-    return TestRun(
-        commit=commit,
-        exit_code=exit_code,
-        total=total,
-        passed=total - failed - errors - skipped,
-        failed=failed,
-        errors=errors,
-        skipped=skipped,
-        duration_seconds=duration,
-        failures=failures,
-        output_tail="\n".join(output.strip().splitlines()[-15:]),
-    )
