@@ -381,3 +381,17 @@ def test_a_stop_leaves_the_conversation_open_at_its_commit_unless_it_is_closed(
     assert tool_events.conversation_id(events, "implementation", "implementer") == (
         "implementation-implementer-2"
     )
+
+
+def test_the_status_comment_says_what_the_agents_did_and_what_a_reviewer_asked() -> None:
+    from somas_action.core.report import status_markdown
+
+    state = scenarios.created_state(CONFIG)
+    assert "Agents' tools" not in status_markdown(state)
+    state["metrics"]["agent_turns"] = 7
+    state["metrics"]["tool_calls"] = 8
+    state = request(at_review(state), ["handle @everyone's emoji"])
+    text = status_markdown(state)
+    assert "**Agents' tools:** 7 turns, 8 tool calls, each in the log" in text
+    assert "`somas replay project-3`" in text
+    assert "**Changes requested** by review (round 1 of 3): `handle @everyone's emoji`" in text

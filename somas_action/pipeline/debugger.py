@@ -66,9 +66,12 @@ class Debugger:
         """The files the failures and the change point at, with their content (bounded)."""
         settings = self.config.workspace
         git = self.handlers.workspace
-        chosen = debugger_files(
-            git, self.handlers.base_branch, f"refs/heads/{branch}", results, settings.max_files
-        )
+        try:
+            chosen = debugger_files(
+                git, self.handlers.base_branch, f"refs/heads/{branch}", results, settings.max_files
+            )
+        except WorkspaceError:
+            return []  # no base to compare with: the debugger reads the branch with its tools
         files = []
         for path in chosen:
             try:
