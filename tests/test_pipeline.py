@@ -322,3 +322,29 @@ def test_labels_and_status_comment_follow_the_state(repo: Path, clock: FakeClock
     body = issue["comments"][0]["body"]
     assert "| validation | ✅ completed | 1 |" in body
     assert "```mermaid" in body and "somas approve project-1" in body
+
+
+@pytest.mark.e2e
+def test_a_test_already_failing_on_the_base_branch_does_not_fail_the_gate(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    (repo / "tests" / "test_known_bug.py").write_text(
+        "import unittest\n\n\nclass KnownBugTest(unittest.TestCase):\n"
+        "    def test_unicode_dashes(self):\n        self.fail('a known bug, filed as #12')\n"
+    )
+    scenarios.git(repo, "add", "-A")
+    scenarios.git(repo, "commit", "-q", "-m", "a known failing test")
+
+    # Whole files: the recorded conversation's run_tests result would show the known failure.
+    recording = scenarios.make_recording(
+        tmp_path / "rec", implementation=[{"output": demo_output("implementation")}]
+    )
+    state = scenarios.run_to_gate(repo, clock, recording).load("project-1", "local:tester")[1]
+
+    assert (state["status"], state["current_stage"]) == ("waiting", "review")
+    [gate] = state["stages"]["validation"]["quality_gates"]
+    assert gate["passed"] is True
+    assert gate["detail"] == (
+        "7/8 passed, 1 failed, no regressions; the 1 failing already failed on base "
+        "(need >= 1 tests)"
+    )

@@ -19,13 +19,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from somas_action.config.tool_specs import TOOLSETS, tool_specs, toolset_for
 from somas_action.core import names, resilience_events, tool_events
 from somas_action.core.budget import BudgetGuard, price_for
 from somas_action.core.clock import Clock, format_ts
-from somas_action.core.conversation import ConversationStarted, Record, ToolCallRecord
+from somas_action.core.conversation import ConversationStarted, Record, ToolCallRecord, ToolSpec
 from somas_action.core.domain import JsonObject, State
 from somas_action.core.engine import output_digest
 from somas_action.core.error_kinds import (
@@ -46,7 +45,7 @@ from somas_action.core.ports import (
     SupportsToolLoop,
 )
 from somas_action.core.projection import RECORDED
-from somas_action.core.settings import AgentConfig, Config, StageConfig
+from somas_action.core.settings import AgentConfig, Config, ModelRef, StageConfig
 from somas_action.core.tool_events import OpenConversation
 from somas_action.core.toolloop import Finished, LoopLimits, ModelPort, Stopped, run_tool_loop
 from somas_action.pipeline import stage_inputs
@@ -94,8 +93,8 @@ class LoopPlan:
 
 @dataclass(frozen=True)
 class LoopResult:
-    """What a loop run came to, the files it changed (against the branch tip) and where the
-    stopped work was committed."""
+    """What a loop run came to, the files a commit must change (those the conversation changed
+    and those that differ from the branch tip), and where stopped work was committed."""
 
     outcome: Finished | Stopped
     conversation: str
@@ -404,7 +403,7 @@ class _Session:
 
     # -- the worktree and its tools -------------------------------------------------------------
 
-    def _specs(self) -> list[Any]:
+    def _specs(self) -> list[ToolSpec]:
         plan = self.plan
         return tool_specs(
             TOOLSETS[plan.toolset], flatten(plan.request.output_schema), edits=plan.edits
@@ -457,7 +456,7 @@ class _Session:
     def _stage_minutes(self) -> float:
         return self.config.stage(self.plan.stage).timeout_minutes
 
-    def _chain(self) -> list[Any]:
+    def _chain(self) -> list[ModelRef]:
         request = self.plan.request
         return [m for m in (request.model, *request.options.fallback) if m]
 
