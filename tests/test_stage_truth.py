@@ -395,3 +395,18 @@ def test_the_status_comment_says_what_the_agents_did_and_what_a_reviewer_asked()
     assert "**Agents' tools:** 7 turns, 8 tool calls, each in the log" in text
     assert "`somas replay project-3`" in text
     assert "**Changes requested** by review (round 1 of 3): `handle @everyone's emoji`" in text
+
+
+@pytest.mark.parametrize(
+    ("back_to", "still_open"), [("architecture", False), ("implementation", True)]
+)
+def test_a_conversation_sent_back_to_an_earlier_stage_is_over_to_its_own_stage_it_goes_on(
+    back_to: str, still_open: bool
+) -> None:
+    state = scenarios.created_state(CONFIG)
+    events, _ = as_events(state, conversation())
+    restart = dict(_draft(EventType.STAGE_RESTARTED, back_to), to_stage=back_to)
+    events += scenarios.sealed([restart], len(events) + 2)  # type: ignore[list-item]
+    earlier = ["intake", "specification", "architecture"]
+    opened = tool_events.open_conversation(events, "implementation", "implementer", earlier)
+    assert (opened is not None) == still_open

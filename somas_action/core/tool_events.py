@@ -9,7 +9,7 @@ unfinished and `records_of` turns its events back into records, so the next run 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,15 @@ from somas_action.core.events import EventType
 # namespace can name (stage names have no hyphen).
 TOOL_CALLS_DIR = "tool-calls"
 _ENDED = (EventType.AGENT_LOOP_FINISHED, EventType.AGENT_LOOP_STOPPED)
+# Events that send a project back to a stage (`to_stage`) to run it again.
+_REWINDS = (
+    EventType.STAGE_RESTARTED,
+    EventType.PROJECT_RESUMED,
+    EventType.DEAD_LETTER_RETRIED,
+    EventType.STATE_RESTORED,
+    EventType.HUMAN_GATE_REJECTED,
+    EventType.REVIEW_CHANGES_REQUESTED,
+)
 TOOL_LOOP_EVENTS = (
     EventType.AGENT_CONVERSATION_STARTED,
     EventType.AGENT_TURN_RECORDED,
@@ -117,8 +126,15 @@ def ended_drafts(
     return batch.drafts
 
 
-def open_conversation(events: Sequence[Event], stage: str, agent: str) -> OpenConversation | None:
-    """The latest conversation of `agent` on `stage` that neither finished nor was closed."""
+def open_conversation(
+    events: Sequence[Event], stage: str, agent: str, earlier: Collection[str] = ()
+) -> OpenConversation | None:
+    """The latest conversation of `agent` on `stage` that neither finished nor was closed.
+
+    A project sent back to an `earlier` stage since it began (a restart, a resume from an older
+    checkpoint, a rejection) closes it too: its task is out of date. Back to `stage` itself
+    (`somas resume` after a park) it continues.
+    """
     starts = [
         e
         for e in events
@@ -127,6 +143,12 @@ def open_conversation(events: Sequence[Event], stage: str, agent: str) -> OpenCo
         and e["data"]["agent"] == agent
     ]
     if not starts:
+        return None
+    begun = starts[-1]["seq"]
+    if any(
+        e["seq"] > begun and e["event_type"] in _REWINDS and e["to_stage"] in earlier
+        for e in events
+    ):
         return None
     cid = starts[-1]["data"]["conversation"]
     mine = tuple(e for e in events if e["data"].get("conversation") == cid)

@@ -286,7 +286,10 @@ class _Session:
 
     def _records(self) -> list[Record]:
         events = self.store.read_events()
-        opened = tool_events.open_conversation(events, self.plan.stage, self.plan.agent.name)
+        pipeline = self.state["pipeline"]
+        stage = self.plan.stage
+        earlier = pipeline[: pipeline.index(stage)] if stage in pipeline else []
+        opened = tool_events.open_conversation(events, stage, self.plan.agent.name, earlier)
         start_at = self._start_commit()
         if opened is not None and self.plan.edits and opened.expected_head != start_at:
             self.cid = opened.id
