@@ -1,8 +1,13 @@
-"""Figures: the tool loop vs today's whole-file reply, on the large-module fixture.
+"""Figures: the tool loop vs a whole-file reply, on the demo and on a large-module fixture.
 
 Run from the repository root:
 
     .venv/bin/python bench/toolloop.py
+
+The demo: the real pipeline (seven stages, every agent live against the fake AI server) on the
+demo repository, the implementer being the scripted model of `tests/demo_recording.py`; then the
+same pipeline with the implementer answering with whole files in one structured reply. Per
+stage: requests, characters sent, tokens and cost at list prices.
 
 Both approaches go through the real SDKs to the fake AI server on 127.0.0.1 (no key, no
 network). The tool loop is the scripted careful model of `tests/tool_fixtures.py` (search,
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -154,9 +160,88 @@ def _structured_client(server: FakeAIServer, api: str) -> Any:
     return AnthropicMessagesClient(server.url, live.ANTHROPIC_KEY, 30, clock)
 
 
+def demo_pipeline(server: FakeAIServer, api: str, tools: bool, root: Path) -> dict[str, Any]:
+    """The demo through the live pipeline; the implementer with tools or with whole files."""
+    import yaml
+
+    from somas_action.app.compose import build_runner
+    from somas_action.core import tool_events
+    from somas_action.core.clock import FakeClock
+    from somas_action.state.store import ProjectStore
+    from tests import scenarios
+    from tests.demo_recording import demo_policy
+    from tests.fakes.ai_server import for_stage, task_of
+
+    repo = scenarios.make_repo(root / f"demo-{api}-{'tools' if tools else 'whole'}")
+    live.configure(repo, server)
+    model = ("openai", MODELS[api]) if api == OPENAI else ("anthropic", MODELS[api])
+    agents = ("intake-analyst", "spec-writer", "architect", "implementer", "validator",
+              "reviewer", "releaser", "debugger")  # fmt: skip
+    for agent in agents:
+        live.set_chain(repo, agent, model)
+    if not tools:
+        live.without_tools(repo, "implementer")
+    config = repo / ".somas" / "config.yml"
+    data = yaml.safe_load(config.read_text())
+    data["pipeline"]["retry"] = {"backoff_seconds": 0}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    server.policy(api, for_stage("implementation", demo_policy))
+    before = len(server.requests)
+    run = build_runner(repo, clock=FakeClock(step_seconds=0))
+    run.start(scenarios.open_issue(repo), "local:bench")
+    run.advance("project-1", "local:bench")
+    run.approve("project-1", "local:bench")
+    state, _ = run.advance("project-1", "local:bench")
+    assert state["status"] == "completed", state["status"]
+    requests = server.requests[before:]
+
+    def stage_of(body: dict[str, Any]) -> str:
+        task = task_of(body)
+        if task:
+            return str(task.get("stage"))
+        name = body.get("response_format", {}).get("json_schema", {}).get("name", "")
+        if name:
+            return str(name).removesuffix("_output")
+        tool = str(body.get("tools", [{}])[0].get("name", ""))
+        return tool.removeprefix("submit_").removesuffix("_output")
+
+    implementer = [r for r in requests if stage_of(r.body) == "implementation"]
+    usage = state["metrics"]["usage"]
+    stage_usage = usage["by_stage"]["implementation"]
+    events = ProjectStore(repo, "project-1").read_events()
+    return {
+        "implementation_turns": len(implementer),
+        "implementation_chars_sent": sum(len(json.dumps(r.body)) for r in implementer),
+        "implementation_largest_request_chars": max(len(json.dumps(r.body)) for r in implementer),
+        "implementation_input_tokens": stage_usage["input_tokens"],
+        "implementation_output_tokens": stage_usage["output_tokens"],
+        "implementation_cost_usd": stage_usage["cost_usd"],
+        "pipeline_requests": len(requests),
+        "pipeline_chars_sent": sum(len(json.dumps(r.body)) for r in requests),
+        "pipeline_cost_usd": usage["cost_usd"],
+        "tool_calls": len([e for e in events if e["event_type"] == "agent_tool_called"]),
+        "conversations": len(tool_events.conversations(events)),
+    }
+
+
 def main() -> None:
     """Print the figures for both SDKs."""
     results: dict[str, Any] = {}
+    os.environ.update({"OPENAI_API_KEY": live.OPENAI_KEY, "ANTHROPIC_API_KEY": live.ANTHROPIC_KEY})
+    with (
+        tempfile.TemporaryDirectory(prefix="somas-bench-demo-") as tmp,
+        FakeAIServer(live.OPENAI_KEY, live.ANTHROPIC_KEY) as server,
+    ):
+        print("demo: the seven-stage pipeline, live against the fake server")
+        for api in (OPENAI, ANTHROPIC):
+            figures = {
+                "tool_loop": demo_pipeline(server, api, True, Path(tmp)),
+                "whole_file": demo_pipeline(server, api, False, Path(tmp)),
+            }
+            results[f"demo_{api}"] = figures
+            print(f"\n{api} ({MODELS[api]})")
+            for name, row in figures.items():
+                print(f"  {name:<28} " + ", ".join(f"{k}={v}" for k, v in row.items()))
     with (
         tempfile.TemporaryDirectory(prefix="somas-bench-tools-") as tmp,
         FakeAIServer(live.OPENAI_KEY, live.ANTHROPIC_KEY) as server,

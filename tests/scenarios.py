@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from somas_action.app.compose import build_runner
+from somas_action.cli.commands.demo import write_demo_files
 from somas_action.cli.commands.init import scaffold
 from somas_action.config.loader import parse_config
 from somas_action.config.resources import recordings_dir
@@ -39,13 +40,13 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_repo(path: Path) -> Path:
-    """A git repository with the scaffolded default config on main."""
+    """The demo's git repository: the slugkit library with its unittest suite, the scaffolded
+    default config and the demo's validation command, on main."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.name", "Test")
     git(path, "config", "user.email", "test@example.invalid")
-    (path / "README.md").write_text("# test repo\n")
-    scaffold(path)
+    write_demo_files(path)
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
@@ -59,13 +60,25 @@ def make_folder(path: Path) -> Path:
 
 
 def make_recording(folder: Path, **stages: list[dict[str, Any]]) -> Path:
-    """The demo recording, with the responses of some stages replaced."""
+    """The demo recording, with the responses of some stages replaced (a stage given here
+    answers with these structured replies, not with a recorded tool conversation)."""
     shutil.copytree(recordings_dir() / "demo", folder)
     for stage, responses in stages.items():
         (folder / f"{stage}.json").write_text(
             json.dumps({"stage": stage, "responses": responses}, indent=2)
         )
+        (folder / f"{stage}.conversation.json").unlink(missing_ok=True)
     return folder
+
+
+def use_structured_implementation(repo: Path, folder: Path) -> Path:
+    """Point the repository's config at a copy of the demo recording whose implementer replies
+    with whole files: a recorded tool conversation only replays on the tree it was made on,
+    and a restarted implementation works on a branch that already has the change."""
+    recording = make_recording(folder, implementation=[{"output": demo_output("implementation")}])
+    config = repo / names.SOMAS_DIR / names.CONFIG_FILE
+    config.write_text(config.read_text().replace("builtin:demo", str(recording)))
+    return recording
 
 
 def json_object(path: Path) -> dict[str, Any]:

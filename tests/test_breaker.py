@@ -242,8 +242,6 @@ def test_the_runbook_snippets_work_verbatim_and_reach_state_json(
 ) -> None:
     number = scenarios.open_issue(repo)
     scenarios.runner(repo, clock).start(number, "local:tester")
-    (repo / "src").mkdir()
-
     tripped = _python(RUNBOOK_TRIP, cwd=repo / "src")  # found from a subfolder too
     assert tripped.returncode == 0, tripped.stderr
     state = scenarios.state_of(repo)

@@ -16,8 +16,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from somas_action.sandbox.isolation import Sandbox
 from tests.repo_fixtures import CANARY, SECRETS, FixtureRepo, parent_env, toolchain_env
@@ -173,3 +175,161 @@ def test_the_fallback_says_what_it_could_not_hide_and_still_returns_no_canary(
     assert "GITHUB_TOKEN=***" in evidence["other processes"]  # SOMAS's own /proc environ
     assert "files outside the sandbox" in evidence
     assert "environment" not in evidence  # the environment itself was still scrubbed
+
+
+# -- the same probe through `somas handle-event`, end to end -----------------------------------
+
+# The probe as test code a hostile implementer could commit: a unittest module (the demo
+# repository's suite runs under unittest), one test per place a secret could be. It looks for
+# the secrets' names, never their values, so the branch it is pushed in carries no canary.
+PROBE_MODULE = """import glob
+import os
+import socket
+import subprocess
+import unittest
+
+NAMES = ("GITHUB_TOKEN", "SOMAS_GITHUB_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+
+
+def _secrets_in(text, separator):
+    return [p for p in text.split(separator) if p.split("=", 1)[0] in NAMES]
+
+
+class ProbeTest(unittest.TestCase):
+    def test_environment(self):
+        self.assertEqual([f"{k}={v}" for k, v in os.environ.items() if k in NAMES], [])
+
+    def test_other_processes(self):
+        found = []
+        for path in glob.glob("/proc/[0-9]*/environ"):
+            try:
+                with open(path, "rb") as handle:
+                    found += _secrets_in(handle.read().decode(errors="replace"), "\\0")
+            except OSError:
+                continue
+        self.assertEqual(found, [])
+
+    def test_git_credentials(self):
+        found = []
+        for command in (["git", "config", "--global", "--list"], ["git", "credential", "fill"]):
+            try:
+                done = subprocess.run(command, input="protocol=https\\nhost=github.com\\n\\n",
+                                      capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            found += [line for line in done.stdout.splitlines() if "password" in line
+                      or "token" in line]
+        self.assertEqual(found, [])
+
+    def test_files_outside_the_sandbox(self):
+        found = []
+        for path in ({files}):
+            try:
+                with open(path, "rb") as handle:
+                    found.append(handle.read(200).decode(errors="replace"))
+            except OSError:
+                continue
+        self.assertEqual(found, [])
+
+    def test_network(self):
+        try:
+            with socket.create_connection(("127.0.0.1", {port}), timeout=3) as conn:
+                conn.sendall(b"hello from the sandbox\\n")
+        except OSError:
+            return
+        self.fail("reached 127.0.0.1:{port}")
+"""
+
+EVENT_STAGES: list[dict[str, Any]] = [
+    {
+        "name": "implementation",
+        "agent": "implementer",
+        "quality_gates": [{"type": "output_field", "field": "files"}],
+    },
+    {
+        "name": "validation",
+        "agent": "validator",
+        "max_retries": 1,
+        "quality_gates": [{"type": "tests_passed", "min_tests": 1}],
+    },
+]
+
+
+def _event_repo(tmp_path: Path, probe: str) -> Path:
+    """A repository on GitHub whose recorded implementer commits the probe with its change."""
+    from tests import github_env, scenarios
+
+    repo = github_env.repo_with_origin(tmp_path)
+    implementation = scenarios.demo_output("implementation")
+    implementation["files"].append({"path": "tests/test_probe.py", "content": probe})
+    recording = scenarios.make_recording(
+        tmp_path / "rec", implementation=[{"output": implementation}]
+    )
+    config = repo / ".somas" / "config.yml"
+    data = yaml.safe_load(config.read_text())
+    data["pipeline"]["stages"] = EVENT_STAGES
+    data["agent_provider"]["recording"] = str(recording)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    scenarios.git(repo, "commit", "-q", "-am", "a two-stage pipeline on a recording")
+    scenarios.git(repo, "push", "-q", "origin", "main")
+    return repo
+
+
+@pytest.mark.subprocess
+@pytest.mark.fakes
+def test_the_probe_committed_by_an_agent_finds_nothing_through_handle_event(
+    tmp_path: Path, listener: Listener, github: Any
+) -> None:
+    from tests import github_env
+    from tests.fakes import payloads
+
+    home = somas_home(tmp_path)
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    (runner_temp / "token.txt").write_text(SECRETS["GITHUB_TOKEN"])
+    files = ", ".join(repr(str(p)) for p in (runner_temp / "token.txt", home / ".git-credentials"))
+    probe = PROBE_MODULE.replace("{files}", files + ",").replace("{port}", str(listener.port))
+    assert CANARY not in probe
+    repo = _event_repo(tmp_path, probe)
+    github.add_issue(7, "Limit the length of page slugs", "Keep slugs short.", ("somas:project",))
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(payloads.issue_labeled(github.repository, 7)))
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
+    env = {
+        **parent_env(),
+        **github_env.actions_env(github, "issues", event, "4242"),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(outputs),
+        "HOME": str(home),
+        "RUNNER_TEMP": str(runner_temp),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "somas_action", "--repo", str(repo), "handle-event"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    project = repo / ".somas" / "projects" / "project-7"
+    results = json.loads((project / "artifacts" / "test_results.json").read_text())
+    if results["sandbox"]["kind"] == "bubblewrap":
+        # Nothing found, nothing reached: the probe's five tests pass with the suite.
+        probes = [t for t in results["added_tests"] if "ProbeTest" in t]
+        assert len(probes) == 5 and results["failed"] == 0, results["failures"]
+        assert listener.accepted == 0
+        assert json.loads((project / "state.json").read_text())["status"] == "completed"
+    # Wherever the run wrote or said anything, the canary is not there.
+    written = [p.read_text(errors="replace") for p in project.rglob("*") if p.is_file()]
+    assert not [text for text in written if CANARY in text]
+    origin = tmp_path / "origin.git"
+    history = subprocess.run(
+        ["git", "-C", str(origin), "log", "-p", "--all"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "test_probe.py" in history and CANARY not in history  # the state branch, the PR branch
+    assert CANARY not in json.dumps(github.snapshot())  # comments, labels, pull requests
+    assert CANARY not in done.stdout + done.stderr  # the step's log
+    assert CANARY not in summary.read_text() + outputs.read_text()

@@ -141,6 +141,17 @@ def test_demo_console_script_and_the_runbook_commands(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "approving the review gate as local:carol" in result.stdout
     assert "status: completed" in result.stdout
+    # The recorded implementer works on the existing code, and the lines show each step.
+    for step in (
+        "turn 1: search",
+        "search 'def slugify\\\\(' -> ok",
+        "read_file src/slugkit/__init__.py:1-30 -> ok",
+        "replace_in_file src/slugkit/__init__.py -> ok",
+        "replace_in_file tests/test_slugify.py -> ok",
+        "turn 6: run_tests",
+        "loop finished after 7 turns, 2 files changed",
+    ):
+        assert step in result.stdout, step
 
     def sh(command: str) -> str:
         done = subprocess.run(
@@ -160,7 +171,14 @@ def test_demo_console_script_and_the_runbook_commands(tmp_path: Path) -> None:
     assert sh(f"cat {p}/artifacts/validation_report.json | jq -r '.status'") == "passed"
     assert sh(f"cat {p}/state.json | jq '.circuit_breakers'") == "{}"
     assert "project created" in sh(f"git log --oneline {p}/")
-    assert sh("git log --format=%s -1 somas/project-1") == "Add slugkit.slugify and its tests"
+    assert sh("git log --format=%s -1 somas/project-1") == (
+        "slugify: add max_length, cut at a word boundary"
+    )
+    # The whole suite ran in the sandbox, on the base and on the branch.
+    results = f"{p}/artifacts/test_results.json"
+    assert sh(f"jq -c '[.base.passed, .passed, .total, .regressions]' {results}") == "[5,7,7,[]]"
+    assert sh(f"jq -r '.sandbox.kind' {results}") in ("bubblewrap", "process-group")
+    assert sh(f"{somas_bin} replay project-1 --json | jq -r .identical") == "true"
     assert sh(f"{somas_bin} reconstruct project-1 --check").endswith("matches transitions.jsonl")
     version = subprocess.run(
         [sys.executable, "-m", "somas_action", "--version"], capture_output=True, text=True

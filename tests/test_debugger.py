@@ -52,20 +52,29 @@ def test_a_debugger_fix_is_committed_and_passes_validation(
     ]
     invoked = next(e for e in log_of(repo) if e["event_type"] == "debugger_invoked")
     assert invoked["attempt"] == 1
-    assert any("test_slugify_examples" in t for t in invoked["data"]["failing_tests"])
+    assert (
+        "tests.test_slugify.SlugifyTest.test_no_hyphen_at_either_end"
+        in (invoked["data"]["failing_tests"])
+    )
     committed = next(e for e in log_of(repo) if e["event_type"] == "debugger_fix_committed")
     assert committed["data"]["commit"] == scenarios.git(repo, "rev-parse", "somas/project-1")
     subjects = scenarios.git(repo, "log", "--format=%an %s", "somas/project-1").splitlines()
     assert subjects[:2] == [
         "somas[bot] Fix slugify: strip dashes, not underscores",
-        "somas[bot] Add slugkit.slugify and its tests",
+        "somas[bot] slugify: add max_length, cut at a word boundary",
     ]
     request = next(c for c in scenarios.recorded_calls(run) if c.agent == "debugger")
-    assert request.inputs["test_results"]["failed"] >= 1
+    # The debugger sees the truth: regressions first, the change, and the files they point at.
+    regressions = request.inputs["test_results"]["regressions"]
+    assert "tests.test_slugify.SlugifyTest.test_no_hyphen_at_either_end" in {
+        r["test"] for r in regressions
+    }
+    assert 'strip("_")' in request.inputs["change"]["diff"]
     files = {f["path"]: f["content"] for f in request.inputs["files"]}
+    assert set(files) == {"src/slugkit/__init__.py", "tests/test_slugify.py"}
     assert 'strip("_")' in files["src/slugkit/__init__.py"]
     results = json.loads((scenarios.project_dir(repo) / "artifacts/test_results.json").read_text())
-    assert results["failed"] == 0 and results["total"] == 8
+    assert results["failed"] == 0 and results["total"] == 7
     assert clock.sleeps == [2.0]
     assert scenarios.schema_problems(repo) == []
 

@@ -302,6 +302,26 @@ def test_pull_request_is_opened_once_then_updated(github: FakeGitHub, clock: Fak
     assert [c.method for c in github.log] == ["GET", "POST", "GET", "PATCH"]
 
 
+def test_a_failed_projects_pull_request_is_closed_with_the_reason_once(
+    github: FakeGitHub, clock: FakeClock
+) -> None:
+    gh = tracker(github, clock)
+    url = gh.upsert_pull_request("somas/project-7", "main", "Slugify (#7)", "Closes #7.")
+    later = tracker(github, clock)  # the run that fails: finds the open pull request
+
+    assert later.close_pull_request("somas/project-7", "failed at validation") == url
+
+    [pull] = github.pulls.values()
+    assert pull["state"] == "closed"
+    [comment] = github.issue_comments(pull["number"])
+    assert comment["body"].startswith("failed at validation")
+    # A retry of the same run finds nothing open: no second comment, no second close.
+    assert later.close_pull_request("somas/project-7", "failed at validation") is None
+    assert tracker(github, clock).close_pull_request("somas/project-7", "again") is None
+    assert len(github.issue_comments(pull["number"])) == 1
+    assert not [c for c in github.log if c.status >= 400]  # every request met the contract
+
+
 def test_runs_are_listed_cancelled_and_a_continuation_dispatched(
     github: FakeGitHub, clock: FakeClock
 ) -> None:

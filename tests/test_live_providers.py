@@ -69,6 +69,7 @@ def start_intake(
     """A one-stage (intake) pipeline on the fake server; the agent uses `chain` in order."""
     live.configure(repo, server, stages=live.INTAKE_ONLY, **config)
     live.set_chain(repo, "intake-analyst", *(MODELS[api] for api in chain))
+    live.without_tools(repo, "intake-analyst")  # the structured path (the tool loop: elsewhere)
     run = scenarios.runner(repo, clock)
     run.start(scenarios.open_issue(repo), "local:tester")
     return run
@@ -460,6 +461,7 @@ def test_the_budget_counts_what_earlier_stages_spent(
     live.configure(repo, server, stages=two, budget={"max_tokens": 5500})
     live.set_chain(repo, "intake-analyst", MODELS[OPENAI])
     live.set_chain(repo, "spec-writer", MODELS[OPENAI])
+    live.without_tools(repo, "intake-analyst", "spec-writer")
     run = scenarios.runner(repo, still)
     run.start(scenarios.open_issue(repo), "local:tester")
     state, _ = run.advance("project-1", "local:tester")
@@ -494,6 +496,7 @@ def test_github_models_uses_the_workflow_token_and_its_own_parameters(
 ) -> None:
     live.configure(repo, server, stages=live.INTAKE_ONLY)
     live.set_chain(repo, "intake-analyst", ("github-models", "openai/gpt-4o-mini"))
+    live.without_tools(repo, "intake-analyst")
     run = scenarios.runner(repo, still)
     run.start(scenarios.open_issue(repo), "local:tester")
     state, _ = advance(run)

@@ -44,12 +44,13 @@ def failed_repo(repo: Path, tmp_path: Path, clock: FakeClock) -> Path:
         tmp_path / "rec", validation=[error("timeout", "validator timed out")] * 3
     )
     scenarios.run_to_gate(repo, clock, recording)
+    scenarios.use_structured_implementation(repo, tmp_path / "good")
     return repo
 
 
 def _use_demo_recording(repo: Path) -> None:
-    """The provider 'recovers': the config points at the good recording again (it does already)."""
-    assert load_config(repo).agent_provider.recording == "builtin:demo"
+    """The provider 'recovers': the config points at the good recording (it does already)."""
+    assert load_config(repo).agent_provider.recording.endswith("/good")
 
 
 @pytest.mark.e2e
@@ -130,6 +131,7 @@ def test_resume_from_checkpoints(
     repo: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenarios.run_to_gate(repo, clock)
+    scenarios.use_structured_implementation(repo, repo.parent / "good")
     checkpoint = sh(repo, f"jq -r '.recovery_info.last_successful_checkpoint' {P}/state.json")
     assert checkpoint.endswith("-validation")
     assert somas(repo, "resume", "project-1", "--checkpoint", "cp-999999-nope") == 1

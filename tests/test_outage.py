@@ -35,6 +35,9 @@ def test_an_outage_parks_the_pipeline_and_it_finishes_after_recovery(
 ) -> None:
     clock = FakeClock(step_seconds=0)
     live.configure(repo, server)  # the default seven stages and agents: openai, then anthropic
+    # The implementer replies with whole files here (the fake's reply for its stage); its tool
+    # loop is tested in test_agent_tool_stages.
+    live.without_tools(repo, "implementer")
     run = scenarios.runner(repo, clock)
     run.start(scenarios.open_issue(repo), "local:tester")
     server.script(OPENAI, ok(), ok())  # intake and specification are answered ...

@@ -42,6 +42,9 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
 
     run.approve("project-1", "local:alice")
     state, stop = run.advance("project-1", "local:tester")
+    # The releaser is told the repository's current version, not one it found in a file.
+    [releaser] = [c for c in scenarios.recorded_calls(run) if c.stage == "release"]
+    assert releaser.inputs["repository_version"] == {"version": "0.1.0", "source": "pyproject.toml"}
 
     assert state["status"] == "completed"
     assert all(state["stages"][s]["status"] == "completed" for s in names.DEFAULT_STAGES)
@@ -53,46 +56,71 @@ def test_demo_recording_runs_to_the_review_gate_then_completes(
 
 
 @pytest.mark.e2e
-def test_implementation_files_are_committed_on_the_project_branch(
+def test_the_implementer_changes_the_existing_code_on_the_project_branch(
     repo: Path, clock: FakeClock
 ) -> None:
     scenarios.run_to_gate(repo, clock)
 
-    tree = scenarios.git(repo, "ls-tree", "-r", "--name-only", "somas/project-1").splitlines()
-    assert {"src/slugkit/__init__.py", "tests/test_slugify.py"} <= set(tree)
+    changed = scenarios.git(repo, "diff", "--name-status", "main...somas/project-1")
+    assert changed.splitlines() == ["M\tsrc/slugkit/__init__.py", "M\ttests/test_slugify.py"]
     assert scenarios.git(repo, "log", "-1", "--format=%an %s", "somas/project-1") == (
-        "somas[bot] Add slugkit.slugify and its tests"
+        "somas[bot] slugify: add max_length, cut at a word boundary"
     )
+    module = scenarios.git(repo, "show", "somas/project-1:src/slugkit/__init__.py")
+    assert "def slugify(text: str, max_length: int | None = None) -> str:" in module
     # The working tree and main are untouched.
-    assert not (repo / "src").exists()
-    assert "src/slugkit/__init__.py" not in scenarios.git(
-        repo, "ls-tree", "-r", "--name-only", "main"
-    )
+    assert "max_length" not in (repo / "src/slugkit/__init__.py").read_text()
+    assert "max_length" not in scenarios.git(repo, "show", "main:src/slugkit/__init__.py")
     implementation = json.loads(
         (scenarios.project_dir(repo) / "artifacts" / "implementation.json").read_text()
     )
     assert implementation["commit"] == scenarios.git(repo, "rev-parse", "somas/project-1")
+    assert [f["path"] for f in implementation["files"]] == [
+        "src/slugkit/__init__.py",
+        "tests/test_slugify.py",
+    ]
     pulls = json.loads((repo / ".somas" / "tracker" / "pulls.json").read_text())
-    assert [(p["head"], p["base"]) for p in pulls] == [("somas/project-1", "main")]
+    assert [(p["head"], p["base"], p["state"]) for p in pulls] == [
+        ("somas/project-1", "main", "open")
+    ]
 
 
 @pytest.mark.e2e
-def test_validation_really_runs_the_generated_tests(repo: Path, clock: FakeClock) -> None:
-    scenarios.run_to_gate(repo, clock)
+def test_validation_runs_the_whole_suite_on_base_and_branch_in_the_sandbox(
+    repo: Path, clock: FakeClock
+) -> None:
+    run = scenarios.run_to_gate(repo, clock)
 
     artifacts = scenarios.project_dir(repo) / "artifacts"
     results = json.loads((artifacts / "test_results.json").read_text())
     report = json.loads((artifacts / "validation_report.json").read_text())
-    # 5 parametrized cases + 3 plain tests in the recorded test file.
-    assert (results["total"], results["passed"], results["failed"]) == (8, 8, 0)
-    assert results["failures"] == []
+    # The suite's 5 cases on main, and the branch's 2 new ones: every test, not the named ones.
+    assert (results["total"], results["passed"], results["failed"]) == (7, 7, 0)
+    assert (results["base"]["total"], results["base"]["passed"]) == (5, 5)
+    assert results["regressions"] == [] and results["verdict"]["passed"] is True
+    assert results["added_tests"] == [
+        "tests.test_slugify.SlugifyTest.test_max_length_cuts_at_a_word_boundary",
+        "tests.test_slugify.SlugifyTest.test_max_length_never_leaves_a_trailing_hyphen",
+    ]
+    assert results["command"] == "PYTHONPATH=src python3 -m unittest discover -v -s tests -t ."
+    assert results["result_source"] == "output"
+    assert results["sandbox"]["kind"] in ("bubblewrap", "process-group")
     assert results["commit"] == scenarios.git(repo, "rev-parse", "somas/project-1")
     assert report["status"] == "passed"
-    assert report["tests"]["passed"] == 8
+    assert report["tests"]["passed"] == 7
+    # The validator works without tools: it gets the change and a map of the repository.
+    [validator] = [c for c in scenarios.recorded_calls(run) if c.stage == "validation"]
+    assert (
+        "+    if max_length is None or len(slug) <= max_length:"
+        in (validator.inputs["change"]["diff"])
+    )
+    repository_map = validator.inputs["repository_map"]
+    assert "Changes are allowed only under: src/, tests/" in repository_map
+    assert "src/slugkit/__init__.py" in repository_map and "def slugify" in repository_map
 
 
 @pytest.mark.e2e
-def test_failing_generated_tests_fail_the_gate_with_real_counts(
+def test_a_change_that_breaks_existing_tests_fails_with_the_regressions_named(
     repo: Path, tmp_path: Path, clock: FakeClock
 ) -> None:
     broken = demo_output("implementation")
@@ -108,11 +136,18 @@ def test_failing_generated_tests_fail_the_gate_with_real_counts(
     assert state["current_stage"] == "validation"
     assert state["stages"]["validation"]["attempts"] == 3
     assert state["stages"]["validation"]["last_error"]["kind"] == "quality_gate"
+    assert "no_regressions" in state["stages"]["validation"]["last_error"]["message"]
     results = json.loads(
         (scenarios.project_dir(repo) / "artifacts" / "test_results.json").read_text()
     )
-    assert results["failed"] >= 1 and results["total"] == 8
-    assert any("test_slugify_examples" in f["test"] for f in results["failures"])
+    regressed = {r["test"] for r in results["regressions"]}
+    assert "tests.test_slugify.SlugifyTest.test_no_hyphen_at_either_end" in regressed
+    assert results["failures"][0]["regression"] is True  # regressions come first
+    assert results["total"] == 7 and results["base"]["passed"] == 5
+    # The failed project's pull request does not stay open as if it could be merged.
+    [pull] = json.loads((repo / ".somas" / "tracker" / "pulls.json").read_text())
+    assert pull["state"] == "closed"
+    assert "failed at the validation stage" in pull["closed_reason"]
     assert scenarios.schema_problems(repo) == []
 
 
@@ -220,8 +255,14 @@ def test_agent_files_outside_the_allowed_paths_are_refused(
 
 
 @pytest.mark.e2e
-def test_reject_sends_the_project_back_for_rework(repo: Path, clock: FakeClock) -> None:
-    run = scenarios.run_to_gate(repo, clock)
+def test_reject_sends_the_project_back_for_rework(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    # Structured replies: a recorded tool conversation cannot be replayed on the changed branch.
+    recording = scenarios.make_recording(
+        tmp_path / "rec", implementation=[{"output": demo_output("implementation")}]
+    )
+    run = scenarios.run_to_gate(repo, clock, recording)
     state = run.reject("project-1", "local:bob", "please handle emoji")
 
     assert (state["status"], state["current_stage"]) == ("in_progress", "implementation")
@@ -281,3 +322,29 @@ def test_labels_and_status_comment_follow_the_state(repo: Path, clock: FakeClock
     body = issue["comments"][0]["body"]
     assert "| validation | ✅ completed | 1 |" in body
     assert "```mermaid" in body and "somas approve project-1" in body
+
+
+@pytest.mark.e2e
+def test_a_test_already_failing_on_the_base_branch_does_not_fail_the_gate(
+    repo: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    (repo / "tests" / "test_known_bug.py").write_text(
+        "import unittest\n\n\nclass KnownBugTest(unittest.TestCase):\n"
+        "    def test_unicode_dashes(self):\n        self.fail('a known bug, filed as #12')\n"
+    )
+    scenarios.git(repo, "add", "-A")
+    scenarios.git(repo, "commit", "-q", "-m", "a known failing test")
+
+    # Whole files: the recorded conversation's run_tests result would show the known failure.
+    recording = scenarios.make_recording(
+        tmp_path / "rec", implementation=[{"output": demo_output("implementation")}]
+    )
+    state = scenarios.run_to_gate(repo, clock, recording).load("project-1", "local:tester")[1]
+
+    assert (state["status"], state["current_stage"]) == ("waiting", "review")
+    [gate] = state["stages"]["validation"]["quality_gates"]
+    assert gate["passed"] is True
+    assert gate["detail"] == (
+        "7/8 passed, 1 failed, no regressions; the 1 failing already failed on base "
+        "(need >= 1 tests)"
+    )

@@ -315,3 +315,15 @@ def test_tool_settings_come_from_the_config_sections() -> None:
     settings = ToolSettings.of(config)
     assert (settings.read_max_lines, settings.max_files) == (17, 3)
     assert settings.allowed_paths == config.workspace.allowed_paths
+
+
+def test_a_file_in_the_way_of_a_new_files_folder_is_an_error_the_model_reads(
+    scratch: ScratchTree,
+) -> None:
+    path = "src/ledger/rules.py/x.py"  # found by the confinement property test
+    content, is_error = call(tools_for(scratch), "create_file", path=path, content="x\n")
+    assert is_error
+    assert content == (
+        f"error: create_file {path}: a file of that name is in the way of its folder; "
+        "choose another path"
+    )

@@ -25,11 +25,10 @@ from somas_action.core.conversation import (
     recording_to_json,
     resume,
 )
-from somas_action.core.error_kinds import BUDGET, RATE_LIMITED, RUN_DEADLINE
+from somas_action.core.error_kinds import BUDGET, RATE_LIMITED, RUN_DEADLINE, TURN_LIMIT
 from somas_action.core.errors import ProviderError
 from somas_action.core.settings import BudgetLimits
 from somas_action.core.toolloop import (
-    TURN_LIMIT,
     Finished,
     LoopLimits,
     LoopOutcome,

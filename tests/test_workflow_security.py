@@ -161,6 +161,18 @@ def _event_contexts() -> list[dict[str, Any]]:
     return contexts
 
 
+def test_the_agent_workflows_apply_job_prepares_the_sandbox_and_runs_no_code_itself() -> None:
+    """somas-agent.yml's apply job holds the write token: the reply it applies is data, and
+    the only code it runs (a validation reply's tests) runs in the sandbox the action prepares."""
+    apply = jobs(WORKFLOW_DIR / "somas-agent.yml")["apply"]
+    somas_steps = [s for s in apply["steps"] if s.get("uses") == f"./{SOMAS_CHECKOUT_PATH}"]
+    assert [s["with"]["command"] for s in somas_steps] == ["handle-event"]
+    # The action's default prepares bubblewrap; nothing in the job turns it off.
+    assert "prepare-sandbox" not in somas_steps[0]["with"]
+    assert load(ACTION)["inputs"]["prepare-sandbox"]["default"] == "true"
+    assert not [s for s in apply["steps"] if "run" in s and "pytest" in s["run"]]
+
+
 def test_every_workflow_that_changes_a_project_uses_one_concurrency_group() -> None:
     """Label/comment runs and restart/resume/agent runs queue in the same group per project."""
     groups = concurrency_groups()

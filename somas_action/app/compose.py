@@ -17,6 +17,7 @@ from somas_action.core.errors import ConfigError
 from somas_action.core.outbox import NoticePolicy, owed_drafts
 from somas_action.core.ports import AgentProvider, Tracker
 from somas_action.core.settings import Config
+from somas_action.core.tool_events import TOOL_LOOP_EVENTS, tool_loop_detail
 from somas_action.github import actions_runtime
 from somas_action.pipeline.recorder import BatchSink
 from somas_action.pipeline.runner import Runner, Services
@@ -41,10 +42,10 @@ def progress_printer(clock: Clock, out: TextIO | None = None) -> Callable[[Event
             detail = f"  {data['error']['kind']}: {data['error']['message']}"
         elif event["event_type"] == "checkpoint_created":
             detail = f"  {data['checkpoint_id']}"
-        line = (
-            f"  +{elapsed:6.2f}s #{event['seq']:<4} {stage:<14} {event['event_type']:<23} "
-            f"{event['status']}{attempt}{detail}"
-        )
+        what = f"{event['event_type']:<23} {event['status']}{attempt}{detail}"
+        if event["event_type"] in TOOL_LOOP_EVENTS:  # the agent's own steps, told plainly
+            what = tool_loop_detail(event)
+        line = f"  +{elapsed:6.2f}s #{event['seq']:<4} {stage:<14} {what}"
         # One line per event, at most 80 columns: details are cut, not wrapped.
         print(line if len(line) <= 80 else line[:77] + "...", file=out or sys.stdout, flush=True)
 

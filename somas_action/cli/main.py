@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "reject": "drive",
     "status": "status",
     "reconstruct": "reconstruct",
+    "replay": "replay",
     "list": "views",
     "health": "views",
     "monitor": "views",

@@ -2,8 +2,8 @@
 
 `schemas/tools.schema.json` is the one source of every tool's description and argument
 schema; both SDK adapters send what `tool_specs` builds from it. `finish` is completed per
-stage with the fields of the stage's own output (everything but the files, which come from
-the worktree).
+stage with the fields of the stage's own output (its artifacts too; everything but the files,
+which come from the worktree).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ STAGE_TOOLSETS = {
 }
 AGENT_TOOLSETS = {"implementer": "edit", "debugger": "edit"}
 # Output fields that never travel through `finish`: files come from the worktree's changes.
-_NOT_FINISH_FIELDS = ("files", "artifacts")
+_NOT_FINISH_FIELDS = ("files", "deleted")
 
 
 def toolset_for(stage: str, agent: str) -> str:

@@ -199,7 +199,25 @@ class Metrics(TypedDict):
     invalid_outputs: NotRequired[int]
     debugger_runs: NotRequired[int]
     debugger_fixes: NotRequired[int]
+    # Tool loops (docs/agents.md): model turns and tool calls recorded.
+    agent_turns: NotRequired[int]
+    tool_calls: NotRequired[int]
+    # Reviews that sent the project back for changes.
+    review_rounds: NotRequired[int]
     usage: NotRequired[Usage]
+
+
+class ChangesRequested(TypedDict):
+    """`.changes_requested`: a reviewer's request that sent the project back, until the
+    reviewing stage approves (then None). `round` counts requests against `max_rounds`."""
+
+    stage: str
+    back_to: str
+    round: int
+    max_rounds: int
+    summary: str
+    comments: list[str]
+    requested_at: str
 
 
 class LastEvent(TypedDict):
@@ -263,6 +281,7 @@ class State(TypedDict):
     last_event: LastEvent
     # Comments owed to the issue and not yet said (absent until the first one is owed).
     outbox: NotRequired[list[Notice]]
+    changes_requested: NotRequired[ChangesRequested | None]
 
 
 class ArtifactRecord(TypedDict):

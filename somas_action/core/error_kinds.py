@@ -32,6 +32,11 @@ WORKSPACE = "workspace"
 # The run died during the attempt (recorded by the next run): it counts, so a stage whose
 # attempts keep killing their run still stops at max_retries.
 ABANDONED = "abandoned"
+# A tool loop used `tool_loop.max_turns` without finishing: its work is kept and the project
+# parks until a person raises the limit and resumes (the conversation continues).
+TURN_LIMIT = "turn_limit"
+# A reviewer still requests changes after the stage's `max_retries` rounds: a person decides.
+CHANGES_REQUESTED = "changes_requested"
 
 
 class Policy(NamedTuple):
@@ -60,6 +65,8 @@ POLICIES: dict[str, Policy] = {
     QUALITY_GATE: Policy(False, False, False, True, False),
     WORKSPACE: Policy(False, False, False, True, False),
     ABANDONED: Policy(False, False, False, True, False),
+    TURN_LIMIT: Policy(False, False, False, False, True),
+    CHANGES_REQUESTED: Policy(False, False, False, False, False),
 }
 # An unknown kind (e.g. from an old recording) keeps the engine's historic behaviour: retry.
 _UNKNOWN = Policy(False, False, False, True, False)

@@ -73,6 +73,15 @@ class EventType(StrEnum):
     # pushed before anything is said) and its delivery (or why it cannot be delivered).
     NOTIFICATION_OWED = "notification_owed"
     NOTIFICATION_SENT = "notification_sent"
+    # The reviewer requested changes: the project goes back to its `on_reject` stage.
+    REVIEW_CHANGES_REQUESTED = "review_changes_requested"
+    # An agent's tool loop (docs/agents.md): one event per conversation start, model turn and
+    # tool call (its full output an artifact), and one when the loop stops or finishes.
+    AGENT_CONVERSATION_STARTED = "agent_conversation_started"
+    AGENT_TURN_RECORDED = "agent_turn_recorded"
+    AGENT_TOOL_CALLED = "agent_tool_called"
+    AGENT_LOOP_STOPPED = "agent_loop_stopped"
+    AGENT_LOOP_FINISHED = "agent_loop_finished"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)

@@ -36,10 +36,16 @@ def output_field(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
 
 
 def tests_passed(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
-    """Tests ran, at least `min_tests` of them, with no failures or errors."""
+    """The regression verdict passed and at least `min_tests` tests ran.
+
+    A `test_results.json` without a verdict (written before the regression-aware runner)
+    is judged the old way: no failures or errors at all.
+    """
     results = inputs.test_results
     if results is None:
         return False, "no test results (this gate needs a validation stage)"
+    if "verdict" in results:
+        return _verdict_passed(gate.min_tests, results)
     minimum = gate.min_tests
     bad = results["failed"] + results["errors"]
     ok = bad == 0 and results["total"] >= minimum and results["exit_code"] == 0
@@ -48,6 +54,21 @@ def tests_passed(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:
         f"{results['passed']}/{results['total']} passed, {bad} failed "
         f"(need >= {minimum}, 0 failed)",
     )
+
+
+def _verdict_passed(minimum: int, results: dict[str, Any]) -> tuple[bool, str]:
+    """Failures that were already failing on base do not count; regressions always do."""
+    failed = [c for c in results["verdict"]["checks"] if not c["passed"]]
+    counted = results.get("result_source") != "exit_code"  # the runner named or counted tests
+    enough = not counted or results["total"] >= minimum
+    head = f"{results['passed']}/{results['total']} passed, {results['failed']} failed"
+    if failed:
+        return False, f"{head}; " + "; ".join(f"{c['name']}: {c['detail']}" for c in failed)
+    if not enough:
+        return False, f"{head}; fewer than {minimum} tests ran"
+    bad = results["failed"] + results["errors"]
+    known = f"; the {bad} failing already failed on base" if bad else ""
+    return True, f"{head}, no regressions{known} (need >= {minimum} tests)"
 
 
 def verdict(gate: QualityGate, inputs: GateInputs) -> tuple[bool, str]:

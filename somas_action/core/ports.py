@@ -11,6 +11,7 @@ from somas_action.core.budget import Budget
 from somas_action.core.domain import JsonObject
 from somas_action.core.events import EventType
 from somas_action.core.settings import ModelRef
+from somas_action.core.toolloop import ModelPort
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,18 @@ class SupportsAvailability(Protocol):
         """A Deferral if every model in `models` (a fallback chain) is refused right now."""
 
 
+@runtime_checkable
+class SupportsToolLoop(Protocol):
+    """A provider that can drive a tool loop (docs/agents.md) as well as structured replies."""
+
+    def tool_model(self, request: AgentRequest) -> ModelPort | None:
+        """The model that answers this request's tool-loop turns; None: structured replies only.
+
+        Observations of its calls (failures, fallbacks, breaker changes) go to
+        `request.options.observe`; token usage is recorded by the loop itself, per turn.
+        """
+
+
 @dataclass(frozen=True)
 class Issue:
     """An issue as the tracker knows it."""
@@ -104,6 +117,9 @@ class Tracker(Protocol):
 
     def upsert_pull_request(self, head: str, base: str, title: str, body: str) -> str:
         """Open (or update) the pull request for branch `head`; return its reference."""
+
+    def close_pull_request(self, head: str, reason: str) -> str | None:
+        """Close the open pull request of branch `head`, saying why on it; None if there is none."""
 
     def cancel_in_progress_runs(self) -> list[str]:
         """Cancel the tracker's running pipeline runs, where it has any; return their ids."""

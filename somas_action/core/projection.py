@@ -19,6 +19,8 @@ from somas_action.core.domain import Event, StageRecord, State
 from somas_action.core.events import CIRCUIT_BREAKER_EVENT_TYPES, EventType
 
 _DIGEST_KEY = "projection_sha256"
+# The provider name of recorded replies and conversations: they cost nothing.
+RECORDED = "recorded"
 Handler = Callable[[State, Event], None]
 
 
@@ -127,6 +129,7 @@ def _attempt_failed(state: State, event: Event) -> None:
 
 
 def _stage_completed(state: State, event: Event) -> None:
+    _changes_settled(state, event)
     record = _record(state, event)
     record.update(
         {
@@ -272,6 +275,7 @@ def _incident(state: State, event: Event) -> None:
 
 
 def _gate_opened(state: State, event: Event) -> None:
+    _changes_settled(state, event)
     stage = event["stage"] or state["current_stage"]
     state["stages"][stage]["status"] = names.STAGE_WAITING
     state["status"] = names.WAITING
@@ -325,7 +329,12 @@ def _breaker(state: State, event: Event) -> None:
 
 
 Counter = Literal[
-    "provider_errors", "provider_fallbacks", "invalid_outputs", "debugger_runs", "debugger_fixes"
+    "provider_errors",
+    "provider_fallbacks",
+    "invalid_outputs",
+    "debugger_runs",
+    "debugger_fixes",
+    "tool_calls",
 ]
 
 
@@ -359,6 +368,41 @@ def _usage(state: State, event: Event) -> None:
     _add_usage(usage, data)
     _add_usage(usage["by_stage"].setdefault(event["stage"] or "-", {}), data)
     _add_usage(usage["by_model"].setdefault(f"{data['provider']}/{data['model']}", {}), data)
+
+
+def _turn_recorded(state: State, event: Event) -> None:
+    """A tool-loop turn: counted, and its tokens and cost are usage like any agent call's."""
+    metrics = state["metrics"]
+    metrics["agent_turns"] = metrics.get("agent_turns", 0) + 1
+    if event["data"]["provider"] != RECORDED:  # a recording spends nothing
+        _usage(state, event)
+
+
+def _changes_requested(state: State, event: Event) -> None:
+    """A reviewer sent the project back: like a rejection, `back_to` and later stages restart."""
+    data = event["data"]
+    target = event["to_stage"] or data["back_to"]
+    _reset_from(state, target)
+    state["status"] = names.IN_PROGRESS
+    state["recovery_info"]["resume_stage"] = target
+    metrics = state["metrics"]
+    metrics["review_rounds"] = metrics.get("review_rounds", 0) + 1
+    state["changes_requested"] = {
+        "stage": event["stage"] or state["current_stage"],
+        "back_to": data["back_to"],
+        "round": data["round"],
+        "max_rounds": data["max_rounds"],
+        "summary": data["summary"],
+        "comments": list(data["comments"]),
+        "requested_at": event["ts"],
+    }
+
+
+def _changes_settled(state: State, event: Event) -> None:
+    """The stage that requested changes approved (its gate opened, or it completed)."""
+    request = state.get("changes_requested")
+    if request is not None and request["stage"] == event["stage"]:
+        state["changes_requested"] = None
 
 
 def _parked(state: State, event: Event) -> None:
@@ -445,6 +489,12 @@ _HANDLERS: dict[str, Handler] = {
     EventType.ENGINE_TOOL_CALLED: _nothing,
     EventType.NOTIFICATION_OWED: _notification_owed,
     EventType.NOTIFICATION_SENT: _notification_sent,
+    EventType.REVIEW_CHANGES_REQUESTED: _changes_requested,
+    EventType.AGENT_CONVERSATION_STARTED: _nothing,
+    EventType.AGENT_TURN_RECORDED: _turn_recorded,
+    EventType.AGENT_TOOL_CALLED: _count("tool_calls"),
+    EventType.AGENT_LOOP_STOPPED: _nothing,
+    EventType.AGENT_LOOP_FINISHED: _nothing,
 }
 HANDLED_EVENT_TYPES = frozenset({EventType.PROJECT_CREATED, *_HANDLERS})
 

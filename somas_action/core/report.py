@@ -114,6 +114,27 @@ def _why(state: State) -> list[str]:
     return []
 
 
+def _agents(state: State) -> list[str]:
+    """What the agents did through their tools, and a reviewer's open request for changes."""
+    lines = []
+    metrics = state["metrics"]
+    turns = metrics.get("agent_turns", 0)
+    if turns:
+        calls = metrics.get("tool_calls", 0)
+        lines.append(
+            f"**Agents' tools:** {turns} turns, {calls} tool calls, each in the log "
+            f"(`somas replay {state['project_id']}` re-runs them)"
+        )
+    request = state.get("changes_requested")
+    if request is not None:
+        comments = "; ".join(request["comments"]) or request["summary"]
+        lines.append(
+            f"**Changes requested** by {request['stage']} (round {request['round']} of "
+            f"{request['max_rounds']}): {untrusted.code_span(comments, 500)}"
+        )
+    return [*lines, ""] if lines else []
+
+
 def status_markdown(state: State) -> str:
     """The issue's status comment: a stage table, a Mermaid diagram, the next human action."""
     rows = ["| Stage | Status | Attempts | Duration |", "|---|---|---|---|"]
@@ -130,6 +151,7 @@ def status_markdown(state: State) -> str:
             "",
             _mermaid(state),
             "",
+            *_agents(state),
             *_why(state),
             f"**Next:** {next_action(state, markdown=True)}",
         ]

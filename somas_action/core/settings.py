@@ -266,6 +266,7 @@ class ToolLoopSettings:
     read_max_lines: int
     search_max_matches: int
     repo_map_chars: int
+    diff_chars: int
 
 
 @dataclass(frozen=True)
@@ -381,6 +382,8 @@ class AgentConfig:
     max_output_tokens: int
     # A coding-agent CLI that acts as this agent (`providers.engines.spec` parses it).
     engine: JsonObject | None
+    # The repository tools it works with (`none`, `read`, `edit`); None: by its role.
+    tools: str | None
 
     @property
     def models(self) -> tuple[ModelRef, ...]:

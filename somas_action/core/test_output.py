@@ -1,8 +1,9 @@
 """Read test results from a runner's console output, for runs that wrote no JUnit report.
 
-Per-test lines (pytest -v, cargo/libtest, TAP from `node --test`, `go test -v`) give named
-results; a summary line (`N passed, N failed`, pytest's last line, cargo's `test result:`,
-node's `# pass N`) gives counts only. Ids match the JUnit ids of the same runner
+Per-test lines (pytest -v, cargo/libtest, TAP from `node --test`, `go test -v`, `python -m
+unittest -v`) give named results; a summary line (`N passed, N failed`, pytest's last line,
+cargo's `test result:`, node's `# pass N`, unittest's `Ran N tests` and `FAILED (…)`) gives
+counts only. Ids match the JUnit ids of the same runner
 (`somas_action.validation.junit`), so a timed-out run can be compared with a complete one.
 """
 
@@ -19,11 +20,13 @@ from somas_action.core.test_outcomes import (
     clip,
     first_line,
 )
+from somas_action.core.unittest_output import unittest_cases, unittest_summary
 
 _PYTEST_LINE = re.compile(
     r"^(?P<id>[^\s:][^\s]*::\S.*?) (?P<word>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b"
 )
-_PYTEST_SHORT = re.compile(r"^(?P<word>FAILED|ERROR) (?P<id>\S+)(?: - (?P<msg>.*))?$")
+# Not unittest's closing `FAILED (failures=2)`: a test id never starts with a parenthesis.
+_PYTEST_SHORT = re.compile(r"^(?P<word>FAILED|ERROR) (?P<id>[^\s(]\S*)(?: - (?P<msg>.*))?$")
 _PYTEST_RUNNING = re.compile(r"^(?P<id>[^\s:][^\s]*::\S+) ?$")
 _PYTEST_WORDS: dict[str, Outcome] = {
     "PASSED": "passed",
@@ -66,6 +69,8 @@ def parse_cases(output: str) -> list[CaseResult]:
     for parser in (_pytest_cases, _cargo_cases, _tap_cases, _go_cases):
         for case in parser(lines):
             found[case.test] = case
+    for case in unittest_cases(output):
+        found[case.test] = case
     return list(found.values())
 
 
@@ -76,7 +81,7 @@ def parse_summary(output: str) -> Counts | None:
         counts = reader(lines)
         if counts is not None:
             return counts
-    return None
+    return unittest_summary(output)
 
 
 def running_test(output: str) -> str | None:

@@ -33,11 +33,8 @@ from somas_action.core.conversation import (
     resume,
     tool_call_record,
 )
-from somas_action.core.error_kinds import RUN_DEADLINE, WORKSPACE
+from somas_action.core.error_kinds import RUN_DEADLINE, TURN_LIMIT, WORKSPACE
 from somas_action.core.errors import ProviderError, SomasError
-
-# The conversation used its turns: a person raises `tool_loop.max_turns` and resumes.
-TURN_LIMIT = "turn_limit"
 
 
 @dataclass(frozen=True)
@@ -76,8 +73,13 @@ class ToolPort(Protocol):
 class ModelPort(Protocol):
     """One model: each `turn` is one request (retries, breakers and fallback wrap it)."""
 
-    provider: str
-    model: str
+    @property
+    def provider(self) -> str:
+        """The provider answering (a fallback may change it between turns)."""
+
+    @property
+    def model(self) -> str:
+        """The model answering."""
 
     def turn(self, transcript: Transcript, tools: Sequence[ToolSpec], max_tokens: int) -> ModelTurn:
         """The model's next message, or a classified ProviderError."""
@@ -93,6 +95,9 @@ class LoopLimits:
     # A turn may start only if it can end before the deadline (the provider's call timeout).
     reserve_seconds: float = 0.0
     price: tuple[float, float] | None = None
+    # USD per million tokens of the model that answered a turn (a fallback may change it);
+    # when given, it wins over `price`.
+    price_of: Callable[[str], tuple[float, float] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,9 @@ def _bound_reached(run: _Run, transcript: Transcript, turns: int) -> Stopped | N
 
 
 def _record_turn(run: _Run, number: int, reply: ModelTurn) -> None:
-    cost = cost_usd(run.limits.price, reply.input_tokens, reply.output_tokens)
+    limits = run.limits
+    price = limits.price_of(run.model.model) if limits.price_of else limits.price
+    cost = cost_usd(price, reply.input_tokens, reply.output_tokens)
     run.guard.spend(reply.input_tokens + reply.output_tokens, cost)
     run.add(
         TurnRecord(

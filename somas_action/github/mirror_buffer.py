@@ -73,6 +73,10 @@ class MirrorBuffer:
         """Pull requests are not held: the runner records the reference it gets back."""
         return self.tracker.upsert_pull_request(head, base, title, body)
 
+    def close_pull_request(self, head: str, reason: str) -> str | None:
+        """Not held: a failed project's pull request is closed as it fails."""
+        return self.tracker.close_pull_request(head, reason)
+
     def upsert_alert(self, title: str, body: str | None) -> str | None:
         """Not held: the monitor writes it once per run."""
         return self.tracker.upsert_alert(title, body)

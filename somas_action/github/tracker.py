@@ -295,6 +295,21 @@ class GitHubTracker:
             return (int(pull["number"]), str(pull["html_url"]), pull["title"], pull["body"] or "")
         return None
 
+    def close_pull_request(self, head: str, reason: str) -> str | None:
+        """Say on the open pull request of `head` why it is closed, then close it."""
+        known = self._pulls.get(head) or self._find_pull(head)
+        if known is None:
+            return None
+        number, url, _, _ = known
+        # A pull request is an issue to the comments API; the marker keeps a retry from
+        # saying it twice.
+        self.upsert_comment(number, f"somas:closed:{head}", reason)
+        self.api.send(
+            f"close pull request #{number}", "PATCH", f"/pulls/{number}", {"state": "closed"}
+        )
+        self._pulls.pop(head, None)
+        return url
+
     # -- workflow runs -------------------------------------------------------------------------
 
     def list_runs(self, status: str) -> list[WorkflowRun]:

@@ -9,13 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from somas_action.config.loader import load_agent, load_agents
-from somas_action.config.resources import schemas_dir
 from somas_action.config.schemas import first_problem, load_schema
 from somas_action.core import engine, names
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import (
     ArtifactRecord,
-    ErrorRecord,
     EventDraft,
     GateResult,
     IssueSnapshot,
@@ -29,10 +27,12 @@ from somas_action.core.errors import AttemptFailed, ClassifiedError, CommandRefu
 from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.ports import AgentProvider, AgentRequest, Deferral, Observation, Tracker
 from somas_action.core.settings import AgentConfig, Config, StageConfig
-from somas_action.pipeline import resilience_steps
-from somas_action.pipeline.debugger import DEBUGGER, Debugger
+from somas_action.pipeline import resilience_steps, review_flow
+from somas_action.pipeline.agent_schemas import DEBUGGER, output_schema_name
+from somas_action.pipeline.debugger import Debugger
 from somas_action.pipeline.lease import project_lease
 from somas_action.pipeline.loading import open_project
+from somas_action.pipeline.outcomes import ChangesRequested, Deferred, Failure, Outcome, Success
 from somas_action.pipeline.recorder import (
     BatchSink,
     EventSink,
@@ -42,6 +42,7 @@ from somas_action.pipeline.recorder import (
 )
 from somas_action.pipeline.safepoints import SafePoints
 from somas_action.pipeline.stage_handlers import StageHandlers
+from somas_action.pipeline.tool_stage import AgentWork
 from somas_action.pipeline.watch import RunStopped
 from somas_action.state.git import GitWorkspace
 from somas_action.state.store import ProjectStore
@@ -66,34 +67,6 @@ class Services:
     lease_wait_seconds: float = 900.0
 
 
-@dataclass(frozen=True)
-class Success:
-    """The attempt's reply was valid and every quality gate passed."""
-
-    output: JsonObject
-    artifacts: list[ArtifactRecord]
-    gate_results: list[GateResult]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """The attempt failed; what it wrote (failing test results) is kept for diagnosis."""
-
-    error: ErrorRecord
-    artifacts: list[ArtifactRecord]
-    gate_results: list[GateResult]
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """No reply could be had now (every provider refused, out of time): park, lose nothing."""
-
-    deferral: Deferral
-
-
-Outcome = Success | Failure | Deferred
-
-
 class Runner:
     """One entry point per command; each returns the project's new state."""
 
@@ -104,7 +77,19 @@ class Runner:
             services.clock, services.tracker, services.on_event, services.on_commit
         )
         self.handlers = StageHandlers(
-            services.config.workspace, services.tracker, self.workspace, services.base_branch
+            services.config.workspace,
+            services.tracker,
+            self.workspace,
+            services.base_branch,
+            services.config.validation,
+        )
+        self.work = AgentWork(
+            self.recorder,
+            services.provider,
+            self.workspace,
+            services.config,
+            self.handlers,
+            services.clock,
         )
         self.debugger = Debugger(self.recorder, services.provider, self.handlers, services.config)
         self.safepoints = SafePoints(
@@ -356,7 +341,10 @@ class Runner:
         ctx = self.context(actor, delivery_id or f"advance:{state['metrics']['events']}")
         state = self.commit(store, state, engine.start_attempt(state, stage, attempt, model, ctx))
         try:
-            outcome = self._attempt(store, state, stage, request, reply)
+            state, answer, halted = self.work.converse(
+                store, state, stage, self._agent(stage.agent), request, actor, deadline, reply
+            )
+            outcome = halted or self._attempt(store, state, stage, request, answer)
         except RunStopped as stopped:
             _, state = self.load(state["project_id"], actor)
             return self.safepoints.abandon_open(store, state, actor, "stopped", stopped.output)
@@ -395,12 +383,15 @@ class Runner:
         )
         if isinstance(outcome, Success):
             return self._record_success(store, state, step, outcome, actor)
+        if isinstance(outcome, ChangesRequested):
+            return review_flow.record(self.recorder, store, state, step, outcome, actor)
         if isinstance(outcome, Deferred):
             return resilience_steps.park(
                 self.recorder, store, state, stage.name, outcome.deferral, attempt, actor
             )
         state = self._record_failure(store, state, step, outcome, replay, actor)
         if state["status"] == names.FAILED:
+            self.handlers.withdraw_pull_request(state)
             return state
         if outcome.error["kind"] == QUALITY_GATE and stage.handler == "validation":
             state = self._debug(store, state, stage, attempt, actor, deadline)
@@ -429,6 +420,9 @@ class Runner:
             names_written = {a["name"] for a in artifacts}
             inputs = GateInputs(output=output, artifacts=names_written, test_results=test_results)
             gate_results = evaluate(stage.quality_gates, inputs)
+            changes = review_flow.outcome_for(state, stage, output, artifacts, gate_results)
+            if changes is not None:
+                return changes
             failed = [g for g in gate_results if not g["passed"]]
             if failed:
                 detail = "; ".join(f"{g['name']}: {g['detail']}" for g in failed)
@@ -544,11 +538,9 @@ class Runner:
                 "by": gate["decided_by"],
                 "reason": gate["reason"],
             }
+        inputs.update(self.work.extra_inputs(store, state, stage))
         return inputs
 
 
 def _output_schema_name(stage: StageConfig) -> str:
-    specific = f"agent-output/{stage.name}"
-    if (schemas_dir() / f"{specific}.schema.json").exists():
-        return specific
-    return "agent-output/generic"
+    return output_schema_name(stage.name)

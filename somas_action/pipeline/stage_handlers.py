@@ -1,8 +1,8 @@
 """What each kind of stage does with a valid agent reply: artifacts, commits, test runs.
 
 Agent output is data: file paths are confined to `workspace.allowed_paths`, sizes are
-bounded, and nothing in a reply is ever run as a command (the validation stage runs pytest
-itself on the paths the reply names).
+bounded, and nothing in a reply is ever run as a command (the validation stage runs the
+repository's own suite in the sandbox, on the base and on the branch).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from somas_action.core import names, untrusted
 from somas_action.core.domain import ArtifactRecord, JsonObject, State
 from somas_action.core.error_kinds import INVALID_OUTPUT
 from somas_action.core.errors import AttemptFailed, WorkspaceError
-from somas_action.core.gates import GateInputs, evaluate
 from somas_action.core.paths import confined_path
 from somas_action.core.ports import Tracker
-from somas_action.core.settings import StageConfig, WorkspaceSettings
+from somas_action.core.settings import StageConfig, ValidationSettings, WorkspaceSettings
+from somas_action.pipeline.validation_stage import run_suite, validation_report
 from somas_action.state.artifacts import write_stage_artifacts
 from somas_action.state.git import GitWorkspace
 from somas_action.state.store import ProjectStore
@@ -38,6 +38,7 @@ class ImplementationRecord(TypedDict):
     commit: str
     pull_request: str
     files: list[FileRecord]
+    deleted: list[str]
 
 
 class StageHandlers:
@@ -49,11 +50,13 @@ class StageHandlers:
         tracker: Tracker,
         workspace: GitWorkspace,
         base_branch: str,
+        validation: ValidationSettings,
     ) -> None:
         self.settings = settings
         self.tracker = tracker
         self.workspace = workspace
         self.base_branch = base_branch
+        self.validation = validation
 
     def write_outputs(
         self, store: ProjectStore, state: State, stage: StageConfig, output: JsonObject
@@ -72,30 +75,27 @@ class StageHandlers:
         return write_stage_artifacts(store, stage.name, written, supplied), test_results
 
     def implement(self, state: State, output: JsonObject) -> ImplementationRecord:
-        """Commit the reply's files to the project branch and open or update its pull request."""
+        """Commit the reply's files (and deletions) to the project branch; open or update its
+        pull request."""
         settings = self.settings
-        files = output["files"]
-        if len(files) > settings.max_files:
+        files, deleted = output["files"], output.get("deleted") or []
+        if len(files) + len(deleted) > settings.max_files:
             raise AttemptFailed(
-                f"{len(files)} files exceed workspace.max_files ({settings.max_files})",
+                f"{len(files) + len(deleted)} files exceed workspace.max_files "
+                f"({settings.max_files})",
                 INVALID_OUTPUT,
             )
-        checked = []
+        checked: list[tuple[str, str | None]] = []
         for item in files:
             path = _agent_path(item["path"], settings.allowed_paths)
             if len(item["content"].encode()) > settings.max_file_bytes:
                 raise AttemptFailed(f"{path} exceeds workspace.max_file_bytes", INVALID_OUTPUT)
             checked.append((path, item["content"]))
+        checked += [(_agent_path(path, settings.allowed_paths), None) for path in deleted]
         branch = names.project_branch_for(state["project_id"])
         message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
         commit = self.workspace.commit_files(branch, checked, message)
-        pull = self.tracker.upsert_pull_request(
-            head=branch,
-            base=self.base_branch,
-            title=f"{untrusted.title(state['title'])} (#{state['issue_number']})",
-            # "Closes" is what links the pull request to the issue on GitHub.
-            body=f"Closes #{state['issue_number']}.\n\n{untrusted.prose(output['summary'])}",
-        )
+        pull = self.publish(state, output["summary"])
         return {
             "branch": branch,
             "commit": commit,
@@ -103,28 +103,56 @@ class StageHandlers:
             "files": [
                 {"path": p, "bytes": len(c.encode()), "sha256": _sha256(c.encode())}
                 for p, c in checked
+                if c is not None
             ],
+            "deleted": [p for p, c in checked if c is None],
         }
+
+    def publish(self, state: State, summary: str) -> str:
+        """Open or update the project branch's pull request (on GitHub this pushes the branch
+        first); its reference."""
+        return self.tracker.upsert_pull_request(
+            head=names.project_branch_for(state["project_id"]),
+            base=self.base_branch,
+            title=f"{untrusted.title(state['title'])} (#{state['issue_number']})",
+            # "Closes" is what links the pull request to the issue on GitHub.
+            body=f"Closes #{state['issue_number']}.\n\n{untrusted.prose(summary)}",
+        )
+
+    def withdraw_pull_request(self, state: State) -> None:
+        """A failed project's pull request must not look mergeable: close it, saying why."""
+        branch = names.project_branch_for(state["project_id"])
+        if self.workspace.rev(f"refs/heads/{branch}") is None:
+            return  # no code was ever committed: there is no pull request
+        failure = state["recovery_info"]["last_failure"]
+        why = (
+            f"{failure['error']['kind']}: {untrusted.prose(failure['error']['message'])}"
+            if failure
+            else state["status"]
+        )
+        reason = (
+            f"SOMAS closed this pull request: {state['project_id']} failed at the "
+            f"{state['current_stage']} stage ({why}). Its state and the way back are on "
+            f"#{state['issue_number']}; after a restart, the next implementation opens a new "
+            "pull request."
+        )
+        self.tracker.close_pull_request(branch, reason)
 
     def validate(
         self, state: State, stage: StageConfig, output: JsonObject
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run the project branch's tests; (test_results.json, validation_report.json)."""
+        """The repository's suite on the branch and its base; (test_results, report)."""
         branch = names.project_branch_for(state["project_id"])
         paths = [_agent_path(p, self.settings.allowed_paths) for p in output["test_paths"]]
-        run = self.workspace.run_tests(f"refs/heads/{branch}", paths, stage.timeout_minutes * 60)
-        results = run.as_artifact(branch, paths)
-        gates = evaluate(stage.quality_gates, GateInputs(output, set(), results))
-        report: dict[str, Any] = {
-            "status": "passed" if all(g["passed"] for g in gates) else "failed",
-            "branch": branch,
-            "commit": run.commit,
-            "tests": {k: results[k] for k in ("total", "passed", "failed", "errors", "skipped")},
-            "quality_gates": gates,
-            "risks": output.get("risks", []),
-            "agent_summary": output["summary"],
-        }
-        return results, report
+        run = run_suite(
+            self.workspace,
+            base_ref=self.base_branch,
+            branch_ref=f"refs/heads/{branch}",
+            settings=self.validation,
+            named_tests=paths,
+            branch_name=branch,
+        )
+        return run.artifact, validation_report(run, stage.quality_gates, output, branch)
 
 
 def _agent_path(path: str, allowed: tuple[str, ...]) -> str:

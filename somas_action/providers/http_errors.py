@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from somas_action.core.error_kinds import (
     AUTH,
+    CONFIG,
     PERMANENT,
     QUOTA,
     RATE_LIMITED,
@@ -25,6 +27,25 @@ KEY_ENV = {
     "anthropic": "ANTHROPIC_API_KEY",
     "github-models": "GITHUB_TOKEN",
 }
+
+
+def provider_key(provider: str, model: str) -> str:
+    """The API key of `provider` from its environment variable (the only place one is read)."""
+    if provider not in KEY_ENV:
+        raise ProviderError(
+            f"model {provider}/{model}: provider {provider!r} cannot be called live; "
+            f"use one of {', '.join(KEY_ENV)} (or agent_provider.type: recorded)",
+            kind=CONFIG,
+            service=provider,
+        )
+    key = os.environ.get(KEY_ENV[provider], "")
+    if not key:
+        raise ProviderError(
+            f"{provider}/{model}: no API key: {key_help(provider)}",
+            kind=AUTH,
+            service=provider,
+        )
+    return key
 
 
 def key_help(provider: str) -> str:

@@ -9,11 +9,10 @@ request's `observe` callback, and the runner records it in the project's log.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from somas_action.config.schemas import problems_in
 from somas_action.core.breaker import Transition
@@ -21,7 +20,6 @@ from somas_action.core.budget import BudgetGuard, cost_usd, price_for
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import JsonObject
 from somas_action.core.error_kinds import (
-    AUTH,
     CIRCUIT_OPEN,
     CONFIG,
     INVALID_OUTPUT,
@@ -34,7 +32,9 @@ from somas_action.core.events import EventType
 from somas_action.core.ports import AgentRequest, Deferral, Observation
 from somas_action.core.retry import call_with_retries
 from somas_action.core.settings import Config, ModelRef
-from somas_action.providers.http_errors import KEY_ENV, key_help
+from somas_action.core.toolloop import ModelPort
+from somas_action.providers.http_errors import provider_key
+from somas_action.providers.live_tools import LiveToolModel
 from somas_action.providers.structured import (
     Conversation,
     Reply,
@@ -45,6 +45,7 @@ from somas_action.providers.structured import (
 from somas_action.state.breakers import AI_API, CircuitBreaker
 
 Observe = Callable[[Observation], None]
+T = TypeVar("T")
 
 
 class ModelClient(Protocol):
@@ -111,6 +112,10 @@ class LiveProvider:
             services=tuple(dict.fromkeys(services)),
         )
 
+    def tool_model(self, request: AgentRequest) -> ModelPort | None:
+        """The agent's model chain as one tool-loop model (every provider here calls tools)."""
+        return LiveToolModel(self, request)
+
     # -- the call ----------------------------------------------------------------------------
 
     def invoke(self, request: AgentRequest) -> JsonObject:
@@ -124,7 +129,7 @@ class LiveProvider:
             )
         observe = request.options.observe
         ai_api = self.breaker(AI_API)
-        self._note(observe, ai_api.acquire())
+        self.note(observe, ai_api.acquire())
         guard = BudgetGuard(request.options.budget, self.pricing)
         failures: list[tuple[ModelRef, ProviderError]] = []
         try:
@@ -145,14 +150,14 @@ class LiveProvider:
                     if not policy_for(exc.kind).fallback:
                         break
                     continue
-                self._note(observe, ai_api.record_success())
+                self.note(observe, ai_api.record_success())
                 return output
         except BaseException:
             ai_api.release()  # interrupted: no verdict on the AI layer
             raise
-        final = self._final_error(failures)
+        final = self.final_error(failures)
         if any(policy_for(exc.kind).counts_for_breaker for _, exc in failures):
-            self._note(observe, ai_api.record_failure(final.kind, str(final)))
+            self.note(observe, ai_api.record_failure(final.kind, str(final)))
         else:
             ai_api.release()
         raise final
@@ -174,27 +179,51 @@ class LiveProvider:
             temperature=request.options.temperature,
         )
         client.start(conversation, user_prompt(request.stage, request.attempt, request.inputs))
-        deadline = request.options.deadline
+        affordable = self.affordable(timeout, request.options.deadline)
 
-        def affordable(wait: float) -> bool:
+        def one_call(number: int) -> JsonObject:
+            self.check_time(model, timeout, affordable)
+            guard.check(provider, name, conversation.size(), conversation.max_tokens)
+            self.note(observe, breaker.acquire())
+            reply = self.send_one(
+                lambda: client.send(conversation), breaker, model, number, observe
+            )
+            return self._judge(client, conversation, reply, model, number, request, guard, observe)
+
+        return self.with_retries(one_call, breaker, affordable, observe)
+
+    def affordable(self, timeout: float, deadline: float | None) -> Callable[[float], bool]:
+        """Whether a wait of so many seconds, then one call, still fits the run and the policy."""
+
+        def check(wait: float) -> bool:
             if wait > self.retry.max_wait_seconds:
                 return False
             return deadline is None or self.clock.monotonic() + wait + timeout <= deadline
 
-        def one_call(number: int) -> JsonObject:
-            if not affordable(0.0):
-                raise ProviderError(
-                    f"{model.label}: the run has less than one call timeout ({timeout:g}s) "
-                    "left; continuing in the next run",
-                    kind=RUN_DEADLINE,
-                    retry_after=0.0,
-                    service=provider,
-                )
-            guard.check(provider, name, conversation.size(), conversation.max_tokens)
-            self._note(observe, breaker.acquire())
-            reply = self._send(client, conversation, breaker, model, number, observe)
-            return self._judge(client, conversation, reply, model, number, request, guard, observe)
+        return check
 
+    def check_time(
+        self, model: ModelRef, timeout: float, affordable: Callable[[float], bool]
+    ) -> None:
+        """Refuse a call that might not end before the run's deadline (run_deadline)."""
+        if not affordable(0.0):
+            raise ProviderError(
+                f"{model.label}: the run has less than one call timeout ({timeout:g}s) "
+                "left; continuing in the next run",
+                kind=RUN_DEADLINE,
+                retry_after=0.0,
+                service=model.provider,
+            )
+
+    def with_retries(
+        self,
+        one_call: Callable[[int], T],
+        breaker: CircuitBreaker,
+        affordable: Callable[[float], bool],
+        observe: Observe,
+    ) -> T:
+        """`one_call(n)` under the classified retries; a Retry-After longer than this run can
+        wait opens the service's breaker until then (nobody should call before)."""
         try:
             return call_with_retries(
                 one_call,
@@ -206,25 +235,24 @@ class LiveProvider:
         except ProviderError as exc:
             wait = exc.retry_after
             if exc.kind == RATE_LIMITED and wait is not None and not affordable(wait):
-                # Asked to wait longer than this run can: nobody should call before then.
                 until = self.clock.now() + timedelta(seconds=wait)
-                self._note(observe, breaker.open_until(until, f"rate limited for {wait:g}s"))
+                self.note(observe, breaker.open_until(until, f"rate limited for {wait:g}s"))
             raise
 
-    def _send(
+    def send_one(
         self,
-        client: ModelClient,
-        conversation: Conversation,
+        request: Callable[[], T],
         breaker: CircuitBreaker,
         model: ModelRef,
         number: int,
         observe: Observe,
-    ) -> Reply:
+    ) -> T:
+        """Make one request behind `breaker`, reporting a failure; the breaker learns either way."""
         try:
-            reply = client.send(conversation)
+            reply = request()
         except ProviderError as exc:
             if policy_for(exc.kind).counts_for_breaker:
-                self._note(observe, breaker.record_failure(exc.kind, str(exc)))
+                self.note(observe, breaker.record_failure(exc.kind, str(exc)))
             else:
                 breaker.release()
             observe(
@@ -239,7 +267,7 @@ class LiveProvider:
             breaker.release()
             raise
         # The service answered: whatever the content, it is up.
-        self._note(observe, breaker.record_success())
+        self.note(observe, breaker.record_success())
         return reply
 
     def _judge(
@@ -291,22 +319,9 @@ class LiveProvider:
     # -- helpers -----------------------------------------------------------------------------
 
     def _client(self, provider: str, model: str) -> ModelClient:
-        if provider not in KEY_ENV:
-            raise ProviderError(
-                f"model {provider}/{model}: provider {provider!r} cannot be called live; "
-                f"use one of {', '.join(KEY_ENV)} (or agent_provider.type: recorded)",
-                kind=CONFIG,
-                service=provider,
-            )
         if provider in self._clients:
             return self._clients[provider]
-        key = os.environ.get(KEY_ENV[provider], "")
-        if not key:
-            raise ProviderError(
-                f"{provider}/{model}: no API key: {key_help(provider)}",
-                kind=AUTH,
-                service=provider,
-            )
+        key = provider_key(provider, model)
         settings = self.providers[provider]
         try:
             client: ModelClient
@@ -333,7 +348,7 @@ class LiveProvider:
         self._clients[provider] = client
         return client
 
-    def _final_error(self, failures: list[tuple[ModelRef, ProviderError]]) -> ProviderError:
+    def final_error(self, failures: list[tuple[ModelRef, ProviderError]]) -> ProviderError:
         """The one error an exhausted chain reports, classified for the runner.
 
         Park (circuit_open) when some model is behind an open breaker and no other could help
@@ -372,7 +387,8 @@ class LiveProvider:
             status=chosen.status,
         )
 
-    def _note(self, observe: Observe, transition: Transition | None) -> None:
+    def note(self, observe: Observe, transition: Transition | None) -> None:
+        """Report a breaker's state change (if any) as an observation."""
         if transition is not None:
             observe(
                 Observation(

@@ -1,22 +1,45 @@
-"""Replays agent replies (and errors) recorded as JSON files, one file per stage."""
+"""Replays agent replies (and errors) recorded as JSON files, one file per stage.
+
+A stage whose agent works with tools replays a recorded conversation instead
+(`<stage>.conversation.json` or `<stage>.<agent>.conversation.json`, the format of
+`schemas/conversation.schema.json`): the model's turns come from the recording, the tools run
+for real, and every tool result is checked against the recorded one, so a recording that no
+longer fits the repository stops at the first difference instead of going on blindly.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from somas_action.config.resources import recordings_dir
 from somas_action.config.schemas import first_problem
-from somas_action.core.clock import Clock, format_ts
+from somas_action.core.conversation import (
+    AssistantTurn,
+    ModelTurn,
+    Record,
+    ToolCallRecord,
+    ToolResults,
+    ToolSpec,
+    Transcript,
+    TurnRecord,
+    digest,
+    mask_timings,
+)
 from somas_action.core.domain import JsonObject
+from somas_action.core.error_kinds import PERMANENT
+from somas_action.core.clock import Clock, format_ts
 from somas_action.core.error_kinds import CIRCUIT_OPEN
 from somas_action.core.errors import ConfigError, ProviderError
 from somas_action.core.names import AI_API
 from somas_action.core.ports import AgentRequest, Deferral
 from somas_action.core.settings import BreakerSettings, ModelRef
 from somas_action.state.breakers import CircuitBreaker
+from somas_action.core.toolloop import ModelPort
 from somas_action.state.jsonio import json_problem
+from somas_action.state.tool_replay import first_difference, read_recording
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -113,9 +136,76 @@ class RecordedProvider:
             raise ProviderError(error["message"], kind=error["kind"])
         return copy.deepcopy(response["output"])
 
+    def tool_model(self, request: AgentRequest) -> ModelPort | None:
+        """The recorded conversation of this stage's agent, if the recording has one."""
+        for name in (f"{request.stage}.{request.agent}", request.stage):
+            path = self.folder / f"{name}.conversation.json"
+            if path.exists():
+                records = read_recording(path)
+                start = records[0]
+                if getattr(start, "agent", None) == request.agent:
+                    self.calls.append(request)
+                    return RecordedToolModel(path, records)
+        return None
+
     @staticmethod
     def _load(path: Path) -> JsonObject:
         try:
             return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
         except ValueError as exc:
             raise ConfigError(f"{path}: not valid JSON ({json_problem(exc)})") from None
+
+
+class RecordedToolModel:
+    """A ModelPort that answers with a recording's turns, in order.
+
+    Before each turn it compares the tool results it is sent with the recorded ones (durations
+    masked, as `somas replay` does); a difference is a permanent error naming the call.
+    """
+
+    provider = "recorded"
+
+    def __init__(self, path: Path, records: Sequence[Record]) -> None:
+        self.path = path
+        self.turns = [r for r in records if isinstance(r, TurnRecord)]
+        self.results = {r.call_id: r for r in records if isinstance(r, ToolCallRecord)}
+        self.model = self.turns[0].model if self.turns else "recording"
+
+    def turn(self, transcript: Transcript, tools: Sequence[ToolSpec], max_tokens: int) -> ModelTurn:
+        """The recorded turn that follows the transcript."""
+        self._check(transcript)
+        number = sum(isinstance(m, AssistantTurn) for m in transcript.messages) + 1
+        if number > len(self.turns):
+            raise ProviderError(
+                f"{self.path}: the recording has {len(self.turns)} turns and ends without "
+                f"`finish`; turn {number} was asked for",
+                kind=PERMANENT,
+            )
+        recorded = self.turns[number - 1]
+        return ModelTurn(
+            text=recorded.text,
+            tool_calls=recorded.tool_calls,
+            stop_reason=recorded.stop_reason,
+            input_tokens=recorded.input_tokens,
+            output_tokens=recorded.output_tokens,
+            chars_sent=transcript.chars(),
+        )
+
+    def _check(self, transcript: Transcript) -> None:
+        for message in transcript.messages:
+            if not isinstance(message, ToolResults):
+                continue
+            for result in message.results:
+                recorded = self.results.get(result.call_id)
+                if recorded is None:
+                    continue
+                if digest(mask_timings(result.content)) != recorded.replay_sha256:
+                    detail = first_difference(
+                        mask_timings(recorded.output), mask_timings(result.content)
+                    )
+                    raise ProviderError(
+                        f"{self.path}: turn {recorded.turn}, {recorded.name} "
+                        f"({recorded.call_id}) answered differently than when the recording "
+                        f"was made: {detail}; record it again for this repository",
+                        kind=PERMANENT,
+                    )

@@ -7,7 +7,9 @@ A project's `artifacts/` folder holds two kinds of files:
   They are evidence (what ran, what passed), so nothing an agent says may replace them;
 - what an agent supplies in its reply's `artifacts`, in its stage's own namespace,
   `artifacts/<stage>/<name>`. Agent names are plain file names (the reply schema's pattern: no
-  `/`, no `..`), so a reply can write nowhere else.
+  `/`, no `..`), so a reply can write nowhere else;
+- the full output of each tool call of an agent's tool loop, `artifacts/tool-calls/<conversation>/
+  tool-NNN-<call>.txt` (SOMAS's: no stage name has a hyphen, so no agent namespace is there).
 
 Every write is recorded with its digest in an `artifacts_written` event (name, path below
 `artifacts/`, owner, bytes, sha256). `check_digests` compares the folder with the last digest
@@ -92,6 +94,9 @@ def recorded_digests(events: list[Event]) -> dict[str, tuple[str | None, int]]:
                 found[str(item.get("path") or item["name"])] = (item.get("sha256"), event["seq"])
         elif event["event_type"] == EventType.DEBUGGER_FIX_COMMITTED and data.get("artifact"):
             found[str(data["artifact"])] = (data.get("sha256"), event["seq"])
+        elif event["event_type"] == EventType.AGENT_TOOL_CALLED:
+            # A tool call's full output: the event's digest is the file's.
+            found[str(data["artifact"])] = (data["sha256"], event["seq"])
     return found
 
 

@@ -138,7 +138,9 @@ class LocalTracker:
             pulls = load_json_file(path, "fix or delete the file")
         for pull in pulls:
             if pull["head"] == head:
-                pull.update(base=base, title=title, body=body)
+                # A pull request closed when its project failed opens again with new work.
+                pull.update(base=base, title=title, body=body, state="open")
+                pull.pop("closed_reason", None)
                 break
         else:
             pulls.append(
@@ -153,3 +155,14 @@ class LocalTracker:
             )
         atomic_write_json(path, pulls)
         return f"{path}#{head}"
+
+    def close_pull_request(self, head: str, reason: str) -> str | None:
+        """Mark the open pull request of `head` closed in `pulls.json`, with the reason."""
+        path = self.root / "pulls.json"
+        pulls: list[JsonObject] = json.loads(path.read_text()) if path.exists() else []
+        for pull in pulls:
+            if pull["head"] == head and pull["state"] == "open":
+                pull.update(state="closed", closed_reason=reason)
+                atomic_write_json(path, pulls)
+                return f"{path}#{head}"
+        return None

@@ -240,7 +240,13 @@ class RepositoryTools:
                 "(or delete_file it first)"
             )
         self._check_file_count(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a file where a folder of the path would be (`a.py/b.py`)
+            raise ToolError(
+                f"create_file {path}: a file of that name is in the way of its folder; "
+                "choose another path"
+            ) from None
         self._write(path, target, args["content"])
         return f"created {path} ({args['content'].count(chr(10)) + 1} lines)"
 

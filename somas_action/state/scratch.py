@@ -10,7 +10,10 @@ the work.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,6 +23,10 @@ from somas_action.state.git import GitWorkspace
 
 # The repository's hooks never run for our worktree (post-checkout would on `worktree add`).
 _NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+# Each worktree is locked with its owner's pid and host, so a later run can tell the ones a
+# killed run left behind (`prune_stale`) from the ones another live run is using.
+_LOCK_REASON = "somas-tools pid {pid} host {host}"
+_LOCK_PATTERN = re.compile(r"^somas-tools pid (?P<pid>\d+) host (?P<host>\S+)$")
 
 
 class ScratchTree:
@@ -36,9 +43,14 @@ class ScratchTree:
         commit = workspace.rev(ref)
         if commit is None:
             raise WorkspaceError(f"{ref!r} is not a commit in {workspace.repo}")
+        prune_stale(workspace)
         holder = Path(tempfile.mkdtemp(prefix="somas-tools-", dir=parent))
         root = holder / "tree"
-        workspace.git(*_NO_HOOKS, "worktree", "add", "--detach", "--quiet", str(root), commit)
+        reason = _LOCK_REASON.format(pid=os.getpid(), host=socket.gethostname())
+        workspace.git(
+            *_NO_HOOKS, "worktree", "add", "--detach", "--quiet", "--lock", "--reason", reason,
+            str(root), commit,
+        )  # fmt: skip
         return cls(workspace, root, commit)
 
     def close(self) -> None:
@@ -46,7 +58,7 @@ class ScratchTree:
         if self.root.exists():
             # Already gone from git's list: the folder is removed below all the same.
             with contextlib.suppress(WorkspaceError):
-                self.workspace.git("worktree", "remove", "--force", str(self.root))
+                self.workspace.git("worktree", "remove", "--force", "--force", str(self.root))
         shutil.rmtree(self.root.parent, ignore_errors=True)
         self.workspace.git("worktree", "prune")
 
@@ -101,3 +113,46 @@ class ScratchTree:
         fields = out.split("\0")
         found = [(fields[i + 1], fields[i] == "D") for i in range(0, len(fields) - 1, 2)]
         return sorted(found)
+
+
+def prune_stale(workspace: GitWorkspace) -> list[Path]:
+    """Remove the scratch worktrees whose owning process (on this host) is gone; their paths.
+
+    A run killed in the middle of a tool loop cannot clean up; its worktree stays registered
+    in the repository (and its folder in the temp dir) until a later run prunes it here.
+    """
+    workspace.git("worktree", "prune")
+    removed = []
+    for path, reason in _locked_worktrees(workspace):
+        match = _LOCK_PATTERN.match(reason)
+        if match is None or match["host"] != socket.gethostname() or _alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(WorkspaceError):
+            workspace.git("worktree", "remove", "--force", "--force", str(path))
+        shutil.rmtree(path.parent, ignore_errors=True)
+        removed.append(path)
+    if removed:
+        workspace.git("worktree", "prune")
+    return removed
+
+
+def _locked_worktrees(workspace: GitWorkspace) -> list[tuple[Path, str]]:
+    """(path, lock reason) of every locked worktree of the repository."""
+    found: list[tuple[Path, str]] = []
+    path: Path | None = None
+    for line in workspace.git("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree "))
+        elif line.startswith("locked ") and path is not None:
+            found.append((path, line.removeprefix("locked ")))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive, and not ours to judge
+    return True

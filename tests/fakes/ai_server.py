@@ -48,7 +48,8 @@ class Action:
 
 
 def ok(output: dict[str, Any] | None = None) -> Action:
-    """A valid reply: `output`, or the demo recording's reply for the requested stage."""
+    """A valid reply: `output`, or the demo recording's reply for the requested stage (in a
+    tool loop: a call of `finish` with it)."""
     return Action("ok", output=output)
 
 
@@ -140,6 +141,19 @@ class Calls:
 Policy = Callable[[ToolContext], Calls]
 
 
+def for_stage(stage: str, policy: Policy) -> Policy:
+    """`policy` for the tool loops of `stage`; other stages' loops finish with the demo's reply."""
+
+    def answer(ctx: ToolContext) -> Calls:
+        task = _task_of(ctx.user)
+        if task.get("stage") == stage:
+            return policy(ctx)
+        output = demo_output(str(task.get("stage", "")))
+        return Calls([("finish", {k: v for k, v in output.items() if k != "files"})])
+
+    return answer
+
+
 class FakeAIServer:
     """Run with `with FakeAIServer(...) as server:`; `server.calls(api)` counts requests."""
 
@@ -153,6 +167,9 @@ class FakeAIServer:
         self.policies: dict[str, Policy] = {}
         # Departures from what a real model could do (calling a tool not offered): must stay [].
         self.violations: list[str] = []
+        # Called with each request's number (1, 2, ...) before it is answered: a test moves its
+        # clock, or kills the client, at a given request.
+        self.on_request: Callable[[int], None] | None = None
         self.lock = threading.Lock()
         self.released = threading.Event()
         self.httpd = _Server(self)
@@ -457,7 +474,35 @@ def _check_anthropic_messages(messages: list[Any]) -> Answer | None:
 # -- answers ----------------------------------------------------------------------------------
 
 
+def _is_tool_loop(body: dict[str, Any]) -> bool:
+    """A tool-loop request offers SOMAS's `finish` tool (structured output offers none)."""
+    return any(_tool_name(api_tool) == "finish" for api_tool in body.get("tools") or [])
+
+
+def _tool_name(tool: dict[str, Any]) -> str:
+    return str(tool.get("function", {}).get("name") or tool.get("name") or "")
+
+
+def task_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The task a tool-loop request's first user message carries (SOMAS writes it as JSON)."""
+    for message in body.get("messages") or []:
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return _task_of(message["content"])
+    return {}
+
+
+def _task_of(user: str) -> dict[str, Any]:
+    text = user.split("\n\nFiles may be changed only under:", 1)[0]
+    try:
+        task = json.loads(text)
+    except ValueError:
+        return {}
+    return task if isinstance(task, dict) else {}
+
+
 def _stage_of(api: str, body: dict[str, Any]) -> str:
+    if _is_tool_loop(body):
+        return str(task_of(body).get("stage", ""))
     if api == OPENAI:
         name = body.get("response_format", {}).get("json_schema", {}).get("name", "")
         return str(name).removesuffix("_output")
@@ -516,6 +561,11 @@ def _success(api: str, body: dict[str, Any], output: Any, number: int) -> Answer
 
 
 def _answer(api: str, action: Action, body: dict[str, Any], number: int) -> Answer:
+    if action.kind == "ok" and _is_tool_loop(body):
+        # A valid reply in a tool loop: `finish` with the stage's demo output as its arguments.
+        output = action.output or demo_output(_stage_of(api, body))
+        arguments = {k: v for k, v in output.items() if k not in ("files", "deleted")}
+        return _tool_calls(api, body, [("finish", arguments)], "", number)
     if action.kind == "ok":
         output = action.output or demo_output(_stage_of(api, body))
         return _success(api, body, output, number)
@@ -609,9 +659,20 @@ def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: i
     for name, _ in answer.calls:
         if name not in context.tools:
             fake.violations.append(f"request {number}: the policy called {name!r}, not offered")
-    calls = [(f"{number}_{i}", name, args) for i, (name, args) in enumerate(answer.calls)]
+    return _tool_calls(api, body, answer.calls, answer.text, number)
+
+
+def _tool_calls(
+    api: str,
+    body: dict[str, Any],
+    requested: list[tuple[str, dict[str, Any]]],
+    text: str,
+    number: int,
+) -> Answer:
+    """A 200 whose assistant message asks for `requested` tool calls (after `text`)."""
+    calls = [(f"{number}_{i}", name, args) for i, (name, args) in enumerate(requested)]
     tokens_in = len(json.dumps(body)) // 4
-    tokens_out = max(len(json.dumps(answer.calls) + answer.text) // 4, 1)
+    tokens_out = max(len(json.dumps(requested) + text) // 4, 1)
     if api == OPENAI:
         tool_calls = [
             {
@@ -623,7 +684,7 @@ def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: i
         ]
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": answer.text or None,
+            "content": text or None,
             "refusal": None,
         }
         if tool_calls:
@@ -648,7 +709,7 @@ def _policy_answer(fake: FakeAIServer, api: str, body: dict[str, Any], number: i
             },
             "system_fingerprint": None,
         }
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": answer.text}] if answer.text else []
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     blocks += [{"type": "tool_use", "id": f"toolu_{i}", "name": n, "input": a} for i, n, a in calls]
     return 200, {
         "id": f"msg_fake{number}",
@@ -692,9 +753,13 @@ class _Handler(BaseHTTPRequestHandler):
         check = _check_openai if api == OPENAI else _check_anthropic
         refused = check(fake, headers, body)
         action = fake.next_action(api) if refused is None else Action("refused")
+        if action.kind == "policy" and not _is_tool_loop(body):
+            action = fake.default[api]  # a policy answers tool loops; structured calls as usual
         with fake.lock:
             fake.requests.append(Request(api, headers, body, action.kind))
             number = len(fake.requests)
+        if fake.on_request is not None:
+            fake.on_request(number)
         if refused is not None:
             self._send(*refused, {})
             return

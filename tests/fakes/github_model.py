@@ -324,6 +324,11 @@ class GitHubModel:
             )
         return issue
 
+    def _commentable_or_404(self, number: str) -> None:
+        """An issue or a pull request: to the comments API, a pull request is an issue."""
+        if int(number) not in self.pulls:
+            self._issue_or_404(number)
+
     def _get_issue(self, query: Any, body: Any, number: str) -> _Reply:
         return _Reply(200, self._issue(self._issue_or_404(number)))
 
@@ -378,7 +383,7 @@ class GitHubModel:
         return _Reply(200, self._labels_of(issue))
 
     def _list_comments(self, query: dict[str, list[str]], body: Any, number: str) -> _Reply:
-        self._issue_or_404(number)
+        self._commentable_or_404(number)
         items = [self._comment(c) for c in self.issue_comments(int(number))]
         return self._page(f"/issues/{number}/comments", items, query)
 
@@ -397,7 +402,7 @@ class GitHubModel:
         return _Reply(200, chunk, headers)
 
     def _create_comment(self, query: Any, body: dict[str, Any], number: str) -> _Reply:
-        self._issue_or_404(number)
+        self._commentable_or_404(number)
         comment_id = next(self._ids)
         comment = {"id": comment_id, "issue": int(number), "body": body["body"], "user": BOT}
         self.comments[comment_id] = comment

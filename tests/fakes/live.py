@@ -57,3 +57,12 @@ def set_chain(repo: Path, agent: str, *models: tuple[str, str]) -> None:
     chain = [{"provider": p, "name": n} for p, n in models]
     data["model"], data["fallback"] = chain[0], chain[1:]
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def without_tools(repo: Path, *agents: str) -> None:
+    """Make agents answer with one structured reply (`tools: none`), not through a tool loop."""
+    for agent in agents:
+        path = repo / ".somas" / "agents" / f"{agent}.yml"
+        data = yaml.safe_load(path.read_text())
+        data["tools"] = "none"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,7 +1,14 @@
-"""`somas demo`: the whole pipeline on the embedded default, in a fresh git repository."""
+"""`somas demo`: the whole pipeline on the embedded default, in a fresh git repository.
+
+The repository already has code: a small library with its own unittest suite
+(`recordings/demo/repository.json`). The recorded implementer changes it through the tool loop
+(search, read, replace, run the tests, finish) and the validation stage runs the whole suite in
+the sandbox, on the base and on the branch; nothing needs the network.
+"""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -9,6 +16,7 @@ from somas_action.cli.commands import Subparsers
 from somas_action.cli.commands.init import scaffold
 from somas_action.cli.output import echo
 from somas_action.config.actor import default_actor
+from somas_action.config.resources import recordings_dir
 from somas_action.core import names
 from somas_action.core.errors import SomasError
 from somas_action.core.report import status_table
@@ -19,7 +27,8 @@ DEMO_BOT = "local:somas-demo"
 
 
 def prepare_repo(folder: Path) -> None:
-    """A new git repository with the default `.somas/` committed on main (empty folders only)."""
+    """A new git repository with the demo library and the default `.somas/` committed on main
+    (empty folders only)."""
     if folder.exists() and any(folder.iterdir()):
         raise SomasError(f"--dir {folder}: folder is not empty; choose a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
@@ -27,10 +36,21 @@ def prepare_repo(folder: Path) -> None:
     workspace.git("init", "-q", "-b", names.DEFAULT_BASE_BRANCH)
     workspace.git("config", "user.name", "SOMAS demo")
     workspace.git("config", "user.email", "demo@somas.invalid")
-    (folder / "README.md").write_text("# Demo repository\n\nCreated by `somas demo`.\n")
-    scaffold(folder)
+    write_demo_files(folder)
     workspace.git("add", "-A")
-    workspace.git("commit", "-q", "-m", "Initial commit with the default SOMAS configuration")
+    workspace.git("commit", "-q", "-m", "slugkit 0.1.0 with the default SOMAS configuration")
+
+
+def write_demo_files(folder: Path) -> None:
+    """The demo library, the default `.somas/`, and the validation command its suite needs."""
+    spec = json.loads((recordings_dir() / "demo" / "repository.json").read_text("utf-8"))
+    for path, text in spec["files"].items():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    scaffold(folder)
+    config = folder / names.SOMAS_DIR / names.CONFIG_FILE
+    config.write_text(config.read_text(encoding="utf-8") + spec["config_yml"], encoding="utf-8")
 
 
 def register(sub: Subparsers) -> None:
