@@ -16,6 +16,7 @@ from pathlib import Path
 
 from somas_action.config.resources import recordings_dir
 from somas_action.config.schemas import first_problem
+from somas_action.core.clock import Clock, format_ts
 from somas_action.core.conversation import (
     AssistantTurn,
     ModelTurn,
@@ -29,15 +30,13 @@ from somas_action.core.conversation import (
     mask_timings,
 )
 from somas_action.core.domain import JsonObject
-from somas_action.core.error_kinds import PERMANENT
-from somas_action.core.clock import Clock, format_ts
-from somas_action.core.error_kinds import CIRCUIT_OPEN
+from somas_action.core.error_kinds import CIRCUIT_OPEN, PERMANENT
 from somas_action.core.errors import ConfigError, ProviderError
 from somas_action.core.names import AI_API
 from somas_action.core.ports import AgentRequest, Deferral
 from somas_action.core.settings import BreakerSettings, ModelRef
-from somas_action.state.breakers import CircuitBreaker
 from somas_action.core.toolloop import ModelPort
+from somas_action.state.breakers import CircuitBreaker
 from somas_action.state.jsonio import json_problem
 from somas_action.state.tool_replay import first_difference, read_recording
 

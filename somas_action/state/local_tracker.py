@@ -158,8 +158,14 @@ class LocalTracker:
 
     def close_pull_request(self, head: str, reason: str) -> str | None:
         """Mark the open pull request of `head` closed in `pulls.json`, with the reason."""
+        with folder_lock(self.root):
+            return self._close_pull_request(head, reason)
+
+    def _close_pull_request(self, head: str, reason: str) -> str | None:
         path = self.root / "pulls.json"
-        pulls: list[JsonObject] = json.loads(path.read_text()) if path.exists() else []
+        pulls: list[JsonObject] = []
+        if path.exists():
+            pulls = load_json_file(path, "fix or delete the file")
         for pull in pulls:
             if pull["head"] == head and pull["state"] == "open":
                 pull.update(state="closed", closed_reason=reason)

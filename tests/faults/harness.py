@@ -207,17 +207,33 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_template(somas: Somas, folder: Path) -> Path:
-    """A git repository with SOMAS's default `.somas/` committed on main."""
-    folder.mkdir(parents=True)
-    git(folder, "init", "-q", "-b", "main")
+    """The repository the demo recording was made on (its library, the default `.somas/`),
+    committed on main; with `--code` pointing at an older checkout, that checkout's own
+    demo repository (`prepare_repo`), or an empty one with `somas init` before it had one."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from somas_action.cli.commands.demo import prepare_repo\n"
+        "prepare_repo(Path(sys.argv[1]))\n"
+    )
+    made = subprocess.run(
+        [somas.python, "-c", script, str(folder)],
+        env=somas.env(),
+        cwd=somas.code,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        git(folder, "init", "-q", "-b", "main")
+        (folder / "README.md").write_text("# fault trials\n")
+        result = somas.run(folder, ["init", "--no-workflow"])
+        if result.code != 0:
+            raise RuntimeError(f"somas init failed: {result.err}")
+        git(folder, "add", "-A")
+        git(folder, "commit", "-q", "-m", "initial")
     git(folder, "config", "user.name", "Faults")
     git(folder, "config", "user.email", "faults@example.invalid")
-    (folder / "README.md").write_text("# fault trials\n")
-    result = somas.run(folder, ["init", "--no-workflow"])
-    if result.code != 0:
-        raise RuntimeError(f"somas init failed: {result.err}")
-    git(folder, "add", "-A")
-    git(folder, "commit", "-q", "-m", "initial")
     return folder
 
 
