@@ -202,6 +202,8 @@ class Metrics(TypedDict):
     # Tool loops (docs/agents.md): model turns and tool calls recorded.
     agent_turns: NotRequired[int]
     tool_calls: NotRequired[int]
+    # Engine runs (docs/engines.md) whose usage was counted.
+    engine_runs: NotRequired[int]
     # Reviews that sent the project back for changes.
     review_rounds: NotRequired[int]
     usage: NotRequired[Usage]

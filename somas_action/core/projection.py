@@ -378,6 +378,21 @@ def _turn_recorded(state: State, event: Event) -> None:
         _usage(state, event)
 
 
+def _engine_run(state: State, event: Event) -> None:
+    """An engine run: its tokens and cost (as the engine reported them) are usage."""
+    if "cost_usd" not in event["data"]:
+        return
+    metrics = state["metrics"]
+    metrics["engine_runs"] = metrics.get("engine_runs", 0) + 1
+    usage = cast(
+        dict[str, Any], metrics.setdefault("usage", cast(Any, {"by_stage": {}, "by_model": {}}))
+    )
+    data = event["data"]
+    _add_usage(usage, data)
+    _add_usage(usage["by_stage"].setdefault(event["stage"] or "-", {}), data)
+    _add_usage(usage["by_model"].setdefault(f"{data['provider']}/{data['model']}", {}), data)
+
+
 def _changes_requested(state: State, event: Event) -> None:
     """A reviewer sent the project back: like a rejection, `back_to` and later stages restart."""
     data = event["data"]
@@ -485,7 +500,7 @@ _HANDLERS: dict[str, Handler] = {
     EventType.DEBUGGER_INVOKED: _count("debugger_runs"),
     EventType.DEBUGGER_FIX_COMMITTED: _count("debugger_fixes"),
     EventType.DEBUGGER_FAILED: _nothing,
-    EventType.ENGINE_RUN_FINISHED: _nothing,
+    EventType.ENGINE_RUN_FINISHED: _engine_run,
     EventType.ENGINE_TOOL_CALLED: _nothing,
     EventType.NOTIFICATION_OWED: _notification_owed,
     EventType.NOTIFICATION_SENT: _notification_sent,

@@ -74,24 +74,30 @@ class StageHandlers:
         supplied = output.get("artifacts") or {}
         return write_stage_artifacts(store, stage.name, written, supplied), test_results
 
-    def implement(self, state: State, output: JsonObject) -> ImplementationRecord:
-        """Commit the reply's files (and deletions) to the project branch; open or update its
-        pull request."""
+    def checked_changes(
+        self, changes: list[tuple[str, str | None]]
+    ) -> list[tuple[str, str | None]]:
+        """`changes` (path, content or None to delete) with every path confined to
+        `workspace.allowed_paths` and every size within bounds; else AttemptFailed."""
         settings = self.settings
-        files, deleted = output["files"], output.get("deleted") or []
-        if len(files) + len(deleted) > settings.max_files:
+        if len(changes) > settings.max_files:
             raise AttemptFailed(
-                f"{len(files) + len(deleted)} files exceed workspace.max_files "
-                f"({settings.max_files})",
+                f"{len(changes)} files exceed workspace.max_files ({settings.max_files})",
                 INVALID_OUTPUT,
             )
         checked: list[tuple[str, str | None]] = []
-        for item in files:
-            path = _agent_path(item["path"], settings.allowed_paths)
-            if len(item["content"].encode()) > settings.max_file_bytes:
-                raise AttemptFailed(f"{path} exceeds workspace.max_file_bytes", INVALID_OUTPUT)
-            checked.append((path, item["content"]))
-        checked += [(_agent_path(path, settings.allowed_paths), None) for path in deleted]
+        for path, content in changes:
+            confined = _agent_path(path, settings.allowed_paths)
+            if content is not None and len(content.encode()) > settings.max_file_bytes:
+                raise AttemptFailed(f"{confined} exceeds workspace.max_file_bytes", INVALID_OUTPUT)
+            checked.append((confined, content))
+        return checked
+
+    def implement(self, state: State, output: JsonObject) -> ImplementationRecord:
+        """Commit the reply's files (and deletions) to the project branch; open or update its
+        pull request."""
+        changes = [(item["path"], item["content"]) for item in output["files"]]
+        checked = self.checked_changes(changes + [(p, None) for p in output.get("deleted") or []])
         branch = names.project_branch_for(state["project_id"])
         message = output.get("commit_message") or f"somas({state['project_id']}): implementation"
         commit = self.workspace.commit_files(branch, checked, message)

@@ -8,7 +8,8 @@ the next attempt of the stage finds it open and resumes from its last recorded s
 loop stops before `finish`, the files changed so far are committed to the project branch and
 the project parks (or the attempt fails) saying why; when it finishes, its `finish` arguments,
 with the changed files for an editing agent, are the stage's reply, checked and applied like
-any other. An agent without tools gets one structured call with a repository map instead.
+any other. An agent without tools gets one structured call with a repository map instead; an
+agent with `engine:` is an external coding-agent CLI (`pipeline.engine_stage`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from somas_action.core.settings import AgentConfig, Config, ModelRef, StageConfi
 from somas_action.core.tool_events import OpenConversation
 from somas_action.core.toolloop import Finished, LoopLimits, ModelPort, Stopped, run_tool_loop
 from somas_action.pipeline import stage_inputs
+from somas_action.pipeline.engine_stage import EngineStage
 from somas_action.pipeline.outcomes import Deferred, Failure, Outcome
 from somas_action.pipeline.recorder import Recorder
 from somas_action.pipeline.stage_handlers import StageHandlers
@@ -164,6 +166,12 @@ class AgentWork:
         """
         if reply is not None:
             return state, reply, None
+        if agent.engine is not None:
+            edits = (agent.tools or toolset_for(stage.name, agent.name)) == "edit"
+            engine = EngineStage(
+                self.recorder, self.workspace, self.config, self.handlers, self.clock
+            )
+            return engine.converse(store, state, stage, agent, request, actor, edits)
         try:
             plan = self.plan(stage.name, agent, request)
         except ClassifiedError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -68,7 +69,9 @@ class FakeAnthropicStream:
 
     def __init__(self, key: str) -> None:
         self.key = key
-        self.replies: list[Reply] = []
+        # A reply, or a function of the request's body that makes one (to name a path the
+        # engine told the model, such as its working directory).
+        self.replies: list[Reply | Callable[[Any], Reply]] = []
         self.seen: list[Seen] = []
         self.unscripted = 0
         self.lock = threading.Lock()
@@ -92,7 +95,7 @@ class FakeAnthropicStream:
         """The base URL to give the engine: `http://127.0.0.1:<port>`."""
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def script(self, *replies: Reply) -> None:
+    def script(self, *replies: Reply | Callable[[Any], Reply]) -> None:
         """Answer the next requests with `replies`, in order."""
         with self.lock:
             self.replies.extend(replies)
@@ -113,7 +116,8 @@ class FakeAnthropicStream:
             if not self.replies:
                 self.unscripted += 1
                 return None
-            seen.reply = self.replies.pop(0)
+            scripted = self.replies.pop(0)
+            seen.reply = scripted(seen.body) if callable(scripted) else scripted
             seen.tool_ids = [
                 f"toolu_fake_{len(self.seen)}_{i}" for i in range(len(seen.reply.tools))
             ]
