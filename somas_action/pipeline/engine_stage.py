@@ -528,7 +528,7 @@ class CloneTools:
         """A commit of the clone's files on its base (a private index; only SNAPSHOT_REF moves)."""
         with tempfile.TemporaryDirectory(prefix="somas-index-") as tmp:
             env = {**self.scratch.git_env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            git = self.workspace.__class__(self.scratch.path)
+            git = GitWorkspace(self.scratch.path)
             safe = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
             git.git(*safe, "read-tree", self.scratch.base_commit, env=env)
             git.git(*safe, "add", "--all", env=env)
