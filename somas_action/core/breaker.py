@@ -23,6 +23,7 @@ from somas_action.core.events import EventType
 from somas_action.core.names import BREAKER_CLOSED as CLOSED
 from somas_action.core.names import BREAKER_HALF_OPEN as HALF_OPEN
 from somas_action.core.names import BREAKER_OPEN as OPEN
+from somas_action.core.ports import Observation
 from somas_action.core.projection import parse_ts
 from somas_action.core.settings import BreakerSettings
 
@@ -58,6 +59,19 @@ class Transition:
     to_state: str
     reason: str
     view: BreakerView
+
+    def observation(self) -> Observation:
+        """The change as the observation a provider or an engine run reports."""
+        return Observation(
+            self.event_type,
+            self.to_state,
+            {
+                "service": self.service,
+                "from": self.from_state,
+                "reason": self.reason,
+                "breaker": self.view,
+            },
+        )
 
     @property
     def event_type(self) -> EventType:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from somas_action.core import names, resilience_events
+from somas_action.core.breaker import Transition
 from somas_action.core.clock import Clock, format_ts
 from somas_action.core.domain import JsonObject, State
 from somas_action.core.error_kinds import (
@@ -47,7 +48,7 @@ from somas_action.core.settings import AgentConfig, Config, StageConfig
 from somas_action.pipeline.outcomes import Deferred, Failure, Outcome
 from somas_action.pipeline.recorder import Recorder
 from somas_action.pipeline.stage_handlers import StageHandlers
-from somas_action.pipeline.tests_tool import report_for_model
+from somas_action.pipeline.tests_tool import SNAPSHOT_ENV, report_for_model
 from somas_action.pipeline.validation_stage import run_suite
 from somas_action.providers.engines.catalog import ENGINES, key_env_for
 from somas_action.providers.engines.mcp_tools import McpToolServer, ToolCallRecord, as_observation
@@ -66,7 +67,7 @@ from somas_action.providers.engines.worktree import Scratch, changed_contents, s
 from somas_action.sandbox.bubblewrap import bwrap_argv
 from somas_action.sandbox.isolation import SandboxUnavailable, open_sandbox
 from somas_action.state.breakers import CircuitBreaker
-from somas_action.state.git import BOT_EMAIL, BOT_NAME, GitWorkspace
+from somas_action.state.git import GitWorkspace
 from somas_action.state.jsonio import atomic_write_text
 from somas_action.state.store import ProjectStore
 
@@ -83,14 +84,6 @@ RESUME_AFTER_SECONDS: dict[str, float | None] = {
 BREAKER_KINDS = (QUOTA, RATE_LIMITED, "crash")
 REPLY_FILE = ".somas-reply.json"
 SUMMARY_CHARS = 4000
-_SNAPSHOT_ENV = {
-    "GIT_AUTHOR_NAME": BOT_NAME,
-    "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-    "GIT_COMMITTER_NAME": BOT_NAME,
-    "GIT_COMMITTER_EMAIL": BOT_EMAIL,
-    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z",
-}
 
 
 def engine_service(spec: EngineSpec) -> str:
@@ -536,7 +529,7 @@ class CloneTools:
             tree = git.git(*safe, "write-tree", env=env)
             commit = git.git(
                 *safe, "commit-tree", tree, "-p", self.scratch.base_commit, "-m",
-                "somas: run_tests", env={**env, **_SNAPSHOT_ENV},
+                "somas: run_tests", env={**env, **SNAPSHOT_ENV},
             )  # fmt: skip
             git.git(*safe, "update-ref", SNAPSHOT_REF, commit, env=env)
         return commit
@@ -545,20 +538,9 @@ class CloneTools:
 SNAPSHOT_REF = "refs/somas/engine-snapshot"
 
 
-def _note(observations: list[Observation], transition: Any) -> None:
+def _note(observations: list[Observation], transition: Transition | None) -> None:
     if transition is not None:
-        observations.append(
-            Observation(
-                transition.event_type,
-                transition.to_state,
-                {
-                    "service": transition.service,
-                    "from": transition.from_state,
-                    "reason": transition.reason,
-                    "breaker": transition.view,
-                },
-            )
-        )
+        observations.append(transition.observation())
 
 
 def _failure(kind: str, message: str) -> Failure:

@@ -23,7 +23,7 @@ from somas_action.state.scratch import ScratchTree
 FAILURES_SHOWN = 15
 OUTPUT_CHARS = 1200
 # A fixed identity and date: the same files always make the same commit id.
-_SNAPSHOT_ENV = {
+SNAPSHOT_ENV = {
     "GIT_AUTHOR_NAME": BOT_NAME,
     "GIT_AUTHOR_EMAIL": BOT_EMAIL,
     "GIT_COMMITTER_NAME": BOT_NAME,
@@ -58,7 +58,7 @@ def snapshot(workspace: GitWorkspace, scratch: ScratchTree) -> str:
     """A commit of the worktree's files on top of its base commit; no ref points at it."""
     tree = scratch.tree()
     return workspace.git(
-        "commit-tree", tree, "-p", scratch.commit, "-m", "somas: run_tests", env=_SNAPSHOT_ENV
+        "commit-tree", tree, "-p", scratch.commit, "-m", "somas: run_tests", env=SNAPSHOT_ENV
     )
 
 

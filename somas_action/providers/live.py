@@ -390,18 +390,7 @@ class LiveProvider:
     def note(self, observe: Observe, transition: Transition | None) -> None:
         """Report a breaker's state change (if any) as an observation."""
         if transition is not None:
-            observe(
-                Observation(
-                    transition.event_type,
-                    transition.to_state,
-                    {
-                        "service": transition.service,
-                        "from": transition.from_state,
-                        "reason": transition.reason,
-                        "breaker": transition.view,
-                    },
-                )
-            )
+            observe(transition.observation())
 
     @staticmethod
     def _model_fields(model: ModelRef, number: int) -> JsonObject:
