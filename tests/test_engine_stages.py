@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,20 @@ def test_claude_code_implements_the_stage_with_somas_tests_over_mcp_on_the_recor
     assert on_branch(repo, SLUGIFY) == content.rstrip("\n")
     assert state["stages"]["validation"]["status"] == "completed"
     assert ANTHROPIC_KEY not in artifact(repo, run["data"]["transcript"])
+
+
+def test_without_the_engines_extra_an_engine_agent_is_a_one_line_configuration_failure(
+    repo: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in the action's virtualenv without the `engines` extra: the `mcp` package is missing.
+    for module in ("pipeline.engine_stage", "providers.engines.mcp_tools"):
+        monkeypatch.delitem(sys.modules, f"somas_action.{module}", raising=False)
+    for module in [m for m in sys.modules if m == "mcp" or m.startswith("mcp.")] or ["mcp"]:
+        monkeypatch.setitem(sys.modules, module, None)
+    use_engine(repo, *demo_edits())
+    advance(start(repo, clock))
+
+    failed = [e for e in scenarios.log_of(repo) if e["event_type"] == "stage_attempt_failed"]
+    error = failed[0]["data"]["error"]
+    assert error["kind"] == "config"
+    assert "somas-action[engines]" in error["message"] and "mcp" in error["message"]

@@ -54,6 +54,26 @@ def test_a_command_that_advances_gets_the_sandbox_and_the_sdks_only_for_live_mod
     assert (unsure.extras, unsure.sandbox) == ("anthropic,openai", True)
 
 
+def test_an_agent_run_as_an_engine_adds_the_engines_extra_for_advancing_jobs(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path / "repo", "live")
+    (repo / ".somas" / "agents").mkdir()
+    (repo / ".somas" / "agents" / "reviewer.yml").write_text("name: reviewer\n# engine: later\n")
+    approve = payloads.comment_created(REPO, 7, "/somas approve", comment_id=1)
+    assert plan("handle-event", "issue_comment", approve, "3.11.9", repo).extras == (
+        "anthropic,openai"
+    )
+    (repo / ".somas" / "agents" / "implementer.yml").write_text(
+        "name: implementer\nengine:\n  engine: claude-code\n"
+    )
+    found = plan("handle-event", "issue_comment", approve, "3.11.9", repo)
+    assert (found.extras, found.sandbox) == ("anthropic,openai,engines", True)
+    assert found.key.endswith("-anthropic-openai-engines")
+    status = plan("authorize-event", "issue_comment", approve, "3.11.9", repo)
+    assert status.extras == ""
+
+
 def test_the_key_names_the_exact_python_and_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

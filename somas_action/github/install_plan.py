@@ -12,6 +12,8 @@ lines for `$GITHUB_OUTPUT`:
   agent (an advancing command) and the repository's config calls live models
   (`agent_provider.type: live`; the recorded provider needs none); nothing for authorization,
   answers, status or the monitor;
+  the `engines` extra (the MCP server for coding-agent CLIs) when an agent file has an
+  `engine:` section;
 - `sandbox`: whether the job may run repository or agent code (then bubblewrap is prepared).
 """
 
@@ -40,6 +42,8 @@ AGENT_EXTRAS = "anthropic,openai"
 # `agent_provider.type: live` is the only `type: live` the config schema allows, so the text
 # says it without a YAML parser (which is not installed yet).
 _LIVE = re.compile(r"""\btype:\s*["']?live\b""")
+# An agent file's top-level `engine:` section (docs/engines.md), found the same way.
+_ENGINE = re.compile(r"^engine:", re.M)
 # What the wheel is built from (pyproject.toml's wheel target and its force-include).
 _SOURCES: tuple[str, ...] = ("pyproject.toml", "somas_action", "somas", "schemas")
 _SOURCES += (".somas/config.yml", ".somas/agents")
@@ -100,6 +104,16 @@ def calls_live_models(repository: Path) -> bool:
     return bool(_LIVE.search(text))
 
 
+def uses_engines(repository: Path) -> bool:
+    """Whether an agent file of the repository runs its agent as an engine."""
+    folder = repository / ".somas" / "agents"
+    try:
+        files = sorted(folder.glob("*.yml"))
+        return any(_ENGINE.search(f.read_text(encoding="utf-8")) for f in files)
+    except OSError:
+        return False
+
+
 def plan(
     command: str,
     event_name: str,
@@ -109,7 +123,10 @@ def plan(
 ) -> Plan:
     """The install one job needs."""
     agents = runs_agents(command, event_name, payload)
-    extras = AGENT_EXTRAS if agents and calls_live_models(repository) else ""
+    wanted = [AGENT_EXTRAS] if agents and calls_live_models(repository) else []
+    if agents and uses_engines(repository):
+        wanted.append("engines")
+    extras = ",".join(wanted)
     system = f"{platform.system()}-{platform.machine()}".lower()
     key = (
         f"somas-venv-{system}-py{python_version}-{version(ROOT)}-"

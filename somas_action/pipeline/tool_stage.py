@@ -32,6 +32,7 @@ from somas_action.core.error_kinds import (
     BUDGET,
     CANCELLED,
     CIRCUIT_OPEN,
+    CONFIG,
     RATE_LIMITED,
     RUN_DEADLINE,
     TURN_LIMIT,
@@ -50,7 +51,6 @@ from somas_action.core.settings import AgentConfig, Config, ModelRef, StageConfi
 from somas_action.core.tool_events import OpenConversation
 from somas_action.core.toolloop import Finished, LoopLimits, ModelPort, Stopped, run_tool_loop
 from somas_action.pipeline import stage_inputs
-from somas_action.pipeline.engine_stage import EngineStage
 from somas_action.pipeline.outcomes import Deferred, Failure, Outcome
 from somas_action.pipeline.recorder import Recorder
 from somas_action.pipeline.stage_handlers import StageHandlers
@@ -167,6 +167,14 @@ class AgentWork:
         if reply is not None:
             return state, reply, None
         if agent.engine is not None:
+            try:  # the MCP server's packages are the `engines` extra: loaded only when used
+                from somas_action.pipeline.engine_stage import EngineStage
+            except ImportError as exc:
+                missing = (
+                    f".somas/agents/{agent.name}.yml: engine: needs the `engines` extra "
+                    f"({exc.name} is not installed): pip install 'somas-action[engines]'"
+                )
+                return state, None, Failure({"kind": CONFIG, "message": missing}, [], [])
             edits = (agent.tools or toolset_for(stage.name, agent.name)) == "edit"
             engine = EngineStage(
                 self.recorder, self.workspace, self.config, self.handlers, self.clock
