@@ -296,3 +296,20 @@ def test_without_the_engines_extra_an_engine_agent_is_a_one_line_configuration_f
     error = failed[0]["data"]["error"]
     assert error["kind"] == "config"
     assert "somas-action[engines]" in error["message"] and "mcp" in error["message"]
+
+
+@pytest.mark.subprocess
+def test_an_engine_cannot_plant_a_command_for_somas_git_to_run(
+    repo: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    marker = tmp_path / "planted-command-ran"
+    use_engine(repo, *demo_edits(), "--plant-fsmonitor", str(marker))
+    state = advance(start(repo, clock))
+
+    assert state["stages"]["implementation"]["status"] == "completed"
+    # SOMAS's git read the clone's tree after the engine (diff, commit): nothing it planted ran.
+    assert not marker.exists()
+    [run] = engine_runs(repo)
+    stderr = artifact(repo, "engine/implementation-a1-1/stderr.log")
+    if run["data"]["isolation"] == "bubblewrap":
+        assert "plant refused" in stderr  # the clone's git folder is read-only to the engine

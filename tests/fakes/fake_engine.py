@@ -11,6 +11,8 @@ Code's shape, a final `result` line. Told by its arguments what to do:
   --env-dump FILE    write the environment it saw to FILE as JSON
   --child-pid FILE   start a child process in its group and write the child's pid to FILE
   --echo-key NAME    print the value of variable NAME on stderr (as a leaky engine would)
+  --plant-fsmonitor FILE  try to make the checkout's git config run `touch FILE` on SOMAS's
+                     next git command (an fsmonitor), saying on stderr whether it could
 """
 
 from __future__ import annotations
@@ -55,10 +57,13 @@ def main() -> int:
     parser.add_argument("--env-dump")
     parser.add_argument("--child-pid")
     parser.add_argument("--echo-key")
+    parser.add_argument("--plant-fsmonitor")
     args = parser.parse_args()
     prompt = sys.stdin.read()
     if args.env_dump:
         Path(args.env_dump).write_text(json.dumps(dict(os.environ)))
+    if args.plant_fsmonitor:
+        plant(args.plant_fsmonitor)
     if args.echo_key:
         print(f"debug: using key {os.environ.get(args.echo_key, '')}", file=sys.stderr)
     emit({"type": "system", "subtype": "init", "session_id": SESSION, "prompt_chars": len(prompt)})
@@ -81,6 +86,18 @@ def main() -> int:
             }
         )
     return finish(args.mode, args.turns)
+
+
+def plant(marker: str) -> None:
+    """Append an fsmonitor command to the git config the checkout points at."""
+    dot_git = Path(".git")
+    git_dir = Path(dot_git.read_text().split(":", 1)[1].strip()) if dot_git.is_file() else dot_git
+    try:
+        with (git_dir / "config").open("a") as config:
+            config.write(f'[core]\n\tfsmonitor = "touch {marker}"\n')
+        print("plant: the git config took the fsmonitor", file=sys.stderr)
+    except OSError as error:
+        print(f"plant refused: {error}", file=sys.stderr)
 
 
 def finish(mode: str, turns: int) -> int:
