@@ -313,3 +313,30 @@ def test_an_engine_cannot_plant_a_command_for_somas_git_to_run(
     stderr = artifact(repo, "engine/implementation-a1-1/stderr.log")
     if run["data"]["isolation"] == "bubblewrap":
         assert "plant refused" in stderr  # the clone's git folder is read-only to the engine
+
+
+@pytest.mark.subprocess
+def test_a_stage_that_does_not_edit_takes_the_engines_reply_file(
+    repo: Path, clock: FakeClock
+) -> None:
+    spec = scenarios.demo_output("specification")
+    path = repo / ".somas" / "agents" / "spec-writer.yml"
+    data = yaml.safe_load(path.read_text())
+    data["engine"] = {
+        "engine": "command",
+        "command": str(FAKE_ENGINE),
+        "model": "fake-model",
+        "key_env": KEY_ENV,
+        "extra_args": ["--edit", f".somas-reply.json={json.dumps(spec)}"],
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    state = advance(start(repo, clock))
+
+    assert state["stages"]["specification"]["status"] == "completed"
+    [run] = engine_runs(repo)
+    assert run["status"] == "success" and run["stage"] == "specification"
+    prompt = artifact(repo, "engine/specification-a1-1/prompt.md")
+    assert ".somas-reply.json" in prompt and '"requirements"' in prompt  # the output schema
+    # The reply file is the answer, never part of the project branch.
+    branch = scenarios.git(repo, "ls-tree", "-r", "--name-only", "somas/project-1")
+    assert ".somas-reply.json" not in branch.splitlines()
