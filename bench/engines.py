@@ -6,7 +6,8 @@ Run from the repository root after `make engines`:
     .venv/bin/python bench/engines.py --fresh-install # also time a fresh install (registry)
 
 Start-up and stage figures drive the real Claude Code against the strict fake Anthropic API
-(tests/fakes/anthropic_stream.py) on 127.0.0.1. The last line is `BENCH-JSON {...}`.
+(tests/fakes/anthropic_stream.py) and the real Codex against the fake Responses API
+(tests/fakes/responses_stream.py), on 127.0.0.1. The last line is `BENCH-JSON {...}`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from somas_action.providers.engines.install import find_installed, install_engine  # noqa: E402
 from somas_action.providers.engines.spec import EngineSpec  # noqa: E402
 from tests.engine_scenarios import make_project, run_once  # noqa: E402
+from tests.fakes import responses_stream  # noqa: E402
 from tests.fakes.anthropic_stream import FakeAnthropicStream, ToolUse, calls, says  # noqa: E402
 
 ENGINES_DIR = ROOT / ".cache" / "engines"
@@ -68,6 +70,27 @@ def stage(version: str, replies: list[Any]) -> dict[str, Any]:
         }
 
 
+def codex_stage(version: str, replies: list[Any]) -> dict[str, Any]:
+    """One Codex run through the fake Responses API (it edits with its shell tool)."""
+    with tempfile.TemporaryDirectory(prefix="somas-bench-engine-") as tmp:
+        repo = make_project(Path(tmp) / "repo")
+        with responses_stream.FakeResponsesStream(KEY) as fake:
+            fake.script(*replies)
+            spec = EngineSpec("codex", "gpt-5-codex", version, 10, 120, base_url=fake.url)
+            started = time.monotonic()
+            outcome, _ = run_once(repo, Path(tmp) / "run", spec, KEY, tools_dir=ENGINES_DIR)
+            seconds = time.monotonic() - started
+        sent = [len(json.dumps(s.body)) for s in fake.seen]
+        return {
+            "outcome": outcome.kind,
+            "seconds": round(seconds, 2),
+            "requests": len(fake.seen),
+            "request_bytes_total": sum(sent),
+            "request_bytes_first": sent[0] if sent else 0,
+            "tokens_in_reported": outcome.usage.input_tokens,
+        }
+
+
 def main() -> int:
     """Print the figures for each installed pinned engine."""
     parser = argparse.ArgumentParser()
@@ -95,6 +118,20 @@ def main() -> int:
                 lambda p: calls(ToolUse("Read", {"file_path": p})),
                 lambda p: calls(ToolUse("Edit", {"file_path": p, **edit})),
                 says("done"),
+            ],
+        )
+    if "codex" in PINS and find_installed(ENGINES_DIR, "codex", PINS["codex"]):
+        version = PINS["codex"]
+        shell = responses_stream.FunctionCall
+        figures["codex.hello"] = codex_stage(version, [responses_stream.says("hello")])
+        figures["codex.read_edit_stage"] = codex_stage(
+            version,
+            [
+                responses_stream.calls(shell("exec_command", {"cmd": "cat greet.py"})),
+                responses_stream.calls(
+                    shell("exec_command", {"cmd": "sed -i 's/hi /hello /' greet.py"})
+                ),
+                responses_stream.says("done"),
             ],
         )
     for name, value in figures.items():

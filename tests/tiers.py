@@ -37,8 +37,9 @@ SUBPROCESS = "subprocess"
 SLOW_MARKERS = (E2E, FAKES, SUBPROCESS)
 # Markers whose presence also allows a use: an e2e run starts processes of its own.
 _ALSO_ALLOWED_BY = {SUBPROCESS: (E2E,)}
-# Child processes every tier may start: the repositories tests build are real git ones.
-_ANY_TIER_PROGRAMS = frozenset({"git"})
+# Child processes every tier may start: the repositories tests build are real git ones; `uname`
+# is the standard library's `platform` asking once per process (the OpenAI SDK's headers).
+_ANY_TIER_PROGRAMS = frozenset({"git", "uname"})
 
 
 @dataclass

@@ -130,7 +130,8 @@ class FakeAnthropicStream:
 
 def check(fake: FakeAnthropicStream, headers: dict[str, str], body: Any) -> str:
     """Why the real API would refuse this request ("" if it would not)."""
-    if headers.get("x-api-key") != fake.key:
+    # The API takes the key as `x-api-key` (Claude Code) or as a bearer token (the SDK).
+    if fake.key not in (headers.get("x-api-key"), headers.get("authorization", "")[7:]):
         return "authentication_error: invalid x-api-key"
     if not headers.get("anthropic-version"):
         return "anthropic-version: header is required"
@@ -236,7 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if path == MESSAGES_PATH
                 else 404
             )
-            self._error(status, "invalid_request_error", refused)
+            kind = "authentication_error" if status == 401 else "invalid_request_error"
+            self._error(status, kind, refused)
         elif reply is None:
             self._error(500, "api_error", "fake: no scripted reply left")
         elif reply.status != 200:
