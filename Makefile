@@ -94,8 +94,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The run's figures, then issue 14's table as ratios against jq and a naive fold measured in the
+# same run (~5 min; RATIOS_ARGS=--quick for ~1 min at a tenth of the size).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ratios.py $(RATIOS_ARGS)
 
 # The fault experiments at full size (SIGKILL at every durable operation and at random times,
 # truncation, corruption, a full disk, clock steps, signal pairs) with their figures; `make

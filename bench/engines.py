@@ -54,7 +54,8 @@ def stage(version: str, replies: list[Any]) -> dict[str, Any]:
         greet = str(Path(tmp) / "run" / "tree" / "greet.py")
         with FakeAnthropicStream(KEY) as fake:
             fake.script(*[r(greet) if callable(r) else r for r in replies])
-            spec = EngineSpec("claude-code", "sonnet", version, 10, 120, base_url=fake.url)
+            model = "claude-sonnet-4-5"  # a full name (see docs/engines.md on the alias)
+            spec = EngineSpec("claude-code", model, version, 10, 120, base_url=fake.url)
             started = time.monotonic()
             outcome, _ = run_once(repo, Path(tmp) / "run", spec, KEY, tools_dir=ENGINES_DIR)
             seconds = time.monotonic() - started

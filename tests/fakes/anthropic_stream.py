@@ -147,10 +147,12 @@ def check(fake: FakeAnthropicStream, headers: dict[str, str], body: Any) -> str:
 
 def _check_messages(messages: list[Any], issued: set[str]) -> str:
     used: set[str] = set()
+    # The API combines consecutive turns of one role into one turn; it needs valid roles and a
+    # first message from the user.
     for index, message in enumerate(messages):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if not isinstance(message, dict) or message.get("role") != expected:
-            return "messages: roles must alternate between user and assistant, starting with user"
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant") or (index == 0 and role != "user"):
+            return f"messages.{index}: role must be user or assistant, and the first user"
         content = message.get("content")
         for block in content if isinstance(content, list) else []:
             if block.get("type") == "tool_use":
