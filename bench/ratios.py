@@ -5,10 +5,10 @@
 
 The machine is shared and noisy, so the ratios are what count: each command and its anchor run
 alternately, several times, and the medians are compared. CPU time and peak memory are those of
-the child process alone (`os.wait4`). Commands run the way an installed action runs them:
-bytecode compiled once (`compileall`), `PYTHONDONTWRITEBYTECODE` unset. Test data is written
-with `fsync` switched off in this process (generating it is not what is measured). The last line
-is `RATIOS-JSON {...}`.
+the child process alone (`os.wait4`, in a small launcher: see `_LAUNCHER`). Commands run the
+way an installed action runs them: bytecode compiled once (`compileall`),
+`PYTHONDONTWRITEBYTECODE` unset. Test data is written with `fsync` switched off in this process
+(generating it is not what is measured). The last line is `RATIOS-JSON {...}`.
 """
 
 from __future__ import annotations
@@ -49,19 +49,61 @@ class Run:
     peak_mib: float
 
 
-def measure(argv: list[str], cwd: Path | None = None, ok: tuple[int, ...] = (0, 1, 2)) -> Run:
-    """Run `argv` once, output discarded; its own rusage, not the other children's."""
+# Peak memory needs a small parent: Linux carries the parent's high-water RSS into a child
+# across fork and exec (a `jq` started straight from this process reports this process's own
+# ~170 MiB). So commands are started by a launcher that is started first, while the bench is
+# still small, and forks each command from its own ~10 MiB (the floor of every peak shown).
+_LAUNCHER = r"""
+import json, os, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
     started = time.perf_counter()
-    child = subprocess.Popen(
-        argv, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(child.pid, 0)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.chdir(job["cwd"] or ".")
+            null = os.open(os.devnull, os.O_WRONLY)
+            err = os.open(job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(null, 1)
+            os.dup2(err, 2)
+            os.execvpe(job["argv"][0], job["argv"], job["env"])
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
-    if code not in ok:
-        error = child.stderr.read().decode() if child.stderr else ""
-        raise RuntimeError(f"{argv} exited {code}: {error[-500:]}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(json.dumps([code, wall, cpu, usage.ru_maxrss / 1024]), flush=True)
+"""
+_launcher: subprocess.Popen[str] | None = None
+
+
+def start_launcher() -> None:
+    """Start the launcher now, while this process is small (see `_LAUNCHER`)."""
+    global _launcher
+    _launcher = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+
+
+def measure(argv: list[str], cwd: Path | None = None, ok: tuple[int, ...] = (0, 1, 2)) -> Run:
+    """Run `argv` once, output discarded; its own rusage, not the other children's."""
+    if _launcher is None:
+        start_launcher()
+    assert _launcher is not None and _launcher.stdin and _launcher.stdout
+    with tempfile.NamedTemporaryFile(prefix="somas-ratios-err-") as err:
+        job = {"argv": argv, "cwd": str(cwd) if cwd else "", "env": ENV, "stderr": err.name}
+        _launcher.stdin.write(json.dumps(job) + "\n")
+        _launcher.stdin.flush()
+        code, wall, cpu, peak = json.loads(_launcher.stdout.readline())
+        if code not in ok:
+            error = Path(err.name).read_text(errors="replace")
+            raise RuntimeError(f"{argv} exited {code}: {error[-500:]}")
+    return Run(wall, cpu, peak)
 
 
 def versus(
@@ -287,6 +329,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
     args = parser.parse_args()
+    start_launcher()
     compileall.compile_dir(str(ROOT / "somas_action"), quiet=1)
     runs = 5 if args.quick else 9
     print(
