@@ -340,3 +340,17 @@ def test_a_stage_that_does_not_edit_takes_the_engines_reply_file(
     # The reply file is the answer, never part of the project branch.
     branch = scenarios.git(repo, "ls-tree", "-r", "--name-only", "somas/project-1")
     assert ".somas-reply.json" not in branch.splitlines()
+
+
+def test_an_engine_is_not_started_without_time_left_in_the_run(
+    repo: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 50 s of run budget: less than the reserve for committing plus the least worth starting.
+    monkeypatch.setenv("SOMAS_RUN_BUDGET_SECONDS", "50")
+    use_engine(repo, *demo_edits())
+    state = advance(start(repo, clock))
+
+    parked = scenarios.parked_of(state)
+    assert parked["kind"] == "run_deadline" and parked["retry_at"] is not None
+    assert "too little to start engine command" in parked["reason"]
+    assert engine_runs(repo) == []

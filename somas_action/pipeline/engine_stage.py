@@ -37,6 +37,7 @@ from somas_action.core.error_kinds import (
     PERMANENT,
     QUOTA,
     RATE_LIMITED,
+    RUN_DEADLINE,
     TIMEOUT,
     TURN_LIMIT,
     WORKSPACE,
@@ -83,6 +84,10 @@ RESUME_AFTER_SECONDS: dict[str, float | None] = {
 # Outcomes that say the service (or the engine) is failing: counted by the engine's breaker.
 BREAKER_KINDS = (QUOTA, RATE_LIMITED, "crash")
 REPLY_FILE = ".somas-reply.json"
+# Before the run's deadline: time kept for committing the engine's work and recording it, and
+# the least time worth starting an engine for.
+DEADLINE_RESERVE_SECONDS = 60.0
+MIN_ENGINE_SECONDS = 30.0
 SUMMARY_CHARS = 4000
 
 
@@ -111,13 +116,28 @@ class EngineStage:
         request: AgentRequest,
         actor: str,
         edits: bool,
+        deadline: float | None = None,
     ) -> tuple[State, JsonObject | None, Outcome | None]:
-        """(state, the reply to judge, or the outcome when the engine did not finish)."""
+        """(state, the reply to judge, or the outcome when the engine did not finish).
+
+        `deadline` (the clock's monotonic time) is when the run must stop: the engine gets at
+        most the time left before it, less a reserve for committing its work.
+        """
         assert agent.engine is not None
         try:
             spec = parse_engine_spec(agent.engine, f".somas/agents/{agent.name}.yml")
         except ConfigError as exc:
             return state, None, _failure(CONFIG, str(exc))
+        if deadline is not None:
+            left = deadline - self.clock.monotonic() - DEADLINE_RESERVE_SECONDS
+            if left < MIN_ENGINE_SECONDS:
+                why = (
+                    f"the run has {max(left, 0):.0f} s left, too little to start engine "
+                    f"{spec.engine}; the next run starts it"
+                )
+                retry_at = format_ts(self.clock.now())
+                return state, None, Deferred(Deferral(why, RUN_DEADLINE, retry_at))
+            spec = replace(spec, timeout_seconds=min(spec.timeout_seconds, left))
         service = engine_service(spec)
         breaker = CircuitBreaker(
             service,

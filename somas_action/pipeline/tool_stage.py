@@ -179,7 +179,7 @@ class AgentWork:
             engine = EngineStage(
                 self.recorder, self.workspace, self.config, self.handlers, self.clock
             )
-            return engine.converse(store, state, stage, agent, request, actor, edits)
+            return engine.converse(store, state, stage, agent, request, actor, edits, deadline)
         try:
             plan = self.plan(stage.name, agent, request)
         except ClassifiedError as exc:
