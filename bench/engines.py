@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from somas_action.providers.engines.install import find_installed, install_engine  # noqa: E402
 from somas_action.providers.engines.spec import EngineSpec  # noqa: E402
 from tests.engine_scenarios import make_project, run_once  # noqa: E402
-from tests.fakes import responses_stream  # noqa: E402
+from tests.fakes import gemini_stream, responses_stream  # noqa: E402
 from tests.fakes.anthropic_stream import FakeAnthropicStream, ToolUse, calls, says  # noqa: E402
 
 ENGINES_DIR = ROOT / ".cache" / "engines"
@@ -92,6 +92,28 @@ def codex_stage(version: str, replies: list[Any]) -> dict[str, Any]:
         }
 
 
+def gemini_stage(version: str, replies: list[Any]) -> dict[str, Any]:
+    """One Gemini CLI run through the fake Gemini API; replies may need the file's path."""
+    with tempfile.TemporaryDirectory(prefix="somas-bench-engine-") as tmp:
+        repo = make_project(Path(tmp) / "repo")
+        greet = str(Path(tmp) / "run" / "tree" / "greet.py")
+        with gemini_stream.FakeGeminiStream(KEY) as fake:
+            fake.script(*[r(greet) if callable(r) else r for r in replies])
+            spec = EngineSpec("gemini-cli", "gemini-2.5-pro", version, 10, 120, base_url=fake.url)
+            started = time.monotonic()
+            outcome, _ = run_once(repo, Path(tmp) / "run", spec, KEY, tools_dir=ENGINES_DIR)
+            seconds = time.monotonic() - started
+        sent = [len(json.dumps(s.body)) for s in fake.seen]
+        return {
+            "outcome": outcome.kind,
+            "seconds": round(seconds, 2),
+            "requests": len(fake.seen),
+            "request_bytes_total": sum(sent),
+            "request_bytes_first": sent[0] if sent else 0,
+            "tokens_in_reported": outcome.usage.input_tokens,
+        }
+
+
 def main() -> int:
     """Print the figures for each installed pinned engine."""
     parser = argparse.ArgumentParser()
@@ -133,6 +155,21 @@ def main() -> int:
                     shell("exec_command", {"cmd": "sed -i 's/hi /hello /' greet.py"})
                 ),
                 responses_stream.says("done"),
+            ],
+        )
+    if "gemini-cli" in PINS and find_installed(ENGINES_DIR, "gemini-cli", PINS["gemini-cli"]):
+        version = PINS["gemini-cli"]
+        call = gemini_stream.FunctionCall
+        edit = {"old_string": 'return "hi " + name', "new_string": 'return "hello " + name'}
+        figures["gemini-cli.hello"] = gemini_stage(version, [gemini_stream.says("hello")])
+        figures["gemini-cli.read_edit_stage"] = gemini_stage(
+            version,
+            [
+                lambda p: gemini_stream.calls(call("read_file", {"file_path": p})),
+                lambda p: gemini_stream.calls(
+                    call("replace", {"file_path": p, "instruction": "hello", **edit})
+                ),
+                gemini_stream.says("done"),
             ],
         )
     for name, value in figures.items():
