@@ -53,6 +53,14 @@ class Budget:
     spent_cost_usd: float
     spent_tokens: int
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether a limit is already reached (no further call can fit)."""
+        limits = self.limits
+        over_cost = limits.max_cost_usd is not None and self.spent_cost_usd >= limits.max_cost_usd
+        over_tokens = limits.max_tokens is not None and self.spent_tokens >= limits.max_tokens
+        return over_cost or over_tokens
+
 
 def budget_for(limits: BudgetLimits, usage: UsageTotals | None) -> Budget | None:
     """The budget of a project that has used `usage` (None when no limit is set)."""

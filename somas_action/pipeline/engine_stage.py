@@ -29,7 +29,7 @@ from typing import Any
 from somas_action.core import names, resilience_events
 from somas_action.core.breaker import Transition
 from somas_action.core.clock import Clock, format_ts
-from somas_action.core.domain import JsonObject, State
+from somas_action.core.domain import Event, JsonObject, State
 from somas_action.core.error_kinds import (
     BUDGET,
     CIRCUIT_OPEN,
@@ -196,17 +196,12 @@ class EngineStage:
                 )
             )
         budget = request.options.budget
-        if budget is not None:
-            limits = budget.limits
-            spent = (
-                limits.max_cost_usd is not None and budget.spent_cost_usd >= limits.max_cost_usd
-            ) or (limits.max_tokens is not None and budget.spent_tokens >= limits.max_tokens)
-            if spent:
-                why = (
-                    f"the project budget is spent (${budget.spent_cost_usd:.4f}, "
-                    f"{budget.spent_tokens} tokens); raise agent_provider.budget and resume"
-                )
-                return Deferred(Deferral(reason=why, kind=BUDGET, retry_at=None))
+        if budget is not None and budget.exhausted:
+            why = (
+                f"the project budget is spent (${budget.spent_cost_usd:.4f}, "
+                f"{budget.spent_tokens} tokens); raise agent_provider.budget and resume"
+            )
+            return Deferred(Deferral(reason=why, kind=BUDGET, retry_at=None))
         key_env = key_env_for(spec)
         if key_env and not self.environ.get(key_env):
             return _failure(
@@ -246,11 +241,14 @@ class _Attempt:
         work = self.stage_work
         tools_dir = Path(work.config.engines.tools_dir).expanduser()
         executable = resolve_executable(self.spec, tools_dir)
-        self._start_commit()
-        earlier = self._earlier_run()
+        # The project branch the engine works on (made from HEAD on the first run).
+        tip = work.workspace.branch_start(self.branch, create=True)
+        events = self.store.read_events()
+        earlier = self._earlier_run(events, tip)
         prompt = build_prompt(self._instructions(), self.request.inputs, earlier_run=earlier)
         key = work.environ.get(key_env_for(self.spec), "")
-        self.folder = f"engine/{self.stage.name}-a{self.request.attempt}-{self._runs_so_far() + 1}"
+        runs = sum(1 for e in events if self._is_run_of_this_stage(e))
+        self.folder = f"engine/{self.stage.name}-a{self.request.attempt}-{runs + 1}"
         with tempfile.TemporaryDirectory(prefix="somas-engine-") as tmp:
             run_dir = Path(tmp)
             with scratch_checkout(work.workspace.repo, self.branch, run_dir / "tree") as scratch:
@@ -281,15 +279,6 @@ class _Attempt:
 
     # -- before ---------------------------------------------------------------------------------
 
-    def _start_commit(self) -> None:
-        """The project branch the engine works on (made from HEAD on the first run)."""
-        workspace = self.stage_work.workspace
-        if workspace.rev(f"refs/heads/{self.branch}") is None:
-            head = workspace.rev("HEAD")
-            if head is None:
-                raise ConfigError(f"{workspace.repo}: no commit yet; commit something first")
-            workspace.git("update-ref", f"refs/heads/{self.branch}", head, "0" * 40)
-
     def _instructions(self) -> str:
         text = self.agent.instructions
         if self.edits:
@@ -301,18 +290,15 @@ class _Attempt:
             f"(nothing else changes in the repository):\n{schema}"
         )
 
-    def _earlier_run(self) -> str:
+    def _earlier_run(self, events: list[Event], tip: str) -> str:
         """What the last run of this stage left, when it stopped at a limit on this branch."""
-        tip = self.stage_work.workspace.rev(f"refs/heads/{self.branch}")
-        for event in reversed(self.store.read_events()):
+        for event in reversed(events):
             if (
                 event["event_type"] == EventType.STAGE_COMPLETED
                 and event["stage"] == self.stage.name
             ):
                 return ""
-            if event["event_type"] != EventType.ENGINE_RUN_FINISHED:
-                continue
-            if event["stage"] != self.stage.name:
+            if not self._is_run_of_this_stage(event):
                 continue
             data = event["data"]
             if event["status"] not in PARK_AS or data.get("commit") != tip:
@@ -321,11 +307,10 @@ class _Attempt:
             return earlier_run_note(data.get("reason", ""), data.get("last_words", ""), changed)
         return ""
 
-    def _runs_so_far(self) -> int:
-        return sum(
-            1
-            for e in self.store.read_events()
-            if e["event_type"] == EventType.ENGINE_RUN_FINISHED and e["stage"] == self.stage.name
+    def _is_run_of_this_stage(self, event: Event) -> bool:
+        return (
+            event["event_type"] == EventType.ENGINE_RUN_FINISHED
+            and event["stage"] == self.stage.name
         )
 
     def _sandbox(
@@ -540,18 +525,16 @@ class CloneTools:
     def snapshot(self) -> str:
         """A commit of the clone's files on its base (a private index; only SNAPSHOT_REF moves)."""
         with tempfile.TemporaryDirectory(prefix="somas-index-") as tmp:
-            env = {**self.scratch.git_env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            git = GitWorkspace(self.scratch.path)
-            safe = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
-            git.git(*safe, "read-tree", self.scratch.base_commit, env=env)
-            git.git(*safe, "add", "--all", env=env)
-            git.git(*safe, "reset", "--quiet", "--", REPLY_FILE, env=env)
-            tree = git.git(*safe, "write-tree", env=env)
-            commit = git.git(
-                *safe, "commit-tree", tree, "-p", self.scratch.base_commit, "-m",
-                "somas: run_tests", env={**env, **SNAPSHOT_ENV},
-            )  # fmt: skip
-            git.git(*safe, "update-ref", SNAPSHOT_REF, commit, env=env)
+            index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            git = self.scratch.git
+            git("read-tree", self.scratch.base_commit, env=index)
+            git("add", "--all", env=index)
+            git("reset", "--quiet", "--", REPLY_FILE, env=index)
+            tree = git("write-tree", env=index)
+            message = "somas: run_tests"
+            base = self.scratch.base_commit
+            commit = git("commit-tree", tree, "-p", base, "-m", message, env=index | SNAPSHOT_ENV)
+            git("update-ref", SNAPSHOT_REF, commit, env=index)
         return commit
 
 

@@ -341,16 +341,7 @@ class _Session:
     def _start_commit(self) -> str:
         """Where the agent's worktree starts: the project branch, created here for an editing
         agent (so a stop, a park or a crash before its first commit resumes on the same tip)."""
-        workspace = self.work.workspace
-        tip = workspace.rev(f"refs/heads/{self.branch}")
-        if tip is not None:
-            return tip
-        head = workspace.rev("HEAD")
-        if head is None:
-            raise WorkspaceError(f"{workspace.repo}: no commit yet; commit something first")
-        if self.plan.edits:
-            workspace.git("update-ref", f"refs/heads/{self.branch}", head, "0" * 40)
-        return head
+        return self.work.workspace.branch_start(self.branch, create=self.plan.edits)
 
     def _started(self, commit: str) -> ConversationStarted:
         plan = self.plan

@@ -80,6 +80,19 @@ class GitWorkspace:
         except WorkspaceError:
             return None
 
+    def branch_start(self, branch: str, *, create: bool) -> str:
+        """Where work on `branch` starts: its tip, else HEAD (and with `create`, the branch is
+        made there, so a stop or a crash before its first commit resumes on the same tip)."""
+        tip = self.rev(f"refs/heads/{branch}")
+        if tip is not None:
+            return tip
+        head = self.rev("HEAD")
+        if head is None:
+            raise WorkspaceError(f"{self.repo}: no commit yet; commit something first")
+        if create:
+            self.git("update-ref", f"refs/heads/{branch}", head, "0" * 40)
+        return head
+
     def is_repository(self) -> bool:
         """Whether the folder is inside a git work tree."""
         try:

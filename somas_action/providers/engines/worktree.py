@@ -52,9 +52,10 @@ class Scratch:
     base_commit: str
     git_dir: Path
 
-    def git(self, *args: str) -> str:
-        """git on the tree through the trusted git folder: no hooks, no fsmonitor."""
-        return GitWorkspace(self.path).git(*SAFE_GIT, *args, env=self.git_env)
+    def git(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """git on the tree through the trusted git folder: no hooks, no fsmonitor (`env`
+        adds variables, e.g. a private index)."""
+        return GitWorkspace(self.path).git(*SAFE_GIT, *args, env=self.git_env | (env or {}))
 
     @property
     def git_env(self) -> dict[str, str]:
