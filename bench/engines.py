@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from somas_action.providers.engines.spec import EngineSpec  # noqa: E402
 from tests.engine_scenarios import make_project, run_once  # noqa: E402
 from tests.fakes import gemini_stream, responses_stream  # noqa: E402
 from tests.fakes.anthropic_stream import FakeAnthropicStream, ToolUse, calls, says  # noqa: E402
+from tests.fakes.scripted_server import ScriptedServer  # noqa: E402
 
 ENGINES_DIR = ROOT / ".cache" / "engines"
 PINS = json.loads((ROOT / "tests" / "engine_pins.json").read_text())
@@ -47,15 +49,25 @@ def version_seconds(executable: Path) -> float:
     return round(statistics.median(times), 3)
 
 
-def stage(version: str, replies: list[Any]) -> dict[str, Any]:
-    """One engine run through the fake API: wall time, requests, bytes sent and received."""
+# The fake model API and the model each engine is driven with (a full Claude model name: see
+# docs/engines.md on the alias).
+FAKES: dict[str, tuple[Callable[[str], ScriptedServer[Any]], str]] = {
+    "claude-code": (FakeAnthropicStream, "claude-sonnet-4-5"),
+    "codex": (responses_stream.FakeResponsesStream, "gpt-5-codex"),
+    "gemini-cli": (gemini_stream.FakeGeminiStream, "gemini-2.5-pro"),
+}
+
+
+def stage(engine: str, replies: list[Any]) -> dict[str, Any]:
+    """One engine run through its fake API: wall time, requests, bytes sent, tokens reported.
+    A reply may be a function of the edited file's path (the engine's tools want it whole)."""
+    make_fake, model = FAKES[engine]
     with tempfile.TemporaryDirectory(prefix="somas-bench-engine-") as tmp:
         repo = make_project(Path(tmp) / "repo")
         greet = str(Path(tmp) / "run" / "tree" / "greet.py")
-        with FakeAnthropicStream(KEY) as fake:
+        with make_fake(KEY) as fake:
             fake.script(*[r(greet) if callable(r) else r for r in replies])
-            model = "claude-sonnet-4-5"  # a full name (see docs/engines.md on the alias)
-            spec = EngineSpec("claude-code", model, version, 10, 120, base_url=fake.url)
+            spec = EngineSpec(engine, model, PINS[engine], 10, 120, base_url=fake.url)
             started = time.monotonic()
             outcome, _ = run_once(repo, Path(tmp) / "run", spec, KEY, tools_dir=ENGINES_DIR)
             seconds = time.monotonic() - started
@@ -68,49 +80,6 @@ def stage(version: str, replies: list[Any]) -> dict[str, Any]:
             "request_bytes_first": sent[0] if sent else 0,
             "tokens_in_reported": outcome.usage.input_tokens,
             "turns": outcome.usage.turns,
-        }
-
-
-def codex_stage(version: str, replies: list[Any]) -> dict[str, Any]:
-    """One Codex run through the fake Responses API (it edits with its shell tool)."""
-    with tempfile.TemporaryDirectory(prefix="somas-bench-engine-") as tmp:
-        repo = make_project(Path(tmp) / "repo")
-        with responses_stream.FakeResponsesStream(KEY) as fake:
-            fake.script(*replies)
-            spec = EngineSpec("codex", "gpt-5-codex", version, 10, 120, base_url=fake.url)
-            started = time.monotonic()
-            outcome, _ = run_once(repo, Path(tmp) / "run", spec, KEY, tools_dir=ENGINES_DIR)
-            seconds = time.monotonic() - started
-        sent = [len(json.dumps(s.body)) for s in fake.seen]
-        return {
-            "outcome": outcome.kind,
-            "seconds": round(seconds, 2),
-            "requests": len(fake.seen),
-            "request_bytes_total": sum(sent),
-            "request_bytes_first": sent[0] if sent else 0,
-            "tokens_in_reported": outcome.usage.input_tokens,
-        }
-
-
-def gemini_stage(version: str, replies: list[Any]) -> dict[str, Any]:
-    """One Gemini CLI run through the fake Gemini API; replies may need the file's path."""
-    with tempfile.TemporaryDirectory(prefix="somas-bench-engine-") as tmp:
-        repo = make_project(Path(tmp) / "repo")
-        greet = str(Path(tmp) / "run" / "tree" / "greet.py")
-        with gemini_stream.FakeGeminiStream(KEY) as fake:
-            fake.script(*[r(greet) if callable(r) else r for r in replies])
-            spec = EngineSpec("gemini-cli", "gemini-2.5-pro", version, 10, 120, base_url=fake.url)
-            started = time.monotonic()
-            outcome, _ = run_once(repo, Path(tmp) / "run", spec, KEY, tools_dir=ENGINES_DIR)
-            seconds = time.monotonic() - started
-        sent = [len(json.dumps(s.body)) for s in fake.seen]
-        return {
-            "outcome": outcome.kind,
-            "seconds": round(seconds, 2),
-            "requests": len(fake.seen),
-            "request_bytes_total": sum(sent),
-            "request_bytes_first": sent[0] if sent else 0,
-            "tokens_in_reported": outcome.usage.input_tokens,
         }
 
 
@@ -131,24 +100,19 @@ def main() -> int:
             continue
         figures[f"{engine}.install_mib"] = round(installed.size_bytes / 2**20)
         figures[f"{engine}.version_seconds"] = version_seconds(installed.executable)
-    if "claude-code" in PINS and find_installed(ENGINES_DIR, "claude-code", PINS["claude-code"]):
-        version = PINS["claude-code"]
-        figures["claude-code.hello"] = stage(version, [says("hello")])
-        edit = {"old_string": 'return "hi " + name', "new_string": 'return "hello " + name'}
-        figures["claude-code.read_edit_stage"] = stage(
-            version,
+    edit = {"old_string": 'return "hi " + name', "new_string": 'return "hello " + name'}
+    shell, call = responses_stream.FunctionCall, gemini_stream.FunctionCall
+    scripts: dict[str, tuple[list[Any], list[Any]]] = {
+        "claude-code": (
+            [says("hello")],
             [
                 lambda p: calls(ToolUse("Read", {"file_path": p})),
                 lambda p: calls(ToolUse("Edit", {"file_path": p, **edit})),
                 says("done"),
             ],
-        )
-    if "codex" in PINS and find_installed(ENGINES_DIR, "codex", PINS["codex"]):
-        version = PINS["codex"]
-        shell = responses_stream.FunctionCall
-        figures["codex.hello"] = codex_stage(version, [responses_stream.says("hello")])
-        figures["codex.read_edit_stage"] = codex_stage(
-            version,
+        ),
+        "codex": (
+            [responses_stream.says("hello")],
             [
                 responses_stream.calls(shell("exec_command", {"cmd": "cat greet.py"})),
                 responses_stream.calls(
@@ -156,14 +120,9 @@ def main() -> int:
                 ),
                 responses_stream.says("done"),
             ],
-        )
-    if "gemini-cli" in PINS and find_installed(ENGINES_DIR, "gemini-cli", PINS["gemini-cli"]):
-        version = PINS["gemini-cli"]
-        call = gemini_stream.FunctionCall
-        edit = {"old_string": 'return "hi " + name', "new_string": 'return "hello " + name'}
-        figures["gemini-cli.hello"] = gemini_stage(version, [gemini_stream.says("hello")])
-        figures["gemini-cli.read_edit_stage"] = gemini_stage(
-            version,
+        ),
+        "gemini-cli": (
+            [gemini_stream.says("hello")],
             [
                 lambda p: gemini_stream.calls(call("read_file", {"file_path": p})),
                 lambda p: gemini_stream.calls(
@@ -171,7 +130,12 @@ def main() -> int:
                 ),
                 gemini_stream.says("done"),
             ],
-        )
+        ),
+    }
+    for engine, (hello, read_edit) in scripts.items():
+        if engine in PINS and find_installed(ENGINES_DIR, engine, PINS[engine]):
+            figures[f"{engine}.hello"] = stage(engine, hello)
+            figures[f"{engine}.read_edit_stage"] = stage(engine, read_edit)
     for name, value in figures.items():
         print(f"{name:40} {value}")
     print("BENCH-JSON " + json.dumps(figures))

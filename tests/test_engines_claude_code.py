@@ -72,7 +72,7 @@ def test_claude_code_reads_and_edits_a_file_through_the_fake_api(tmp_path: Path)
     assert outcome.usage.turns == 3
     answered = fake.answered()
     assert len(answered) == 3 and fake.unscripted == 0
-    read = result_for(answered[1].body, answered[0].tool_ids[0])
+    read = result_for(answered[1].body, answered[0].ids[0])
     assert 'return "hi " + name' in read  # the Read result holds the file
     assert "Make greet say hello." in json.dumps(answered[0].body["messages"][0])
     assert {s.headers["x-api-key"] for s in fake.seen} == {KEY}
@@ -139,7 +139,7 @@ def test_claude_code_uses_somas_tools_over_mcp_and_each_call_is_recorded(tmp_pat
     first = json.dumps(answered[0].body)
     for name in ("list_files", "read_file", "run_tests", "search"):
         assert f"mcp__somas__{name}" in first
-    assert "greet.py:1:def greet(name):" in result_for(answered[1].body, answered[0].tool_ids[0])
-    assert "1 passed" in result_for(answered[4].body, answered[3].tool_ids[0])
+    assert "greet.py:1:def greet(name):" in result_for(answered[1].body, answered[0].ids[0])
+    assert "1 passed" in result_for(answered[4].body, answered[3].ids[0])
     # The token reached the engine only through its settings file, never the transcript.
     assert endpoint.token not in outcome.transcript.read_text()

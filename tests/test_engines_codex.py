@@ -66,7 +66,7 @@ def test_codex_edits_a_file_through_its_shell_tool_against_the_fake_api(tmp_path
     assert outcome.usage.input_tokens > 0 and outcome.session_id
     answered = fake.answered()
     assert len(answered) == 3
-    assert 'return "hi " + name' in output_for(answered[1].body, answered[0].call_ids[0])
+    assert 'return "hi " + name' in output_for(answered[1].body, answered[0].ids[0])
     assert "Make greet say hello." in json.dumps(answered[0].body["input"])
     assert {s.headers["authorization"] for s in fake.seen} == {f"Bearer {KEY}"}
     assert {s.path for s in fake.seen} == {"/v1/responses"}
@@ -113,5 +113,5 @@ def test_codex_uses_somas_tools_over_mcp_and_each_call_is_recorded(tmp_path: Pat
     assert somas["type"] == "namespace"
     offered = {t["name"] for t in somas["tools"]}
     assert offered == {"list_files", "read_file", "run_tests", "search"}
-    assert "greet.py:1:def greet(name):" in output_for(answered[1].body, answered[0].call_ids[0])
+    assert "greet.py:1:def greet(name):" in output_for(answered[1].body, answered[0].ids[0])
     assert endpoint.token not in outcome.transcript.read_text()

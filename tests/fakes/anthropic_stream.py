@@ -10,11 +10,11 @@ reply left is answered 500 and counted, so a test that runs past its script fail
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
+
+from tests.fakes.scripted_server import FakeHandler, ScriptedServer
+from tests.fakes.scripted_server import Seen as SeenRequest
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -52,80 +52,17 @@ def fails(status: int, error_type: str, message: str) -> Reply:
     return Reply(text=message, status=status, error_type=error_type)
 
 
-@dataclass
-class Seen:
-    """One request the fake received, and what it answered (`refused`: the check's message)."""
-
-    path: str
-    headers: dict[str, str]
-    body: Any
-    refused: str = ""
-    reply: Reply | None = None
-    tool_ids: list[str] = field(default_factory=list)
+Seen = SeenRequest[Reply]
 
 
-class FakeAnthropicStream:
+class FakeAnthropicStream(ScriptedServer[Reply]):
     """`with FakeAnthropicStream(key) as fake:`; `fake.script(...)`; `fake.url`; `fake.seen`."""
 
     def __init__(self, key: str) -> None:
-        self.key = key
-        # A reply, or a function of the request's body that makes one (to name a path the
-        # engine told the model, such as its working directory).
-        self.replies: list[Reply | Callable[[Any], Reply]] = []
-        self.seen: list[Seen] = []
-        self.unscripted = 0
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__(key, _Handler)
 
-    def __enter__(self) -> FakeAnthropicStream:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the engine: `http://127.0.0.1:<port>`."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def script(self, *replies: Reply | Callable[[Any], Reply]) -> None:
-        """Answer the next requests with `replies`, in order."""
-        with self.lock:
-            self.replies.extend(replies)
-
-    def refusals(self) -> list[str]:
-        """Why requests were refused (a strict check failed); empty when all were well-formed."""
-        return [s.refused for s in self.seen if s.refused]
-
-    def answered(self) -> list[Seen]:
-        """The requests that got a scripted reply, in order."""
-        return [s for s in self.seen if s.reply is not None]
-
-    def take(self, seen: Seen) -> Reply | None:
-        with self.lock:
-            self.seen.append(seen)
-            if seen.refused:
-                return None
-            if not self.replies:
-                self.unscripted += 1
-                return None
-            scripted = self.replies.pop(0)
-            seen.reply = scripted(seen.body) if callable(scripted) else scripted
-            seen.tool_ids = [
-                f"toolu_fake_{len(self.seen)}_{i}" for i in range(len(seen.reply.tools))
-            ]
-            return seen.reply
-
-    def issued_tool_ids(self) -> set[str]:
-        with self.lock:
-            return {i for s in self.seen for i in s.tool_ids}
+    def ids_of(self, reply: Reply, number: int) -> list[str]:
+        return [f"toolu_fake_{number}_{i}" for i in range(len(reply.tools))]
 
 
 def check(fake: FakeAnthropicStream, headers: dict[str, str], body: Any) -> str:
@@ -142,7 +79,7 @@ def check(fake: FakeAnthropicStream, headers: dict[str, str], body: Any) -> str:
             return f"{name}: Field required"
     if body["max_tokens"] < 1 or not body["messages"]:
         return "max_tokens and messages must be non-empty"
-    return _check_messages(body["messages"], fake.issued_tool_ids())
+    return _check_messages(body["messages"], fake.issued_ids())
 
 
 def _check_messages(messages: list[Any], issued: set[str]) -> str:
@@ -167,7 +104,7 @@ def sse_events(reply: Reply, seen: Seen, model: str) -> list[tuple[str, dict[str
     """The event stream of a successful reply, as the Messages API streams it."""
     usage = {"input_tokens": len(json.dumps(seen.body)) // 4, "output_tokens": 1}
     message: dict[str, Any] = {
-        "id": f"msg_fake_{len(seen.tool_ids)}",
+        "id": f"msg_fake_{len(seen.ids)}",
         "type": "message",
         "role": "assistant",
     }
@@ -178,7 +115,7 @@ def sse_events(reply: Reply, seen: Seen, model: str) -> list[tuple[str, dict[str
     blocks: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if reply.text:
         blocks.append(({"type": "text", "text": ""}, {"type": "text_delta", "text": reply.text}))
-    for tool_id, tool in zip(seen.tool_ids, reply.tools, strict=True):
+    for tool_id, tool in zip(seen.ids, reply.tools, strict=True):
         start = {"type": "tool_use", "id": tool_id, "name": tool.name, "input": {}}
         blocks.append((start, {"type": "input_json_delta", "partial_json": json.dumps(tool.input)}))
     for index, (start, delta) in enumerate(blocks):
@@ -208,11 +145,8 @@ def sse_events(reply: Reply, seen: Seen, model: str) -> list[tuple[str, dict[str
     return events
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
+class _Handler(FakeHandler):
+    extra_headers = (("request-id", "req_fake"),)
 
     def do_GET(self) -> None:
         self._json(
@@ -221,12 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fake: FakeAnthropicStream = self.server.fake  # type: ignore[attr-defined]
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        headers, body = self.request_json()
         path = self.path.split("?")[0]
         refused = check(fake, headers, body) if path == MESSAGES_PATH else f"unknown path {path}"
         seen = Seen(path=self.path, headers=headers, body=body, refused=refused)
@@ -254,21 +183,10 @@ class _Handler(BaseHTTPRequestHandler):
         data = "".join(
             f"event: {name}\ndata: {json.dumps(payload)}\n\n" for name, payload in events
         )
-        self._send(200, data.encode(), "text/event-stream")
+        self.send_body(200, data.encode(), "text/event-stream")
 
     def _error(self, status: int, kind: str, message: str) -> None:
         self._json(status, {"type": "error", "error": {"type": kind, "message": message}})
 
     def _json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
-
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(data)))
-            self.send_header("request-id", "req_fake")
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        self.send_body(status, json.dumps(payload).encode(), "application/json")

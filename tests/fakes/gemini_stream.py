@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.scripted_server import FakeHandler, ScriptedServer
+from tests.fakes.scripted_server import Seen as SeenRequest
 
 _PATH = re.compile(r"^/v1beta/models/(?P<model>[\w.-]+):streamGenerateContent$")
 
@@ -72,71 +73,18 @@ def daily_quota_exhausted() -> Reply:
     return fails(429, "RESOURCE_EXHAUSTED", message, quota)
 
 
-@dataclass
-class Seen:
-    """One request as the fake saw it."""
-
-    path: str
-    headers: dict[str, str]
-    body: Any
-    refused: str = ""
-    reply: Reply | None = None
-    names: list[str] = field(default_factory=list)
+Seen = SeenRequest[Reply]
 
 
-class FakeGeminiStream:
+class FakeGeminiStream(ScriptedServer[Reply]):
     """`with FakeGeminiStream(key) as fake:`; `fake.script(...)`; `fake.url` (the base URL)."""
 
     def __init__(self, key: str) -> None:
-        self.key = key
-        self.replies: list[Reply] = []
-        self.seen: list[Seen] = []
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__(key, _Handler)
 
-    def __enter__(self) -> FakeGeminiStream:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the engine (`GOOGLE_GEMINI_BASE_URL`)."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def script(self, *replies: Reply) -> None:
-        """Answer the next requests with `replies`, in order."""
-        with self.lock:
-            self.replies.extend(replies)
-
-    def refusals(self) -> list[str]:
-        """Why requests were refused; empty when all were well-formed."""
-        return [s.refused for s in self.seen if s.refused]
-
-    def answered(self) -> list[Seen]:
-        """The requests that got a scripted reply, in order."""
-        return [s for s in self.seen if s.reply is not None]
-
-    def issued_names(self) -> set[str]:
-        with self.lock:
-            return {n for s in self.seen for n in s.names}
-
-    def take(self, seen: Seen) -> Reply | None:
-        with self.lock:
-            self.seen.append(seen)
-            if seen.refused or not self.replies:
-                return None
-            seen.reply = self.replies.pop(0)
-            seen.names = [c.name for c in seen.reply.calls]
-            return seen.reply
+    def ids_of(self, reply: Reply, number: int) -> list[str]:
+        # Gemini matches a functionResponse to its call by the function's name.
+        return [c.name for c in reply.calls]
 
 
 def check(fake: FakeGeminiStream, path: str, query: str, headers: dict[str, str], body: Any) -> str:
@@ -166,7 +114,7 @@ def check(fake: FakeGeminiStream, path: str, query: str, headers: dict[str, str]
                 called.add(str(part["functionCall"].get("name")))
             if "functionResponse" in part and part["functionResponse"].get("name") not in called:
                 return f"INVALID_ARGUMENT: contents[{index}]: functionResponse without a call"
-    unknown = called - fake.issued_names()
+    unknown = called - fake.issued_ids()
     if unknown:
         return f"INVALID_ARGUMENT: function calls this server never made: {sorted(unknown)}"
     return ""
@@ -191,12 +139,7 @@ def chunk(reply: Reply, seen: Seen, model: str) -> dict[str, Any]:
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
+class _Handler(FakeHandler):
     def do_GET(self) -> None:
         fake: FakeGeminiStream = self.server.fake  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -205,12 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fake: FakeGeminiStream = self.server.fake  # type: ignore[attr-defined]
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        headers, body = self.request_json()
         parts = urlsplit(self.path)
         refused = check(fake, parts.path, parts.query, headers, body)
         seen = Seen(path=self.path, headers=headers, body=body, refused=refused)
@@ -225,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             model = _PATH.match(parts.path).group("model")  # type: ignore[union-attr]
             data = f"data: {json.dumps(chunk(reply, seen, model))}\r\n\r\n".encode()
-            self._send(200, data, "text/event-stream")
+            self.send_body(200, data, "text/event-stream")
 
     def _error(
         self, code: int, status: str, message: str, details: tuple[dict[str, Any], ...] = ()
@@ -234,11 +172,4 @@ class _Handler(BaseHTTPRequestHandler):
         if details:
             error["details"] = list(details)
         error = {"error": error}
-        self._send(code, json.dumps(error).encode(), "application/json")
-
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(code, json.dumps(error).encode(), "application/json")

@@ -12,11 +12,11 @@ API sends: `response.created`, `response.output_item.added`/`.done` per item, th
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
+
+from tests.fakes.scripted_server import FakeHandler, ScriptedServer
+from tests.fakes.scripted_server import Seen as SeenRequest
 
 RESPONSES_PATH = "/v1/responses"
 
@@ -57,73 +57,22 @@ def fails(status: int, error_type: str, code: str, message: str) -> Reply:
     return Reply(text=message, status=status, error_type=error_type, code=code)
 
 
-@dataclass
-class Seen:
-    """One request as the fake saw it."""
-
-    path: str
-    headers: dict[str, str]
-    body: Any
-    refused: str = ""
-    reply: Reply | None = None
-    call_ids: list[str] = field(default_factory=list)
+Seen = SeenRequest[Reply]
 
 
-class FakeResponsesStream:
+class FakeResponsesStream(ScriptedServer[Reply]):
     """`with FakeResponsesStream(key) as fake:`; `fake.script(...)`; `fake.url` (`…/v1`)."""
 
     def __init__(self, key: str) -> None:
-        self.key = key
-        self.replies: list[Reply | Callable[[Any], Reply]] = []
-        self.seen: list[Seen] = []
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> FakeResponsesStream:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(key, _Handler)
 
     @property
     def url(self) -> str:
         """The base URL to give the engine: `http://127.0.0.1:<port>/v1`."""
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"{self.origin}/v1"
 
-    def script(self, *replies: Reply | Callable[[Any], Reply]) -> None:
-        """Answer the next requests with `replies` (or functions of the body), in order."""
-        with self.lock:
-            self.replies.extend(replies)
-
-    def refusals(self) -> list[str]:
-        """Why requests were refused; empty when all were well-formed."""
-        return [s.refused for s in self.seen if s.refused]
-
-    def answered(self) -> list[Seen]:
-        """The requests that got a scripted reply, in order."""
-        return [s for s in self.seen if s.reply is not None]
-
-    def issued_call_ids(self) -> set[str]:
-        with self.lock:
-            return {i for s in self.seen for i in s.call_ids}
-
-    def take(self, seen: Seen) -> Reply | None:
-        with self.lock:
-            self.seen.append(seen)
-            if seen.refused or not self.replies:
-                return None
-            scripted = self.replies.pop(0)
-            seen.reply = scripted(seen.body) if callable(scripted) else scripted
-            count = len(seen.reply.calls)
-            seen.call_ids = [f"call_fake_{len(self.seen)}_{i}" for i in range(count)]
-            return seen.reply
+    def ids_of(self, reply: Reply, number: int) -> list[str]:
+        return [f"call_fake_{number}_{i}" for i in range(len(reply.calls))]
 
 
 def check(fake: FakeResponsesStream, headers: dict[str, str], body: Any) -> str:
@@ -140,7 +89,7 @@ def check(fake: FakeResponsesStream, headers: dict[str, str], body: Any) -> str:
         return "input: a non-empty string or list is required"
     if body.get("tools") is not None and not isinstance(body["tools"], list):
         return "tools: must be a list"
-    return _check_input(body["input"], fake.issued_call_ids())
+    return _check_input(body["input"], fake.issued_ids())
 
 
 def _check_input(items: list[Any], issued: set[str]) -> str:
@@ -159,7 +108,7 @@ def _check_input(items: list[Any], issued: set[str]) -> str:
 
 def sse_events(reply: Reply, seen: Seen, model: str) -> list[dict[str, Any]]:
     """The event stream of a successful reply, as the Responses API streams it."""
-    number = len(seen.call_ids)
+    number = len(seen.ids)
     response_id = f"resp_fake_{id(seen)}"
     items: list[dict[str, Any]] = []
     if reply.text:
@@ -173,7 +122,7 @@ def sse_events(reply: Reply, seen: Seen, model: str) -> list[dict[str, Any]]:
                 "content": content,
             }
         )
-    for call_id, function in zip(seen.call_ids, reply.calls, strict=True):
+    for call_id, function in zip(seen.ids, reply.calls, strict=True):
         item = {
             "type": "function_call",
             "id": f"fc_{call_id}",
@@ -206,12 +155,7 @@ def sse_events(reply: Reply, seen: Seen, model: str) -> list[dict[str, Any]]:
     return events
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
+class _Handler(FakeHandler):
     def do_GET(self) -> None:
         fake: FakeResponsesStream = self.server.fake  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -220,12 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fake: FakeResponsesStream = self.server.fake  # type: ignore[attr-defined]
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        headers, body = self.request_json()
         path = self.path.split("?")[0]
         refused = check(fake, headers, body) if path == RESPONSES_PATH else f"unknown path {path}"
         seen = Seen(path=self.path, headers=headers, body=body, refused=refused)
@@ -243,15 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             events = sse_events(reply, seen, body["model"])
             data = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
-            self._send(200, data.encode(), "text/event-stream")
+            self.send_body(200, data.encode(), "text/event-stream")
 
     def _error(self, status: int, kind: str, code: str, message: str) -> None:
         error = {"message": message, "type": kind, "param": None, "code": code or None}
-        self._send(status, json.dumps({"error": error}).encode(), "application/json")
-
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(status, json.dumps({"error": error}).encode(), "application/json")
