@@ -1,4 +1,4 @@
-"""What the sandbox and the regression-aware test run cost (stdlib only).
+"""What the sandbox and the regression-aware test run cost (run with the dev virtualenv).
 
 Run from the repository root:
 
@@ -39,6 +39,7 @@ from somas_action.sandbox.isolation import Sandbox, open_sandbox  # noqa: E402
 from somas_action.sandbox.process import ProcessResult  # noqa: E402
 from somas_action.validation.gate import validate_branch  # noqa: E402
 from somas_action.validation.plans import python_setup  # noqa: E402
+from tests.repo_fixtures import build_wheelhouse  # noqa: E402
 
 RESULTS: dict[str, Any] = {}
 REPOS = ROOT / "tests" / "fixtures" / "repos"
@@ -199,29 +200,8 @@ def validation_overhead(
 def offline_wheels() -> Path:
     """The wheelhouse plus the Python fixture's test dependency, built here (as the tests do)."""
     out = Path(tempfile.mkdtemp(prefix="somas-bench-wheels-"))
-    for wheel in WHEELHOUSE.glob("*.whl"):
-        shutil.copy(wheel, out)
-    source = out / "padkit-src"
-    shutil.copytree(REPOS / "python_pkg" / "vendor" / "padkit", source)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-index",
-            "--find-links",
-            str(WHEELHOUSE),
-            "--no-deps",
-            "--wheel-dir",
-            str(out),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    shutil.rmtree(source)
+    build_wheelhouse(out, out / "padkit-src")
+    shutil.rmtree(out / "padkit-src")
     return out
 
 

@@ -121,10 +121,15 @@ def python_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     test dependency `padkit`, built once here from its plain files."""
     if not any(WHEELHOUSE.glob("pytest-*.whl")):
         pytest.skip(f"no wheels in {WHEELHOUSE}: run `make wheelhouse` (make test does)")
-    out = tmp_path_factory.mktemp("wheels")
+    source = tmp_path_factory.mktemp("padkit-src") / "padkit"
+    return build_wheelhouse(tmp_path_factory.mktemp("wheels"), source)
+
+
+def build_wheelhouse(out: Path, source: Path) -> Path:
+    """Fill `out` with the wheelhouse's wheels and a wheel of the fixture's `padkit`, built
+    offline from a copy of its plain files at `source` (which must not exist)."""
     for wheel in WHEELHOUSE.glob("*.whl"):
         shutil.copy(wheel, out)
-    source = tmp_path_factory.mktemp("padkit-src") / "padkit"
     shutil.copytree(REPOS / "python_pkg" / "vendor" / "padkit", source)
     subprocess.run(
         [
