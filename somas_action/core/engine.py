@@ -177,6 +177,39 @@ def start_attempt(
     return batch.drafts
 
 
+def add_reply_accepted(
+    batch: Batch,
+    stage: str,
+    attempt: int,
+    output_digest: str,
+    artifacts: list[ArtifactRecord],
+    gate_results: list[GateResult],
+    gates_status: str,
+) -> None:
+    """The accepted reply, the artifacts it wrote and its gates' results, in that order."""
+    batch.add(
+        EventType.AGENT_OUTPUT_ACCEPTED,
+        stage=stage,
+        status="accepted",
+        attempt=attempt,
+        data={"output_sha256": output_digest},
+    )
+    batch.add(
+        EventType.ARTIFACTS_WRITTEN,
+        stage=stage,
+        status="written",
+        attempt=attempt,
+        data={"artifacts": artifacts},
+    )
+    batch.add(
+        EventType.QUALITY_GATES_EVALUATED,
+        stage=stage,
+        status=gates_status,
+        attempt=attempt,
+        data={"results": gate_results},
+    )
+
+
 def finish_attempt(
     state: State,
     config: Config,
@@ -190,27 +223,7 @@ def finish_attempt(
 ) -> list[EventDraft]:
     """Events for an attempt whose output was valid and whose gates all passed."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
-    batch.add(
-        EventType.AGENT_OUTPUT_ACCEPTED,
-        stage=stage.name,
-        status="accepted",
-        attempt=attempt,
-        data={"output_sha256": output_digest},
-    )
-    batch.add(
-        EventType.ARTIFACTS_WRITTEN,
-        stage=stage.name,
-        status="written",
-        attempt=attempt,
-        data={"artifacts": artifacts},
-    )
-    batch.add(
-        EventType.QUALITY_GATES_EVALUATED,
-        stage=stage.name,
-        status="passed",
-        attempt=attempt,
-        data={"results": gate_results},
-    )
+    add_reply_accepted(batch, stage.name, attempt, output_digest, artifacts, gate_results, "passed")
     if stage.human_gate:
         batch.add(
             EventType.HUMAN_GATE_OPENED, stage=stage.name, status=names.WAITING, attempt=attempt

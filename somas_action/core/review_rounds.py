@@ -10,7 +10,7 @@ agent then gets as input. Each request is a round; the stage's `max_retries` bou
 from __future__ import annotations
 
 from somas_action.core.domain import ArtifactRecord, EventDraft, GateResult, JsonObject, State
-from somas_action.core.engine import Batch, Context
+from somas_action.core.engine import Batch, Context, add_reply_accepted
 from somas_action.core.events import EventType
 from somas_action.core.settings import StageConfig
 
@@ -56,26 +56,8 @@ def changes_requested(
 ) -> list[EventDraft]:
     """The reply accepted and recorded, then the move back to `on_reject` with the comments."""
     batch = Batch(state["project_id"], state["current_stage"], ctx)
-    batch.add(
-        EventType.AGENT_OUTPUT_ACCEPTED,
-        stage=stage.name,
-        status="accepted",
-        attempt=attempt,
-        data={"output_sha256": output_digest},
-    )
-    batch.add(
-        EventType.ARTIFACTS_WRITTEN,
-        stage=stage.name,
-        status="written",
-        attempt=attempt,
-        data={"artifacts": artifacts},
-    )
-    batch.add(
-        EventType.QUALITY_GATES_EVALUATED,
-        stage=stage.name,
-        status=REQUEST_CHANGES,
-        attempt=attempt,
-        data={"results": gate_results},
+    add_reply_accepted(
+        batch, stage.name, attempt, output_digest, artifacts, gate_results, REQUEST_CHANGES
     )
     batch.add(
         EventType.REVIEW_CHANGES_REQUESTED,
