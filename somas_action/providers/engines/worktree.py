@@ -88,9 +88,14 @@ def scratch_checkout(repo: Path, branch: str, path: Path) -> Iterator[Scratch]:
 def capture_diff(scratch: Scratch) -> EngineDiff:
     """Everything in the scratch tree that differs from the base commit, engine commits included."""
     scratch.git("add", "--all")
-    patch = scratch.git("diff", "--cached", "--binary", "--no-color", scratch.base_commit)
+    # No external diff or textconv program: in the unisolated fallback the engine could have
+    # named one in the clone's config.
+    plain = ("--no-ext-diff", "--no-textconv")
+    patch = scratch.git("diff", "--cached", *plain, "--binary", "--no-color", scratch.base_commit)
     patch += "\n" if patch else ""  # `git` strips output; `git apply` needs the last newline
-    listing = scratch.git("diff", "--cached", "--name-status", "--no-renames", scratch.base_commit)
+    listing = scratch.git(
+        "diff", "--cached", *plain, "--name-status", "--no-renames", scratch.base_commit
+    )
     files = tuple(
         ChangedFile(path=path, status=_STATUS.get(status[:1], "modified"))
         for status, path in (line.split("\t", 1) for line in listing.splitlines() if line)
